@@ -1,0 +1,366 @@
+//! Command-line flags: statsd_exporter's names, validated here, built into a [`Config`].
+//!
+//! [`Args`] only parses and validates; [`Args::build`] turns it into the
+//! [`Config`] the daemon runs with, plus the warnings to log once logging is up.
+
+use crate::config::Config;
+use crate::mapper::ObserverType;
+use clap::{ArgAction, Parser, ValueEnum};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+/// Log verbosity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    /// Everything, including each rejected line.
+    Debug,
+    /// Start-up, shutdown and configuration events.
+    Info,
+    /// Problems that do not stop the daemon.
+    Warn,
+    /// Only errors.
+    Error,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `time level target: message key=value ...`
+    Logfmt,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Default observer type for `ms`/`h`/`d` samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ObserverFlag {
+    /// Summaries with quantiles 0.5, 0.9, 0.99 over 10 minutes (statsd_exporter's default).
+    Summary,
+    /// Histograms with buckets .005 .01 .025 .05 .1 .25 .5 1 2.5 5 10.
+    Histogram,
+}
+
+/// Raw flags. Names follow statsd_exporter so existing command lines keep working.
+#[derive(Debug, Parser)]
+#[command(
+    name = "promstatsd",
+    version,
+    about = "StatsD to Prometheus aggregator: a fast drop-in replacement for statsd_exporter.",
+    long_about = "Receives StatsD metrics (UDP, TCP, unix datagram), aggregates them, and serves \
+them in the Prometheus text format.\n\nPoint Airflow at it with \
+[metrics] statsd_on=True statsd_host=<host> statsd_port=8125, and Prometheus at <host>:9102.\n\n\
+An empty address disables a listener (--statsd.listen-tcp=\"\").",
+    after_help = "Signals: SIGTERM/SIGINT stop gracefully."
+)]
+pub struct Args {
+    /// UDP address for StatsD (`host:port`, `:port` for all interfaces, empty to disable).
+    #[arg(long = "statsd.listen-udp", value_name = "ADDR", default_value = ":8125")]
+    pub listen_udp: String,
+
+    /// TCP address for StatsD, newline-delimited (empty to disable).
+    #[arg(long = "statsd.listen-tcp", value_name = "ADDR", default_value = ":8125")]
+    pub listen_tcp: String,
+
+    /// Unix datagram socket path for StatsD (empty to disable). A stale socket file is replaced.
+    #[arg(long = "statsd.listen-unixgram", value_name = "PATH", default_value = "")]
+    pub listen_unixgram: String,
+
+    /// Permission bits of the unix socket file, in octal.
+    #[arg(long = "statsd.unixsocket-mode", value_name = "MODE", default_value = "755")]
+    pub unixsocket_mode: String,
+
+    /// Receive buffer (SO_RCVBUF) of the datagram sockets, in bytes; the kernel caps it at net.core.rmem_max. Default: the OS default.
+    #[arg(long = "statsd.read-buffer", value_name = "BYTES")]
+    pub read_buffer: Option<usize>,
+
+    /// Parse DogStatsD tags (`|#k:v,k2:v2`).
+    #[arg(long = "statsd.parse-dogstatsd-tags", value_name = "BOOL", num_args = 0..=1,
+          default_value_t = true, default_missing_value = "true", action = ArgAction::Set)]
+    pub parse_dogstatsd: bool,
+    /// Do not parse DogStatsD tags.
+    #[arg(long = "no-statsd.parse-dogstatsd-tags")]
+    pub no_parse_dogstatsd: bool,
+
+    /// Parse InfluxDB tags (`name,k=v:1|c`).
+    #[arg(long = "statsd.parse-influxdb-tags", value_name = "BOOL", num_args = 0..=1,
+          default_value_t = true, default_missing_value = "true", action = ArgAction::Set)]
+    pub parse_influxdb: bool,
+    /// Do not parse InfluxDB tags.
+    #[arg(long = "no-statsd.parse-influxdb-tags")]
+    pub no_parse_influxdb: bool,
+
+    /// Parse Librato tags (`name#k=v:1|c`).
+    #[arg(long = "statsd.parse-librato-tags", value_name = "BOOL", num_args = 0..=1,
+          default_value_t = true, default_missing_value = "true", action = ArgAction::Set)]
+    pub parse_librato: bool,
+    /// Do not parse Librato tags.
+    #[arg(long = "no-statsd.parse-librato-tags")]
+    pub no_parse_librato: bool,
+
+    /// Parse SignalFX tags (`name[k=v]:1|c`).
+    #[arg(long = "statsd.parse-signalfx-tags", value_name = "BOOL", num_args = 0..=1,
+          default_value_t = true, default_missing_value = "true", action = ArgAction::Set)]
+    pub parse_signalfx: bool,
+    /// Do not parse SignalFX tags.
+    #[arg(long = "no-statsd.parse-signalfx-tags")]
+    pub no_parse_signalfx: bool,
+
+    /// How timers, histograms and distributions are aggregated by default.
+    #[arg(long = "statsd.observer-type", value_enum, value_name = "TYPE", default_value = "summary")]
+    pub observer_type: ObserverFlag,
+
+    /// Longest TCP line accepted, in bytes; longer lines are dropped and counted.
+    #[arg(long = "statsd.tcp-max-line-length", value_name = "BYTES", default_value_t = 65536,
+          value_parser = clap::value_parser!(u64).range(16..=16 * 1024 * 1024))]
+    pub tcp_max_line: u64,
+
+    /// Most StatsD TCP connections open at once; more are closed at once and counted.
+    #[arg(long = "statsd.tcp-max-connections", value_name = "N", default_value_t = 4096,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub tcp_max_connections: u64,
+
+    /// Address of the web endpoint (metrics, health), `:port` for all interfaces.
+    #[arg(long = "web.listen-address", value_name = "ADDR", default_value = ":9102")]
+    pub web_listen: String,
+
+    /// Path of the metrics page.
+    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics")]
+    pub telemetry_path: String,
+
+    /// Most concurrent HTTP connections; more are closed at once.
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 512,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub web_max_connections: u64,
+
+    /// Log level.
+    #[arg(long = "log.level", value_enum, value_name = "LEVEL", default_value = "info")]
+    pub log_level: LogLevel,
+
+    /// Log format.
+    #[arg(long = "log.format", value_enum, value_name = "FORMAT", default_value = "logfmt")]
+    pub log_format: LogFormat,
+
+    /// statsd_exporter flags that do not apply here (internal queues, cache type):
+    /// accepted so existing command lines keep working, and ignored with a warning.
+    #[arg(long = "statsd.event-queue-size", value_name = "N", hide = true)]
+    pub ignored_event_queue_size: Option<String>,
+    #[allow(missing_docs)]
+    #[arg(long = "statsd.event-flush-threshold", value_name = "N", hide = true)]
+    pub ignored_event_flush_threshold: Option<String>,
+    #[allow(missing_docs)]
+    #[arg(long = "statsd.event-flush-interval", value_name = "DURATION", hide = true)]
+    pub ignored_event_flush_interval: Option<String>,
+    #[allow(missing_docs)]
+    #[arg(long = "statsd.udp-packet-queue-size", value_name = "N", hide = true)]
+    pub ignored_udp_packet_queue_size: Option<String>,
+    #[allow(missing_docs)]
+    #[arg(long = "statsd.cache-type", value_name = "TYPE", hide = true)]
+    pub ignored_cache_type: Option<String>,
+    #[allow(missing_docs)]
+    #[arg(long = "statsd.cache-size", value_name = "N", hide = true)]
+    pub ignored_cache_size: Option<String>,
+    #[allow(missing_docs)]
+    #[arg(long = "debug.dump-fsm", value_name = "FILE", hide = true)]
+    pub ignored_dump_fsm: Option<String>,
+
+    /// statsd_exporter mapping file. Not supported yet: refused rather than ignored,
+    /// so a deployment that depends on its mappings does not start silently unmapped.
+    #[arg(long = "statsd.mapping-config", value_name = "FILE", hide = true)]
+    pub mapping_config: Option<String>,
+    #[allow(missing_docs)]
+    #[arg(long = "statsd.relay.address", value_name = "ADDR", hide = true)]
+    pub relay_address: Option<String>,
+}
+
+/// A flag value that does not make sense.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagError(pub String);
+
+impl std::fmt::Display for FlagError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FlagError {}
+
+/// Parse a listen address as statsd_exporter does: empty disables, `:port`
+/// means every interface, otherwise `host:port` (resolved; the first address wins).
+pub fn parse_listen_addr(flag: &str, value: &str) -> Result<Option<SocketAddr>, FlagError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let bad = |why: &str| FlagError(format!("--{flag}={value:?}: {why}"));
+    if let Some(port) = value.strip_prefix(':') {
+        let port: u16 = port
+            .parse()
+            .map_err(|_| bad("the port must be a number from 0 to 65535"))?;
+        return Ok(Some(SocketAddr::from(([0, 0, 0, 0], port))));
+    }
+    if let Ok(a) = value.parse::<SocketAddr>() {
+        return Ok(Some(a));
+    }
+    if !value.contains(':') {
+        return Err(bad("expected host:port or :port"));
+    }
+    let mut addrs = value
+        .to_socket_addrs()
+        .map_err(|e| bad(&format!("cannot resolve: {e}")))?;
+    addrs
+        .next()
+        .map(Some)
+        .ok_or_else(|| bad("the host resolves to no address"))
+}
+
+impl Args {
+    /// Validate the flags and build the configuration, with warnings to log.
+    pub fn build(&self) -> Result<(Config, Vec<String>), FlagError> {
+        let mut warnings = Vec::new();
+        if self.mapping_config.is_some() {
+            return Err(FlagError(
+                "--statsd.mapping-config is not supported by this version yet; \
+                 refusing to start with every metric unmapped"
+                    .to_owned(),
+            ));
+        }
+        if self.relay_address.is_some() {
+            return Err(FlagError(
+                "--statsd.relay.address is not supported by this version yet".to_owned(),
+            ));
+        }
+        let ignored = [
+            ("statsd.event-queue-size", &self.ignored_event_queue_size),
+            ("statsd.event-flush-threshold", &self.ignored_event_flush_threshold),
+            ("statsd.event-flush-interval", &self.ignored_event_flush_interval),
+            ("statsd.udp-packet-queue-size", &self.ignored_udp_packet_queue_size),
+            ("statsd.cache-type", &self.ignored_cache_type),
+            ("statsd.cache-size", &self.ignored_cache_size),
+            ("debug.dump-fsm", &self.ignored_dump_fsm),
+        ];
+        for (name, v) in ignored {
+            if v.is_some() {
+                warnings.push(format!(
+                    "--{name} is a statsd_exporter flag that does not apply to promstatsd; ignored"
+                ));
+            }
+        }
+        let mut cfg = Config::default();
+        cfg.listen.udp = parse_listen_addr("statsd.listen-udp", &self.listen_udp)?;
+        cfg.listen.tcp = parse_listen_addr("statsd.listen-tcp", &self.listen_tcp)?;
+        cfg.listen.unixgram = match self.listen_unixgram.trim() {
+            "" => None,
+            p => Some(PathBuf::from(p)),
+        };
+        if cfg.listen.udp.is_none() && cfg.listen.tcp.is_none() && cfg.listen.unixgram.is_none() {
+            return Err(FlagError(
+                "at least one of --statsd.listen-udp, --statsd.listen-tcp, \
+                 --statsd.listen-unixgram must be set"
+                    .to_owned(),
+            ));
+        }
+        cfg.listen.unixsocket_mode = u32::from_str_radix(self.unixsocket_mode.trim(), 8)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+            .ok_or_else(|| {
+                FlagError(format!(
+                    "--statsd.unixsocket-mode={:?}: expected octal permission bits such as 755",
+                    self.unixsocket_mode
+                ))
+            })?;
+        if let Some(b) = self.read_buffer {
+            if b == 0 || b > i32::MAX as usize {
+                return Err(FlagError(format!(
+                    "--statsd.read-buffer={b}: expected a size in bytes from 1 to {}",
+                    i32::MAX
+                )));
+            }
+        }
+        cfg.listen.read_buffer = self.read_buffer;
+        cfg.listen.tcp_max_line = self.tcp_max_line as usize;
+        cfg.listen.tcp_max_connections = self.tcp_max_connections as usize;
+        cfg.parse.dogstatsd = self.parse_dogstatsd && !self.no_parse_dogstatsd;
+        cfg.parse.influxdb = self.parse_influxdb && !self.no_parse_influxdb;
+        cfg.parse.librato = self.parse_librato && !self.no_parse_librato;
+        cfg.parse.signalfx = self.parse_signalfx && !self.no_parse_signalfx;
+        cfg.mapper.observer = match self.observer_type {
+            ObserverFlag::Summary => ObserverType::Summary,
+            ObserverFlag::Histogram => ObserverType::Histogram,
+        };
+        cfg.web_listen = parse_listen_addr("web.listen-address", &self.web_listen)?;
+        if !self.telemetry_path.starts_with('/') {
+            return Err(FlagError(format!(
+                "--web.telemetry-path={:?}: the path must start with /",
+                self.telemetry_path
+            )));
+        }
+        if matches!(self.telemetry_path.as_str(), "/" | "/-/healthy" | "/-/ready") {
+            return Err(FlagError(format!(
+                "--web.telemetry-path={:?}: that path is taken by the landing page or a health check",
+                self.telemetry_path
+            )));
+        }
+        cfg.web.telemetry_path = self.telemetry_path.clone();
+        cfg.web.max_connections = self.web_max_connections as usize;
+        Ok((cfg, warnings))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(args: &[&str]) -> Result<(Config, Vec<String>), FlagError> {
+        let mut v = vec!["promstatsd"];
+        v.extend_from_slice(args);
+        Args::try_parse_from(v)
+            .map_err(|e| FlagError(e.to_string()))?
+            .build()
+    }
+
+    #[test]
+    fn defaults_are_airflow_friendly() {
+        let (cfg, warnings) = build(&[]).unwrap();
+        assert_eq!(cfg.listen.udp, Some(SocketAddr::from(([0, 0, 0, 0], 8125))));
+        assert_eq!(cfg.listen.tcp, Some(SocketAddr::from(([0, 0, 0, 0], 8125))));
+        assert_eq!(cfg.web_listen, Some(SocketAddr::from(([0, 0, 0, 0], 9102))));
+        assert_eq!(cfg.web.telemetry_path, "/metrics");
+        assert!(cfg.parse.dogstatsd && cfg.parse.influxdb && cfg.parse.librato && cfg.parse.signalfx);
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn statsd_exporter_command_line_still_works() {
+        let (cfg, warnings) = build(&[
+            "--statsd.listen-udp=:9125",
+            "--statsd.listen-tcp",
+            "",
+            "--statsd.event-flush-interval=200ms",
+            "--no-statsd.parse-signalfx-tags",
+            "--statsd.parse-librato-tags=false",
+        ])
+        .unwrap();
+        assert_eq!(cfg.listen.udp, Some(SocketAddr::from(([0, 0, 0, 0], 9125))));
+        assert_eq!(cfg.listen.tcp, None);
+        assert!(!cfg.parse.signalfx && !cfg.parse.librato && cfg.parse.dogstatsd);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("statsd.event-flush-interval"));
+    }
+
+    #[test]
+    fn bad_values_have_clear_errors() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--statsd.listen-udp=:99999"], "port must be a number"),
+            (&["--statsd.listen-udp=nonsense"], "expected host:port"),
+            (&["--statsd.unixsocket-mode=9"], "octal"),
+            (&["--web.telemetry-path=metrics"], "must start with /"),
+            (&["--statsd.listen-udp=", "--statsd.listen-tcp="], "at least one"),
+            (&["--statsd.mapping-config=x.yml"], "not supported"),
+            (&["--statsd.read-buffer=0"], "read-buffer"),
+        ];
+        for (args, want) in cases {
+            let err = build(args).err().map(|e| e.0).unwrap_or_default();
+            assert!(err.contains(want), "{args:?}: {err:?} should mention {want:?}");
+        }
+    }
+}

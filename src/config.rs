@@ -1,0 +1,45 @@
+//! The built configuration: what the daemon and the library run with.
+//!
+//! [`crate::cli`] turns raw flags into a [`Config`]; a program embedding promstatsd
+//! builds one directly (`Config::default()` is the daemon's defaults).
+
+use crate::exposition::http::WebOptions;
+use crate::ingest::DEFAULT_CACHE_ENTRIES;
+use crate::listener::ListenOptions;
+use crate::mapper::MapperDefaults;
+use crate::parser::ParseOptions;
+use crate::store::StoreOptions;
+use std::net::SocketAddr;
+
+/// Everything promstatsd needs to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Tag styles the parser recognises.
+    pub parse: ParseOptions,
+    /// Mapping defaults (observer type, buckets).
+    pub mapper: MapperDefaults,
+    /// Store settings (shards, series limit, summary window).
+    pub store: StoreOptions,
+    /// Bound on each ingest thread's series cache.
+    pub cache_entries: usize,
+    /// StatsD listeners.
+    pub listen: ListenOptions,
+    /// Web listener address; `None` disables the web endpoint.
+    pub web_listen: Option<SocketAddr>,
+    /// Web settings.
+    pub web: WebOptions,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            parse: ParseOptions::default(),
+            mapper: MapperDefaults::default(),
+            store: StoreOptions::default(),
+            cache_entries: DEFAULT_CACHE_ENTRIES,
+            listen: ListenOptions::default(),
+            web_listen: Some(SocketAddr::from(([0, 0, 0, 0], 9102))),
+            web: WebOptions::default(),
+        }
+    }
+}

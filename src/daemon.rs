@@ -1,0 +1,158 @@
+//! The daemon: bind, start the ingest and web threads, wait for a signal, stop.
+
+use crate::config::Config;
+use crate::exposition::http;
+use crate::ingest::Ingester;
+use crate::listener::{self, Listener};
+use crate::mapper::Mapper;
+use crate::store::Store;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
+
+/// Why the daemon stopped with an error.
+#[derive(Debug)]
+pub struct RunError(pub String);
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RunError {}
+
+enum Event {
+    Signal(i32),
+    Failed(&'static str, std::io::Error),
+}
+
+/// Raise the soft open-files limit to the hard limit (as the Go runtime does for
+/// statsd_exporter), so thousands of TCP clients do not exhaust descriptors.
+fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit for the duration of the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: `lim` is a valid rlimit; failure only leaves the old limit.
+        let _ = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    }
+}
+
+/// Run until SIGTERM or SIGINT (or a thread fails). Binding errors are returned
+/// before anything starts.
+pub fn run(cfg: Config) -> Result<(), RunError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    raise_nofile_limit();
+    let sockets = listener::bind(&cfg.listen).map_err(|e| RunError(e.to_string()))?;
+    let web = match cfg.web_listen {
+        Some(addr) => Some(std::net::TcpListener::bind(addr).map_err(|e| {
+            RunError(format!("cannot listen on web {addr}: {e}"))
+        })?),
+        None => None,
+    };
+    if let Some(a) = sockets.udp_addr() {
+        tracing::info!(listener = "udp", address = %a, "listening");
+    }
+    if let Some(a) = sockets.tcp_addr() {
+        tracing::info!(listener = "tcp", address = %a, "listening");
+    }
+    if let Some(p) = sockets.unixgram_path() {
+        tracing::info!(listener = "unixgram", address = %p.display(), "listening");
+    }
+    if let Some(a) = web.as_ref().and_then(|w| w.local_addr().ok()) {
+        tracing::info!(listener = "web", address = %a, path = %cfg.web.telemetry_path, "listening");
+    }
+
+    let store = Arc::new(Store::new(cfg.store.clone()));
+    let mapper = Arc::new(Mapper::new(cfg.mapper.clone()));
+    let ingester = Ingester::new(Arc::clone(&store), mapper, cfg.parse, cfg.cache_entries);
+    let listener = Listener::new(sockets, ingester, cfg.listen.clone())
+        .map_err(|e| RunError(format!("cannot start the event loop: {e}")))?;
+    let stopper = listener.stopper();
+
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| RunError(format!("cannot install signal handlers: {e}")))?;
+    let signal_handle = signals.handle();
+    let (tx, rx) = mpsc::channel::<Event>();
+
+    let sig_tx = tx.clone();
+    let sig_thread = thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for s in signals.forever() {
+                if sig_tx.send(Event::Signal(s)).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| RunError(format!("cannot start the signal thread: {e}")))?;
+
+    let ingest_tx = tx.clone();
+    let ingest_thread = thread::Builder::new()
+        .name("ingest".into())
+        .spawn(move || {
+            if let Err(e) = listener.run() {
+                let _ = ingest_tx.send(Event::Failed("ingest", e));
+            }
+        })
+        .map_err(|e| RunError(format!("cannot start the ingest thread: {e}")))?;
+
+    let web_stop = Arc::new(tokio::sync::Notify::new());
+    let web_thread = match web {
+        Some(l) => {
+            let store = Arc::clone(&store);
+            let opts = cfg.web.clone();
+            let stop = Arc::clone(&web_stop);
+            let web_tx = tx.clone();
+            Some(
+                thread::Builder::new()
+                    .name("web".into())
+                    .spawn(move || {
+                        if let Err(e) = http::serve(l, store, opts, stop) {
+                            let _ = web_tx.send(Event::Failed("web", e));
+                        }
+                    })
+                    .map_err(|e| RunError(format!("cannot start the web thread: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    drop(tx);
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "promstatsd started");
+
+    let mut result = Ok(());
+    loop {
+        match rx.recv() {
+            Ok(Event::Signal(SIGHUP)) => {
+                tracing::info!("SIGHUP received: there is no mapping file to reload");
+            }
+            Ok(Event::Signal(s)) => {
+                tracing::info!(signal = s, "shutting down");
+                break;
+            }
+            Ok(Event::Failed(what, e)) => {
+                tracing::error!(thread = what, error = %e, "a thread failed; shutting down");
+                result = Err(RunError(format!("the {what} thread failed: {e}")));
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    stopper.stop();
+    web_stop.notify_one();
+    signal_handle.close();
+    let _ = ingest_thread.join();
+    if let Some(t) = web_thread {
+        let _ = t.join();
+    }
+    let _ = sig_thread.join();
+    tracing::info!("stopped");
+    result
+}

@@ -1,0 +1,206 @@
+//! The web endpoint: hyper (HTTP/1.1) on a current-thread tokio runtime that
+//! lives on its own thread, so scrapes never run on the ingest thread.
+
+use super::text;
+use crate::store::Store;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// Web settings.
+#[derive(Clone, Debug)]
+pub struct WebOptions {
+    /// Path of the metrics page (`--web.telemetry-path`).
+    pub telemetry_path: String,
+    /// Most concurrent HTTP connections; more are closed at once.
+    pub max_connections: usize,
+    /// Time a client has to send its request headers.
+    pub header_timeout: Duration,
+}
+
+impl Default for WebOptions {
+    fn default() -> Self {
+        Self {
+            telemetry_path: "/metrics".to_owned(),
+            max_connections: 512,
+            header_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+struct State {
+    store: Arc<Store>,
+    opts: WebOptions,
+    last_size: AtomicUsize,
+}
+
+/// Serve HTTP on `listener` until `shutdown` is notified. Blocks the calling thread.
+pub fn serve(
+    listener: std::net::TcpListener,
+    store: Arc<Store>,
+    opts: WebOptions,
+    shutdown: Arc<Notify>,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let state = Arc::new(State {
+            store,
+            opts,
+            last_size: AtomicUsize::new(4096),
+        });
+        let open = Arc::new(AtomicUsize::new(0));
+        loop {
+            let (stream, _peer) = tokio::select! {
+                _ = shutdown.notified() => return Ok(()),
+                r = listener.accept() => match r {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait, do not spin.
+                        tracing::warn!(error = %e, "web: accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            // Relaxed: a connection count, only read by this thread.
+            if open.load(Ordering::Relaxed) >= state.opts.max_connections {
+                drop(stream);
+                continue;
+            }
+            open.fetch_add(1, Ordering::Relaxed);
+            let state = Arc::clone(&state);
+            let open = Arc::clone(&open);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|req| handle(Arc::clone(&state), req));
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(state.opts.header_timeout)
+                    .max_buf_size(64 * 1024)
+                    .serve_connection(TokioIo::new(stream), service);
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "web: connection ended with an error");
+                }
+                open.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+    })
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+fn landing(path: &str) -> Response<Full<Bytes>> {
+    let body = format!(
+        "<!DOCTYPE html>\n<html><head><title>promstatsd</title></head><body>\n\
+         <h1>promstatsd</h1>\n<p>StatsD to Prometheus aggregator, version {}.</p>\n<ul>\n\
+         <li><a href=\"{path}\">Metrics</a></li>\n<li><a href=\"/-/healthy\">Health</a></li>\n\
+         <li><a href=\"/-/ready\">Readiness</a></li>\n</ul>\n</body></html>\n",
+        env!("CARGO_PKG_VERSION"),
+        path = html_escape(path),
+    );
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    r
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn wants_gzip(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|enc| {
+            let mut parts = enc.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| {
+                let p = p.trim();
+                p == "q=0" || p == "q=0.0" || p == "q=0.00" || p == "q=0.000"
+            });
+            name.eq_ignore_ascii_case("gzip") && !refused
+        })
+}
+
+fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    // Relaxed: a size hint only.
+    let mut page = Vec::with_capacity(state.last_size.load(Ordering::Relaxed) + 1024);
+    text::render(&state.store, &mut page);
+    state.last_size.store(page.len(), Ordering::Relaxed);
+    let gzip = wants_gzip(req);
+    let body = if gzip {
+        let mut enc = flate2::write::GzEncoder::new(
+            Vec::with_capacity(page.len() / 4),
+            flate2::Compression::fast(),
+        );
+        match enc.write_all(&page).and_then(|()| enc.finish()) {
+            Ok(z) => Some(z),
+            Err(e) => {
+                tracing::warn!(error = %e, "web: gzip failed, sending the page uncompressed");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let gzipped = body.is_some();
+    let mut r = Response::new(Full::new(Bytes::from(body.unwrap_or(page))));
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(text::CONTENT_TYPE));
+    if gzipped {
+        h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    let stats = &state.store.stats;
+    stats.scrape_seconds.add(started.elapsed().as_secs_f64());
+    // Relaxed: a self-metric counter.
+    stats.scrapes.fetch_add(1, Ordering::Relaxed);
+    r
+}
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path();
+    let get_or_head = req.method() == Method::GET || req.method() == Method::HEAD;
+    let known = path == state.opts.telemetry_path || matches!(path, "/" | "/-/healthy" | "/-/ready");
+    if known && !get_or_head {
+        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed: use GET or HEAD.\n");
+        r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return Ok(r);
+    }
+    let resp = if path == state.opts.telemetry_path {
+        metrics(&state, &req)
+    } else {
+        match path {
+            "/" => landing(&state.opts.telemetry_path),
+            "/-/healthy" => plain(StatusCode::OK, "Healthy.\n"),
+            "/-/ready" => plain(StatusCode::OK, "Ready.\n"),
+            _ => plain(StatusCode::NOT_FOUND, "Not found.\n"),
+        }
+    };
+    Ok(resp)
+}

@@ -1,0 +1,8 @@
+//! Exposition: the store rendered as Prometheus text, served over HTTP.
+//!
+//! Rendering is a plain function over the store ([`text::render`]) so a program
+//! that embeds promstatsd can render into any buffer without a socket; the daemon
+//! serves it from its own thread ([`http::serve`]).
+
+pub mod http;
+pub mod text;

@@ -1,0 +1,297 @@
+//! The Prometheus text format (0.0.4), rendered into a reused buffer.
+//!
+//! Families come out sorted by name (promstatsd's own metrics merged in), series
+//! sorted by labels; numbers are formatted exactly as client_golang formats them
+//! (`strconv.FormatFloat(v, 'g', -1, 64)`), so a page diffs cleanly against
+//! statsd_exporter's.
+
+use crate::stats::{self, SelfFamily};
+use crate::store::{Family, Series, SeriesValue, Store};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+
+/// The content type of the text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Append `v` as client_golang does: `NaN`, `+Inf`, `-Inf`, otherwise the
+/// shortest representation that round-trips, in `%e` form when the decimal
+/// exponent is below -4 or at least 6 (Go's `'g'` with precision -1).
+pub fn write_float(out: &mut Vec<u8>, v: f64) {
+    if v.is_nan() {
+        out.extend_from_slice(b"NaN");
+        return;
+    }
+    if v.is_infinite() {
+        out.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
+        return;
+    }
+    if v == 0.0 {
+        out.push(b'0');
+        return;
+    }
+    if v.fract() == 0.0 && v.abs() < 1e6 {
+        // Exact in i64: |v| < 1e6.
+        out.extend_from_slice(itoa::Buffer::new().format(v as i64).as_bytes());
+        return;
+    }
+    let mut rb = ryu::Buffer::new();
+    let text = rb.format_finite(v).as_bytes();
+    let (neg, text) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    // Split ryu's output into significant digits and a decimal point position:
+    // value = 0.DIGITS * 10^dp.
+    let (mantissa, exp10) = match text.iter().position(|&c| c == b'e' || c == b'E') {
+        Some(i) => (&text[..i], parse_exp(&text[i + 1..])),
+        None => (text, 0),
+    };
+    let mut digits = [0u8; 32];
+    let mut nd = 0usize;
+    let mut dp: i32 = 0;
+    let mut seen_point = false;
+    let mut leading = true;
+    for &c in mantissa {
+        if c == b'.' {
+            seen_point = true;
+            continue;
+        }
+        if !seen_point {
+            dp += 1;
+        }
+        if leading && c == b'0' {
+            dp -= 1;
+            continue;
+        }
+        leading = false;
+        if nd < digits.len() {
+            digits[nd] = c;
+            nd += 1;
+        }
+    }
+    while nd > 1 && digits[nd - 1] == b'0' {
+        nd -= 1;
+    }
+    let dp = dp + exp10;
+    let digits = &digits[..nd];
+    if neg {
+        out.push(b'-');
+    }
+    let exp = dp - 1;
+    if !(-4..6).contains(&exp) {
+        out.push(digits.first().copied().unwrap_or(b'0'));
+        if nd > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        out.push(b'e');
+        out.push(if exp < 0 { b'-' } else { b'+' });
+        let e = exp.unsigned_abs();
+        if e < 10 {
+            out.push(b'0');
+        }
+        out.extend_from_slice(itoa::Buffer::new().format(e).as_bytes());
+    } else {
+        // %f with exactly the significant digits.
+        if dp <= 0 {
+            out.push(b'0');
+        } else {
+            for i in 0..dp as usize {
+                out.push(digits.get(i).copied().unwrap_or(b'0'));
+            }
+        }
+        let frac = nd as i32 - dp;
+        if frac > 0 {
+            out.push(b'.');
+            for i in dp..nd as i32 {
+                out.push(if i < 0 { b'0' } else { digits[i as usize] });
+            }
+        }
+    }
+}
+
+fn parse_exp(b: &[u8]) -> i32 {
+    let (neg, b) = match b.split_first() {
+        Some((b'-', r)) => (true, r),
+        Some((b'+', r)) => (false, r),
+        _ => (false, b),
+    };
+    let mut e: i32 = 0;
+    for &c in b {
+        e = e.saturating_mul(10).saturating_add(i32::from(c.wrapping_sub(b'0')));
+    }
+    if neg {
+        -e
+    } else {
+        e
+    }
+}
+
+fn write_help(out: &mut Vec<u8>, name: &str, help: &str, kind: &str) {
+    out.extend_from_slice(b"# HELP ");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b' ');
+    for c in help.bytes() {
+        match c {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            c => out.push(c),
+        }
+    }
+    out.extend_from_slice(b"\n# TYPE ");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(kind.as_bytes());
+    out.push(b'\n');
+}
+
+/// Write `name[suffix]{labels[,extra="value"]} value\n`.
+fn write_sample(out: &mut Vec<u8>, name: &str, suffix: &str, labels: &str, extra: Option<(&str, f64)>, v: f64) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(suffix.as_bytes());
+    if !labels.is_empty() || extra.is_some() {
+        out.push(b'{');
+        out.extend_from_slice(labels.as_bytes());
+        if let Some((k, ev)) = extra {
+            if !labels.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"=\"");
+            write_float(out, ev);
+            out.push(b'"');
+        }
+        out.push(b'}');
+    }
+    out.push(b' ');
+    write_float(out, v);
+    out.push(b'\n');
+}
+
+fn write_series(out: &mut Vec<u8>, s: &Series, now: u64, scratch: &mut Vec<f64>) {
+    let f = s.family();
+    let name = &*f.name;
+    let labels = s.labels();
+    match s.value() {
+        SeriesValue::Counter(c) | SeriesValue::Gauge(c) => write_sample(out, name, "", labels, None, c.load()),
+        SeriesValue::Set(set) => write_sample(out, name, "", labels, None, set.estimate()),
+        SeriesValue::Summary(m) => {
+            let qs = &f.summary.quantiles;
+            scratch.clear();
+            scratch.resize(qs.len(), 0.0);
+            let (sum, count) = {
+                let sm = m.lock().unwrap_or_else(PoisonError::into_inner);
+                sm.quantiles(&f.summary, now, qs, scratch);
+                (sm.sum(), sm.count())
+            };
+            for (q, v) in qs.iter().zip(scratch.iter()) {
+                write_sample(out, name, "", labels, Some(("quantile", *q)), *v);
+            }
+            write_sample(out, name, "_sum", labels, None, sum);
+            write_sample(out, name, "_count", labels, None, count as f64);
+        }
+        SeriesValue::Histogram(h) => {
+            let mut cumulative = 0u64;
+            for (i, c) in h.counts.iter().enumerate() {
+                // Relaxed: see the store's consistency note.
+                cumulative += c.load(Ordering::Relaxed);
+                let le = f.buckets.get(i).copied().unwrap_or(f64::INFINITY);
+                write_sample(out, name, "_bucket", labels, Some(("le", le)), cumulative as f64);
+            }
+            write_sample(out, name, "_sum", labels, None, h.sum.load());
+            write_sample(out, name, "_count", labels, None, cumulative as f64);
+        }
+    }
+}
+
+fn write_self(out: &mut Vec<u8>, f: &SelfFamily) {
+    write_help(out, f.name, f.help, f.kind);
+    for (suffix, labels, v) in &f.samples {
+        out.extend_from_slice(f.name.as_bytes());
+        out.extend_from_slice(suffix.as_bytes());
+        if !labels.is_empty() {
+            out.push(b'{');
+            for (i, (k, lv)) in labels.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(k.as_bytes());
+                out.extend_from_slice(b"=\"");
+                out.extend_from_slice(lv.as_bytes());
+                out.push(b'"');
+            }
+            out.push(b'}');
+        }
+        out.push(b' ');
+        write_float(out, *v);
+        out.push(b'\n');
+    }
+}
+
+/// Render every series and self-metric of `store` into `out` (appending).
+pub fn render(store: &Store, out: &mut Vec<u8>) {
+    let now = store.clock.tick();
+    let own = stats::collect(store);
+    let mut own = own.iter().peekable();
+    let mut scratch = Vec::new();
+    store.with_sorted(|series| {
+        let mut current: Option<&Arc<Family>> = None;
+        for s in series {
+            if s.is_retired() {
+                continue;
+            }
+            let f = s.family();
+            if !current.is_some_and(|c| Arc::ptr_eq(c, f)) {
+                while let Some(sf) = own.next_if(|sf| sf.name < &*f.name) {
+                    write_self(out, sf);
+                }
+                write_help(out, &f.name, &f.help, f.kind.prom_type());
+                current = Some(f);
+            }
+            write_series(out, s, now, &mut scratch);
+        }
+    });
+    for sf in own {
+        write_self(out, sf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_float;
+
+    #[test]
+    fn floats_as_go_formats_them() {
+        let cases: &[(f64, &str)] = &[
+            (0.0, "0"),
+            (-0.0, "0"),
+            (1.0, "1"),
+            (-1.0, "-1"),
+            (5.0, "5"),
+            (999_999.0, "999999"),
+            (1_000_000.0, "1e+06"),
+            (1_234_567.0, "1.234567e+06"),
+            (1.7000000005e9, "1.7000000005e+09"),
+            (0.005, "0.005"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1.5e-7, "1.5e-07"),
+            (123456.5, "123456.5"),
+            (2.5, "2.5"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (1e21, "1e+21"),
+            (1e20, "1e+20"),
+            (-3.25e-10, "-3.25e-10"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (5e-324, "5e-324"),
+        ];
+        for (v, want) in cases {
+            let mut out = Vec::new();
+            write_float(&mut out, *v);
+            assert_eq!(String::from_utf8_lossy(&out), *want, "write_float({v:e})");
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! Ingest: parser → mapper → store, with a per-thread cache for known series.
+//!
+//! An [`Ingester`] belongs to one thread. For each sample it hashes the raw key
+//! (type, name section, DogStatsD tags, container id) once and looks it up in its
+//! own cache. A hit updates the series' atomics: no lock, no allocation. A miss
+//! decodes tags, runs the mapper, creates or finds the series in the store, and
+//! caches the answer (including "dropped" and "type conflict").
+
+use crate::mapper::{MapOutcome, Mapper, ObserverType};
+use crate::parser::{self, tags, MetricType, ParseOptions, Sample, Value};
+use crate::stats::{EventKind, ListenerKind, LocalStats};
+use crate::store::{FamilyKind, Refusal, Series, Store};
+use hashbrown::HashTable;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+
+/// Default bound on an ingester's cache entries.
+pub const DEFAULT_CACHE_ENTRIES: usize = 1 << 20;
+
+#[derive(Debug)]
+enum Target {
+    Series(Arc<Series>),
+    Drop,
+    Conflict,
+}
+
+#[derive(Debug)]
+struct Entry {
+    hash: u64,
+    /// `type code, name section, 0xFF, dog tags, 0xFF, container id` (0xFF never
+    /// occurs in UTF-8, so the pieces cannot run into each other).
+    key: Box<[u8]>,
+    target: Target,
+    tag_errors: u32,
+    has_tags: bool,
+}
+
+fn key_matches(key: &[u8], s: &Sample<'_>) -> bool {
+    let n = s.name_section.len();
+    let d = s.dog_tags.len();
+    key.len() == 3 + n + d + s.container_id.len()
+        && key[0] == s.metric_type.code()
+        && key[1..1 + n] == *s.name_section
+        && key[1 + n] == 0xFF
+        && key[2 + n..2 + n + d] == *s.dog_tags
+        && key[2 + n + d] == 0xFF
+        && key[3 + n + d..] == *s.container_id
+}
+
+fn build_key(s: &Sample<'_>) -> Box<[u8]> {
+    let mut k = Vec::with_capacity(3 + s.name_section.len() + s.dog_tags.len() + s.container_id.len());
+    k.push(s.metric_type.code());
+    k.extend_from_slice(s.name_section);
+    k.push(0xFF);
+    k.extend_from_slice(s.dog_tags);
+    k.push(0xFF);
+    k.extend_from_slice(s.container_id);
+    k.into_boxed_slice()
+}
+
+fn event_kind(t: MetricType) -> EventKind {
+    match t {
+        MetricType::Counter => EventKind::Counter,
+        MetricType::Gauge => EventKind::Gauge,
+        MetricType::Set => EventKind::Set,
+        MetricType::Timer | MetricType::Histogram | MetricType::Distribution => EventKind::Observer,
+    }
+}
+
+/// Feeds bytes into a store; one per thread.
+#[derive(Debug)]
+pub struct Ingester {
+    store: Arc<Store>,
+    mapper: Arc<Mapper>,
+    opts: ParseOptions,
+    cache: HashTable<Entry>,
+    cache_cap: usize,
+    hasher: foldhash::fast::RandomState,
+    /// Counters not yet added to the store's stats; see [`Ingester::flush_stats`].
+    pub local: LocalStats,
+}
+
+impl Ingester {
+    /// An ingester writing into `store`, mapping with `mapper`.
+    pub fn new(store: Arc<Store>, mapper: Arc<Mapper>, opts: ParseOptions, cache_cap: usize) -> Self {
+        Self {
+            store,
+            mapper,
+            opts,
+            cache: HashTable::new(),
+            cache_cap: cache_cap.max(1),
+            hasher: foldhash::fast::RandomState::default(),
+            local: LocalStats::default(),
+        }
+    }
+
+    /// The store this ingester writes to.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Ingest one datagram (or a run of complete lines) received on `listener`.
+    pub fn ingest_packet(&mut self, listener: ListenerKind, buf: &[u8]) {
+        self.local.packet(listener, buf.len());
+        self.ingest_lines(buf);
+    }
+
+    /// Ingest `\n`-separated lines.
+    pub fn ingest_lines(&mut self, buf: &[u8]) {
+        for line in parser::lines(buf) {
+            self.ingest_line(line);
+        }
+    }
+
+    /// Ingest one line (without its newline).
+    pub fn ingest_line(&mut self, line: &[u8]) {
+        self.local.lines += 1;
+        for sample in parser::parse_line(line, self.opts) {
+            match sample {
+                Ok(s) => {
+                    self.local.samples += 1;
+                    self.record(&s);
+                }
+                Err(e) => self.local.sample_error(e),
+            }
+        }
+    }
+
+    /// Add the counts gathered since the last flush to the shared self-metrics.
+    pub fn flush_stats(&mut self) {
+        self.local.flush(&self.store.stats);
+    }
+
+    fn hash(&self, s: &Sample<'_>) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write_u8(s.metric_type.code());
+        h.write(s.name_section);
+        h.write_u8(0xFF);
+        h.write(s.dog_tags);
+        h.write_u8(0xFF);
+        h.write(s.container_id);
+        h.finish()
+    }
+
+    /// Record one parsed sample.
+    pub fn record(&mut self, s: &Sample<'_>) {
+        // Values the series would refuse, checked before any lookup (statsd_exporter
+        // does not create a series for them either).
+        let value = match s.value {
+            Value::Number(v) => match s.metric_type {
+                MetricType::Counter => {
+                    let v = v / s.sample_rate;
+                    if v < 0.0 {
+                        self.local.negative_counters += 1;
+                        return;
+                    }
+                    v
+                }
+                MetricType::Timer => v / 1000.0,
+                _ => v,
+            },
+            Value::Member(_) => 0.0,
+        };
+        let hash = self.hash(s);
+        let now = self.store.clock.now();
+        if let Some(e) = self.cache.find(hash, |e| key_matches(&e.key, s)) {
+            if !matches!(&e.target, Target::Series(series) if series.is_retired()) {
+                apply(e, &mut self.local, s, value, now);
+                return;
+            }
+        }
+        self.resolve(s, hash, value, now);
+    }
+
+    /// The slow path: map and find or create the series, cache the answer, apply
+    /// the sample. A sample refused at the series limit is counted, not cached.
+    fn resolve(&mut self, s: &Sample<'_>, hash: u64, value: f64, now: u64) {
+        let decoded = tags::decode(s);
+        let mut tag_errors = decoded.errors;
+        let has_tags = !decoded.labels.is_empty();
+        let mut name = String::from_utf8_lossy(s.name_head).into_owned();
+        name.push_str(&String::from_utf8_lossy(s.name_tail));
+        let target = match self.mapper.map(&name, s.metric_type, decoded.labels) {
+            MapOutcome::Drop => Target::Drop,
+            MapOutcome::Map(mut m) => {
+                let family_kind = match s.metric_type {
+                    MetricType::Counter => FamilyKind::Counter,
+                    MetricType::Gauge => FamilyKind::Gauge,
+                    MetricType::Set => FamilyKind::Set,
+                    _ => match m.observer {
+                        ObserverType::Summary => FamilyKind::Summary,
+                        ObserverType::Histogram => FamilyKind::Histogram,
+                    },
+                };
+                // A tag named like the label the exposition adds would make the page
+                // invalid: skip it and count it.
+                let reserved = match family_kind {
+                    FamilyKind::Summary => "quantile",
+                    FamilyKind::Histogram => "le",
+                    _ => "",
+                };
+                let before = m.labels.len();
+                m.labels.retain(|(k, _)| k != reserved);
+                tag_errors += (before - m.labels.len()) as u32;
+                match self.store.get_or_create(&m, family_kind) {
+                    Ok(series) => Target::Series(series),
+                    Err(Refusal::Conflict) => Target::Conflict,
+                    Err(Refusal::Limit) => {
+                        self.local.series_refused += 1;
+                        self.local.tag_errors += u64::from(tag_errors);
+                        return;
+                    }
+                }
+            }
+        };
+        if self.cache.len() >= self.cache_cap {
+            self.cache.clear();
+            self.local.cache_flushes += 1;
+        }
+        // Remove a stale entry for the same key (a retired series) first.
+        if let Ok(old) = self.cache.find_entry(hash, |e| key_matches(&e.key, s)) {
+            old.remove();
+        }
+        let entry = Entry {
+            hash,
+            key: build_key(s),
+            target,
+            tag_errors,
+            has_tags,
+        };
+        let slot = self.cache.insert_unique(hash, entry, |e| e.hash);
+        apply(slot.get(), &mut self.local, s, value, now);
+    }
+}
+
+/// Apply a sample to the target its cache entry names.
+#[inline]
+fn apply(entry: &Entry, local: &mut LocalStats, s: &Sample<'_>, value: f64, now: u64) {
+    let kind = event_kind(s.metric_type);
+    local.tag_errors += u64::from(entry.tag_errors);
+    local.tags += u64::from(entry.has_tags);
+    let series = match &entry.target {
+        Target::Series(series) => series,
+        Target::Drop => {
+            local.dropped += 1;
+            return;
+        }
+        Target::Conflict => {
+            local.conflict(kind);
+            return;
+        }
+    };
+    match s.metric_type {
+        MetricType::Counter => series.counter_add(value),
+        MetricType::Gauge => series.gauge_update(value, s.relative),
+        MetricType::Set => {
+            if let Value::Member(m) = s.value {
+                series.set_insert(m);
+            }
+        }
+        MetricType::Timer | MetricType::Histogram | MetricType::Distribution => {
+            // Weighted by the sample rate: the same result as statsd_exporter's
+            // replaying `int(1/rate)` copies, in one update.
+            let n = ((1.0 / s.sample_rate) as u64).max(1);
+            series.observe(value, n, now);
+        }
+    }
+    local.event(kind);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapper::MapperDefaults;
+
+    fn ingester() -> Ingester {
+        Ingester::new(
+            Arc::new(Store::default()),
+            Arc::new(Mapper::new(MapperDefaults::default())),
+            ParseOptions::default(),
+            DEFAULT_CACHE_ENTRIES,
+        )
+    }
+
+    #[test]
+    fn key_layout_roundtrip() {
+        let line = b"a.b,x=y:1|c|#k:v|c:abc";
+        let s = parser::parse_line(line, ParseOptions::default())
+            .next()
+            .and_then(Result::ok);
+        let Some(s) = s else { panic!("line did not parse") };
+        assert!(key_matches(&build_key(&s), &s));
+        let other = parser::parse_line(b"a.b,x=y:1|g|#k:v|c:abc", ParseOptions::default())
+            .next()
+            .and_then(Result::ok);
+        let Some(other) = other else { panic!("line did not parse") };
+        assert!(!key_matches(&build_key(&s), &other));
+    }
+
+    #[test]
+    fn cache_full_is_flushed_and_counted() {
+        let mut ing = ingester();
+        ing.cache_cap = 2;
+        ing.ingest_lines(b"a:1|c\nb:1|c\nc:1|c\na:1|c");
+        assert_eq!(ing.local.cache_flushes, 1);
+        assert_eq!(ing.store.total_series(), 3);
+        assert_eq!(ing.local.events[EventKind::Counter as usize], 4);
+    }
+}

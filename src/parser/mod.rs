@@ -1,0 +1,529 @@
+//! StatsD line parser: bytes in, borrowed samples out.
+//!
+//! The parser works in place on the receive buffer and allocates nothing. A
+//! datagram is split into lines on `\n` (a trailing `\r` is dropped), each line
+//! into one or more [`Sample`]s. Tags stay as raw byte slices inside the sample;
+//! they are only decoded into labels (see [`tags`]) when a series is seen for the
+//! first time, so the hot path never touches them beyond hashing.
+//!
+//! The grammar and the error reasons follow statsd_exporter's line parser:
+//!
+//! ```text
+//! line    = name [nametags] ":" samples
+//! samples = sample *(":" sample)            ; multi-sample, not with |# tags
+//!         / value *(":" value) "|" rest    ; extended aggregation, ms/h/d only
+//! sample  = value "|" type *("|" component) ; at most 8 "|"-separated parts
+//! component = "@" rate / "#" tags / "c:" container-id / "T" unix-seconds
+//! ```
+//!
+//! Every rejection is a [`ParseError`] with a stable reason string; one bad line or
+//! sample never affects its neighbours.
+
+pub mod tags;
+
+use memchr::memchr;
+
+/// A StatsD metric type, from the `|type` field of a sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MetricType {
+    /// `c`: a counter increment, divided by the sample rate.
+    Counter,
+    /// `g`: a gauge, absolute or relative (`+`/`-` prefix).
+    Gauge,
+    /// `ms`: a timer in milliseconds, observed in seconds.
+    Timer,
+    /// `h`: a histogram observation, observed as sent.
+    Histogram,
+    /// `d`: a distribution observation, observed as sent.
+    Distribution,
+    /// `s`: a set member; the series counts distinct members.
+    Set,
+}
+
+impl MetricType {
+    fn from_bytes(b: &[u8]) -> Option<Self> {
+        match b {
+            b"c" => Some(Self::Counter),
+            b"g" => Some(Self::Gauge),
+            b"ms" => Some(Self::Timer),
+            b"h" => Some(Self::Histogram),
+            b"d" => Some(Self::Distribution),
+            b"s" => Some(Self::Set),
+            _ => None,
+        }
+    }
+
+    /// True for the types observed into a summary or histogram (`ms`, `h`, `d`).
+    pub fn is_observer(self) -> bool {
+        matches!(self, Self::Timer | Self::Histogram | Self::Distribution)
+    }
+
+    /// A small stable code, used in cache keys.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Counter => b'c',
+            Self::Gauge => b'g',
+            Self::Timer => b'm',
+            Self::Histogram => b'h',
+            Self::Distribution => b'd',
+            Self::Set => b's',
+        }
+    }
+}
+
+/// Why a line or sample was rejected. The reason strings are statsd_exporter's
+/// `reason` label values where it has one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ParseError {
+    /// No `:` after the name, an empty name, or bytes that are not UTF-8.
+    MalformedLine,
+    /// Tags in the name (InfluxDB/Librato/SignalFX) and DogStatsD tags on one line.
+    MixedTaggingStyles,
+    /// No `|type` after the value.
+    NotEnoughPartsAfterColon,
+    /// `v1:v2|type` with a type other than `ms`, `h` or `d`.
+    InvalidExtendedAggregateType,
+    /// Fewer than 2 or more than 8 `|` parts, an empty part, or a repeated tag section.
+    MalformedComponent,
+    /// A value that is not a number (or out of range, or not finite where it must be).
+    MalformedValue,
+    /// A sample rate that is not a number in (0, 1], or an unknown `|` section.
+    InvalidSampleFactor,
+    /// A `|c` section that is not `|c:<container id>`.
+    MalformedContainerId,
+    /// A `|T` section that is not `|T<unix seconds>`.
+    MalformedTimestamp,
+    /// An unknown metric type.
+    IllegalEvent,
+}
+
+impl ParseError {
+    /// Every error, in a fixed order (for counters indexed by error).
+    pub const ALL: [ParseError; 10] = [
+        Self::MalformedLine,
+        Self::MixedTaggingStyles,
+        Self::NotEnoughPartsAfterColon,
+        Self::InvalidExtendedAggregateType,
+        Self::MalformedComponent,
+        Self::MalformedValue,
+        Self::InvalidSampleFactor,
+        Self::MalformedContainerId,
+        Self::MalformedTimestamp,
+        Self::IllegalEvent,
+    ];
+
+    /// The `reason` label value for this error.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::MalformedLine => "malformed_line",
+            Self::MixedTaggingStyles => "mixed_tagging_styles",
+            Self::NotEnoughPartsAfterColon => "not_enough_parts_after_colon",
+            Self::InvalidExtendedAggregateType => "invalid_extended_aggregate_type",
+            Self::MalformedComponent => "malformed_component",
+            Self::MalformedValue => "malformed_value",
+            Self::InvalidSampleFactor => "invalid_sample_factor",
+            Self::MalformedContainerId => "malformed_container_id",
+            Self::MalformedTimestamp => "malformed_timestamp",
+            Self::IllegalEvent => "illegal_event",
+        }
+    }
+
+    /// Position of this error in [`ParseError::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Which tag styles the parser recognises (statsd_exporter's
+/// `--statsd.parse-*-tags` flags; all on by default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// DogStatsD `|#k:v,k2:v2`.
+    pub dogstatsd: bool,
+    /// InfluxDB `name,k=v:1|c`.
+    pub influxdb: bool,
+    /// Librato `name#k=v:1|c`.
+    pub librato: bool,
+    /// SignalFX `name[k=v]:1|c`.
+    pub signalfx: bool,
+}
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        Self {
+            dogstatsd: true,
+            influxdb: true,
+            librato: true,
+            signalfx: true,
+        }
+    }
+}
+
+/// Where the tags embedded in a metric name come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NameTagStyle {
+    /// No tags in the name.
+    None,
+    /// `name,k=v,k2=v2`.
+    Influx,
+    /// `name#k=v,k2=v2`.
+    Librato,
+    /// `name[k=v,k2=v2]suffix`.
+    SignalFx,
+    /// A SignalFX `[` without `]` (or the reverse): the name is kept as sent and
+    /// one tag error is counted.
+    SignalFxUnbalanced,
+}
+
+/// A sample's value: a number, or a member for sets.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value<'a> {
+    /// The parsed number (sign included).
+    Number(f64),
+    /// The raw member of a set sample.
+    Member(&'a [u8]),
+}
+
+/// One parsed sample, borrowing from the receive buffer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample<'a> {
+    /// The whole name section as sent (name plus any InfluxDB/Librato/SignalFX tags):
+    /// with `dog_tags`, `container_id` and `metric_type` it identifies the series.
+    pub name_section: &'a [u8],
+    /// The metric name without embedded tags: `name_head` followed by `name_tail`
+    /// (the tail is only non-empty for SignalFX names with text after `]`).
+    pub name_head: &'a [u8],
+    /// See `name_head`.
+    pub name_tail: &'a [u8],
+    /// How the name section carries tags.
+    pub name_tag_style: NameTagStyle,
+    /// The raw embedded tags (`k=v,k2=v2`), empty if none.
+    pub name_tags: &'a [u8],
+    /// The raw DogStatsD tags after `|#` (`k:v,k2:v2`), empty if none or if
+    /// DogStatsD parsing is off.
+    pub dog_tags: &'a [u8],
+    /// The DogStatsD container id after `|c:`, empty if none.
+    pub container_id: &'a [u8],
+    /// The metric type.
+    pub metric_type: MetricType,
+    /// The value.
+    pub value: Value<'a>,
+    /// True when the value began with `+` or `-` (a relative gauge update).
+    pub relative: bool,
+    /// The sample rate in (0, 1]; 1 when absent (or given as 0, as statsd_exporter).
+    pub sample_rate: f64,
+}
+
+/// Iterate over the lines of a datagram (or of a TCP chunk ending in a newline):
+/// split on `\n`, a trailing `\r` removed, empty lines skipped.
+pub fn lines(buf: &[u8]) -> Lines<'_> {
+    Lines { rest: buf }
+}
+
+/// Iterator returned by [`lines`].
+#[derive(Clone, Debug)]
+pub struct Lines<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        loop {
+            if self.rest.is_empty() {
+                return None;
+            }
+            let (line, rest) = match memchr(b'\n', self.rest) {
+                Some(i) => (&self.rest[..i], &self.rest[i + 1..]),
+                None => (self.rest, &[][..]),
+            };
+            self.rest = rest;
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if !line.is_empty() {
+                return Some(line);
+            }
+        }
+    }
+}
+
+/// Parse one line (without its newline) into samples.
+///
+/// The iterator yields one `Ok(Sample)` per sample, an `Err` per rejected sample,
+/// or a single `Err` when the whole line is rejected.
+pub fn parse_line(line: &[u8], opts: ParseOptions) -> LineSamples<'_> {
+    match split_line(line, opts) {
+        Ok(state) => state,
+        Err(e) => LineSamples {
+            head: None,
+            mode: Mode::Failed(Some(e)),
+        },
+    }
+}
+
+/// The name part shared by all samples of a line.
+#[derive(Clone, Copy, Debug)]
+struct Head<'a> {
+    name_section: &'a [u8],
+    name_head: &'a [u8],
+    name_tail: &'a [u8],
+    style: NameTagStyle,
+    name_tags: &'a [u8],
+}
+
+#[derive(Clone, Debug)]
+enum Mode<'a> {
+    Failed(Option<ParseError>),
+    /// `rest` holds `sample(:sample)*`, split on ':' unless `single`; `None` once
+    /// every sample was yielded.
+    Samples { rest: Option<&'a [u8]>, single: bool },
+    /// `values` holds `v(:v)*`, all sharing `suffix` (`type|components`).
+    Extended {
+        values: Option<&'a [u8]>,
+        suffix: &'a [u8],
+    },
+}
+
+/// Iterator over the samples of one line; see [`parse_line`].
+#[derive(Clone, Debug)]
+pub struct LineSamples<'a> {
+    head: Option<Head<'a>>,
+    mode: Mode<'a>,
+}
+
+fn split_line(line: &[u8], opts: ParseOptions) -> Result<LineSamples<'_>, ParseError> {
+    let colon = memchr(b':', line).ok_or(ParseError::MalformedLine)?;
+    if colon == 0 || std::str::from_utf8(line).is_err() {
+        return Err(ParseError::MalformedLine);
+    }
+    let name_section = &line[..colon];
+    let after = &line[colon + 1..];
+    let head = split_name(name_section, opts);
+    if head.name_head.is_empty() && head.name_tail.is_empty() {
+        return Err(ParseError::MalformedLine);
+    }
+    let dog = memchr::memmem::find(after, b"|#").is_some();
+    if dog && tags::has_valid_tag(head.name_tags, b'=', head.style) {
+        return Err(ParseError::MixedTaggingStyles);
+    }
+    let pipe = memchr(b'|', after).ok_or(ParseError::NotEnoughPartsAfterColon)?;
+    let first_value = &after[..pipe];
+    let suffix = &after[pipe + 1..];
+    let mode = if memchr(b':', first_value).is_some() {
+        let type_end = memchr(b'|', suffix).unwrap_or(suffix.len());
+        match MetricType::from_bytes(&suffix[..type_end]) {
+            Some(t) if t.is_observer() => Mode::Extended {
+                values: Some(first_value),
+                suffix,
+            },
+            _ => return Err(ParseError::InvalidExtendedAggregateType),
+        }
+    } else {
+        Mode::Samples {
+            rest: Some(after),
+            single: dog,
+        }
+    };
+    Ok(LineSamples {
+        head: Some(head),
+        mode,
+    })
+}
+
+fn split_name(section: &[u8], opts: ParseOptions) -> Head<'_> {
+    let plain = Head {
+        name_section: section,
+        name_head: section,
+        name_tail: &[],
+        style: NameTagStyle::None,
+        name_tags: &[],
+    };
+    if opts.signalfx {
+        match (memchr(b'[', section), memchr(b']', section)) {
+            (Some(open), Some(close)) if open < close => {
+                return Head {
+                    name_head: &section[..open],
+                    name_tail: &section[close + 1..],
+                    style: NameTagStyle::SignalFx,
+                    name_tags: &section[open + 1..close],
+                    ..plain
+                };
+            }
+            (None, None) => {}
+            // One bracket alone, or `]` before `[`: kept as sent, one tag error.
+            _ => {
+                return Head {
+                    style: NameTagStyle::SignalFxUnbalanced,
+                    ..plain
+                }
+            }
+        }
+    }
+    let found = match (opts.librato, opts.influxdb) {
+        (true, true) => memchr::memchr2(b'#', b',', section),
+        (true, false) => memchr(b'#', section),
+        (false, true) => memchr(b',', section),
+        (false, false) => None,
+    };
+    match found {
+        Some(i) => Head {
+            name_head: &section[..i],
+            style: if section[i] == b'#' {
+                NameTagStyle::Librato
+            } else {
+                NameTagStyle::Influx
+            },
+            name_tags: &section[i + 1..],
+            ..plain
+        },
+        None => plain,
+    }
+}
+
+impl<'a> Iterator for LineSamples<'a> {
+    type Item = Result<Sample<'a>, ParseError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (value, rest) = match &mut self.mode {
+            Mode::Failed(e) => return e.take().map(Err),
+            Mode::Samples { rest, single } => {
+                let sample = if *single {
+                    rest.take()?
+                } else {
+                    next_field(rest, b':')?
+                };
+                match memchr(b'|', sample) {
+                    Some(p) => (&sample[..p], &sample[p + 1..]),
+                    None => return Some(Err(ParseError::MalformedComponent)),
+                }
+            }
+            Mode::Extended { values, suffix } => (next_field(values, b':')?, *suffix),
+        };
+        let head = self.head?;
+        Some(parse_sample(head, value, rest))
+    }
+}
+
+/// Take the next `sep`-separated field, as Go's `strings.Split` yields them: a
+/// trailing separator leaves one empty field; `None` once all were taken.
+fn next_field<'a>(rest: &mut Option<&'a [u8]>, sep: u8) -> Option<&'a [u8]> {
+    let r = rest.take()?;
+    match memchr(sep, r) {
+        Some(i) => {
+            *rest = Some(&r[i + 1..]);
+            Some(&r[..i])
+        }
+        None => Some(r),
+    }
+}
+
+fn parse_sample<'a>(head: Head<'a>, value: &'a [u8], rest: &'a [u8]) -> Result<Sample<'a>, ParseError> {
+    // `rest` is "type|comp|comp..." (at most 7 parts: 8 with the value).
+    let mut parts = rest.split(|&b| b == b'|');
+    let type_bytes = parts.next().unwrap_or_default();
+    let metric_type = MetricType::from_bytes(type_bytes);
+    let relative = matches!(value.first(), Some(b'+' | b'-'));
+    let parsed = match metric_type {
+        Some(MetricType::Set) => {
+            if value.is_empty() {
+                return Err(ParseError::MalformedValue);
+            }
+            Value::Member(value)
+        }
+        _ => Value::Number(parse_number(value).ok_or(ParseError::MalformedValue)?),
+    };
+    let mut sample = Sample {
+        name_section: head.name_section,
+        name_head: head.name_head,
+        name_tail: head.name_tail,
+        name_tag_style: head.style,
+        name_tags: head.name_tags,
+        dog_tags: &[],
+        container_id: &[],
+        metric_type: MetricType::Counter,
+        value: parsed,
+        relative,
+        sample_rate: 1.0,
+    };
+    let mut count = 2;
+    let mut seen_tags = false;
+    for comp in parts.clone() {
+        count += 1;
+        if comp.is_empty() || count > 8 {
+            return Err(ParseError::MalformedComponent);
+        }
+    }
+    for comp in parts {
+        match comp[0] {
+            b'@' => {
+                let rate = parse_number(&comp[1..]).ok_or(ParseError::InvalidSampleFactor)?;
+                sample.sample_rate = if rate == 0.0 {
+                    1.0
+                } else if rate > 0.0 && rate <= 1.0 {
+                    rate
+                } else {
+                    return Err(ParseError::InvalidSampleFactor);
+                };
+            }
+            b'#' => {
+                if seen_tags {
+                    return Err(ParseError::MalformedComponent);
+                }
+                seen_tags = true;
+                sample.dog_tags = &comp[1..];
+            }
+            b'c' => match comp.strip_prefix(b"c:") {
+                Some(id) if !id.is_empty() => sample.container_id = id,
+                _ => return Err(ParseError::MalformedContainerId),
+            },
+            b'T' => {
+                let digits = &comp[1..];
+                let ok = !digits.is_empty()
+                    && std::str::from_utf8(digits).is_ok_and(|s| s.parse::<i64>().is_ok());
+                if !ok {
+                    return Err(ParseError::MalformedTimestamp);
+                }
+            }
+            _ => return Err(ParseError::InvalidSampleFactor),
+        }
+    }
+    sample.metric_type = metric_type.ok_or(ParseError::IllegalEvent)?;
+    if let Value::Number(v) = sample.value {
+        if !v.is_finite() && sample.metric_type != MetricType::Gauge {
+            // NaN or ±Inf would poison a counter or an observer's sum for good.
+            return Err(ParseError::MalformedValue);
+        }
+    }
+    Ok(sample)
+}
+
+/// Parse a number as Go's `strconv.ParseFloat` accepts it for decimal input:
+/// optional sign, digits, fraction, exponent, `inf`/`infinity`/`nan`. A finite
+/// literal that overflows to infinity is refused, as Go returns a range error.
+pub fn parse_number(b: &[u8]) -> Option<f64> {
+    // Fast path: a short run of ASCII digits (the common `1|c`).
+    if !b.is_empty() && b.len() <= 15 && b.iter().all(u8::is_ascii_digit) {
+        let mut n: u64 = 0;
+        for &d in b {
+            n = n * 10 + u64::from(d - b'0');
+        }
+        return Some(n as f64);
+    }
+    let s = std::str::from_utf8(b).ok()?;
+    let v: f64 = s.parse().ok()?;
+    if v.is_infinite() && !b.iter().any(|c| matches!(c, b'i' | b'I')) {
+        return None;
+    }
+    Some(v)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,303 @@
+//! Self-metrics: what promstatsd received, refused and served.
+//!
+//! Ingest threads count into plain integers ([`LocalStats`]) and add them to the
+//! shared atomics once per batch, so the hot path does no atomic read-modify-write
+//! per line. Every `Ordering` here is `Relaxed`: these are independent counters read
+//! by a scrape, and nothing else is published through them.
+
+use crate::parser::ParseError;
+use crate::store::atomic::AtomicF64;
+use crate::store::{FamilyKind, Store};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A StatsD listener kind, for per-listener counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// UDP datagrams.
+    Udp,
+    /// TCP streams.
+    Tcp,
+    /// Unix datagrams.
+    Unixgram,
+}
+
+impl ListenerKind {
+    const ALL: [ListenerKind; 3] = [Self::Udp, Self::Tcp, Self::Unixgram];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+            Self::Unixgram => "unixgram",
+        }
+    }
+}
+
+/// Event kinds as statsd_exporter counts them (`type` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// `c`.
+    Counter,
+    /// `g`.
+    Gauge,
+    /// `ms`, `h`, `d`.
+    Observer,
+    /// `s`.
+    Set,
+}
+
+impl EventKind {
+    const ALL: [EventKind; 4] = [Self::Counter, Self::Gauge, Self::Observer, Self::Set];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Gauge => "gauge",
+            Self::Observer => "observer",
+            Self::Set => "set",
+        }
+    }
+}
+
+const N_ERR: usize = ParseError::ALL.len();
+
+/// Shared self-metric counters.
+#[derive(Debug, Default)]
+pub struct Stats {
+    packets: [AtomicU64; 3],
+    bytes: [AtomicU64; 3],
+    lines: AtomicU64,
+    samples: AtomicU64,
+    sample_errors: [AtomicU64; N_ERR],
+    tags: AtomicU64,
+    tag_errors: AtomicU64,
+    events: [AtomicU64; 4],
+    conflicts: [AtomicU64; 4],
+    negative_counters: AtomicU64,
+    series_refused: AtomicU64,
+    dropped: AtomicU64,
+    cache_flushes: AtomicU64,
+    /// TCP connections accepted.
+    pub tcp_connections: AtomicU64,
+    /// TCP connections open now (a gauge).
+    pub tcp_open: AtomicU64,
+    /// TCP connections refused at the connection limit.
+    pub tcp_refused: AtomicU64,
+    /// Errors reading from TCP connections.
+    pub tcp_errors: AtomicU64,
+    /// TCP lines discarded for exceeding the line-length limit.
+    pub tcp_too_long: AtomicU64,
+    /// Socket receive errors other than "would block".
+    pub recv_errors: AtomicU64,
+    /// Scrapes served.
+    pub scrapes: AtomicU64,
+    /// Total seconds spent rendering scrapes.
+    pub scrape_seconds: AtomicF64,
+}
+
+/// Per-thread counters, added to [`Stats`] by [`LocalStats::flush`].
+#[derive(Clone, Debug, Default)]
+pub struct LocalStats {
+    /// Packets per listener.
+    pub packets: [u64; 3],
+    /// Bytes per listener.
+    pub bytes: [u64; 3],
+    /// Lines.
+    pub lines: u64,
+    /// Samples.
+    pub samples: u64,
+    /// Sample errors by [`ParseError::index`].
+    pub sample_errors: [u64; N_ERR],
+    /// Samples that carried tags.
+    pub tags: u64,
+    /// Malformed tags.
+    pub tag_errors: u64,
+    /// Events recorded, by [`EventKind`].
+    pub events: [u64; 4],
+    /// Events refused for a type conflict, by [`EventKind`].
+    pub conflicts: [u64; 4],
+    /// Negative counter increments refused.
+    pub negative_counters: u64,
+    /// Samples refused because the series limit is reached.
+    pub series_refused: u64,
+    /// Samples dropped by a mapping.
+    pub dropped: u64,
+    /// Times the ingest cache was emptied because it was full.
+    pub cache_flushes: u64,
+}
+
+impl LocalStats {
+    /// Count a packet of `len` bytes on a listener.
+    #[inline]
+    pub fn packet(&mut self, l: ListenerKind, len: usize) {
+        self.packets[l as usize] += 1;
+        self.bytes[l as usize] += len as u64;
+    }
+
+    /// Count a parse error.
+    #[inline]
+    pub fn sample_error(&mut self, e: ParseError) {
+        if let Some(c) = self.sample_errors.get_mut(e.index()) {
+            *c += 1;
+        }
+    }
+
+    /// Count an event.
+    #[inline]
+    pub fn event(&mut self, k: EventKind) {
+        self.events[k as usize] += 1;
+    }
+
+    /// Count a conflicting event.
+    #[inline]
+    pub fn conflict(&mut self, k: EventKind) {
+        self.conflicts[k as usize] += 1;
+    }
+
+    /// Add everything to `shared` and reset.
+    pub fn flush(&mut self, shared: &Stats) {
+        fn add_all(dst: &[AtomicU64], src: &[u64]) {
+            for (d, &s) in dst.iter().zip(src) {
+                add(d, s);
+            }
+        }
+        fn add(dst: &AtomicU64, v: u64) {
+            if v != 0 {
+                // Relaxed: see the module comment.
+                dst.fetch_add(v, Ordering::Relaxed);
+            }
+        }
+        add_all(&shared.packets, &self.packets);
+        add_all(&shared.bytes, &self.bytes);
+        add(&shared.lines, self.lines);
+        add(&shared.samples, self.samples);
+        add_all(&shared.sample_errors, &self.sample_errors);
+        add(&shared.tags, self.tags);
+        add(&shared.tag_errors, self.tag_errors);
+        add_all(&shared.events, &self.events);
+        add_all(&shared.conflicts, &self.conflicts);
+        add(&shared.negative_counters, self.negative_counters);
+        add(&shared.series_refused, self.series_refused);
+        add(&shared.dropped, self.dropped);
+        add(&shared.cache_flushes, self.cache_flushes);
+        *self = LocalStats::default();
+    }
+}
+
+/// One self-metric sample: series-name suffix, labels, value.
+pub type SelfSample = (&'static str, Vec<(&'static str, &'static str)>, f64);
+
+/// One self-metric family, ready to render.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SelfFamily {
+    /// Family name.
+    pub name: &'static str,
+    /// HELP text.
+    pub help: &'static str,
+    /// `counter`, `gauge` or `summary`.
+    pub kind: &'static str,
+    /// `(series name suffix, labels as (name, value), value)`.
+    pub samples: Vec<SelfSample>,
+}
+
+fn get(a: &AtomicU64) -> f64 {
+    // Relaxed: see the module comment.
+    a.load(Ordering::Relaxed) as f64
+}
+
+fn family(
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    samples: Vec<SelfSample>,
+) -> SelfFamily {
+    SelfFamily {
+        name,
+        help,
+        kind,
+        samples,
+    }
+}
+
+fn single(name: &'static str, kind: &'static str, help: &'static str, v: f64) -> SelfFamily {
+    family(name, kind, help, vec![("", vec![], v)])
+}
+
+/// Read every self-metric, sorted by family name.
+pub fn collect(store: &Store) -> Vec<SelfFamily> {
+    let s = &store.stats;
+    let per_listener = |a: &[AtomicU64; 3]| {
+        ListenerKind::ALL
+            .iter()
+            .map(|l| ("", vec![("listener", l.name())], get(&a[*l as usize])))
+            .collect()
+    };
+    let per_event = |a: &[AtomicU64; 4]| {
+        EventKind::ALL
+            .iter()
+            .map(|k| ("", vec![("type", k.name())], get(&a[*k as usize])))
+            .collect()
+    };
+    let mut out = vec![
+        family("promstatsd_packets_total", "counter", "StatsD packets received (TCP: reads), by listener.", per_listener(&s.packets)),
+        family("promstatsd_bytes_total", "counter", "StatsD bytes received, by listener.", per_listener(&s.bytes)),
+        single("promstatsd_lines_total", "counter", "StatsD lines received.", get(&s.lines)),
+        single("promstatsd_samples_total", "counter", "StatsD samples received.", get(&s.samples)),
+        family(
+            "promstatsd_sample_errors_total",
+            "counter",
+            "StatsD lines or samples rejected, by reason.",
+            ParseError::ALL
+                .iter()
+                .map(|e| ("", vec![("reason", e.reason())], get(&s.sample_errors[e.index()])))
+                .collect(),
+        ),
+        single("promstatsd_tags_total", "counter", "Samples that carried tags.", get(&s.tags)),
+        single("promstatsd_tag_errors_total", "counter", "Malformed tags skipped.", get(&s.tag_errors)),
+        family("promstatsd_events_total", "counter", "Samples recorded, by type.", per_event(&s.events)),
+        family("promstatsd_events_conflict_total", "counter", "Samples refused because their name is in use with another type, by type.", per_event(&s.conflicts)),
+        family(
+            "promstatsd_events_error_total",
+            "counter",
+            "Samples refused after parsing, by reason.",
+            vec![
+                ("", vec![("reason", "illegal_negative_counter")], get(&s.negative_counters)),
+                ("", vec![("reason", "series_limit")], get(&s.series_refused)),
+            ],
+        ),
+        family("promstatsd_events_actions_total", "counter", "Samples dropped by a mapping.", vec![("", vec![("action", "drop")], get(&s.dropped))]),
+        family(
+            "promstatsd_series",
+            "gauge",
+            "Series in the store, by type.",
+            FamilyKind::ALL
+                .iter()
+                .map(|k| ("", vec![("type", k.label())], store.series_count(*k) as f64))
+                .collect(),
+        ),
+        single("promstatsd_ingest_cache_flushes_total", "counter", "Times an ingest thread's series cache was emptied because it was full.", get(&s.cache_flushes)),
+        single("promstatsd_tcp_connections_total", "counter", "TCP connections accepted.", get(&s.tcp_connections)),
+        single("promstatsd_tcp_connections_open", "gauge", "TCP connections open now.", get(&s.tcp_open)),
+        single("promstatsd_tcp_connections_refused_total", "counter", "TCP connections closed at once because the connection limit was reached.", get(&s.tcp_refused)),
+        single("promstatsd_tcp_connection_errors_total", "counter", "Errors reading from TCP connections.", get(&s.tcp_errors)),
+        single("promstatsd_tcp_too_long_lines_total", "counter", "TCP lines discarded for exceeding the line-length limit.", get(&s.tcp_too_long)),
+        single("promstatsd_receive_errors_total", "counter", "Socket receive errors (other than would-block).", get(&s.recv_errors)),
+        family(
+            "promstatsd_scrape_duration_seconds",
+            "summary",
+            "Time spent rendering /metrics.",
+            vec![
+                ("_sum", vec![], s.scrape_seconds.load()),
+                ("_count", vec![], get(&s.scrapes)),
+            ],
+        ),
+        single("promstatsd_build_info", "gauge", "A constant 1, labelled with the version.", 1.0),
+    ];
+    if let Some(f) = out.last_mut() {
+        if let Some(sample) = f.samples.first_mut() {
+            sample.1.push(("version", env!("CARGO_PKG_VERSION")));
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(b.name));
+    out
+}

@@ -1,0 +1,570 @@
+//! Store: the series, shared between the ingest thread(s) and the render thread.
+//!
+//! This is the only state shared across threads. Each series is an `Arc<Series>`
+//! whose value is updated in place: counters and gauges are atomic `f64`s,
+//! histogram buckets are atomic counts, sets are atomic HyperLogLog registers,
+//! and summaries are a small per-series mutex (taken by one ingest thread and, for
+//! the length of one quantile computation, by a scrape).
+//!
+//! Finding a series by name and labels goes through a sharded map (a power-of-two
+//! number of `RwLock`ed hash tables, one hash per key). Only the first sample of a
+//! series takes that path: ingest threads keep their own cache from the raw StatsD
+//! key to the `Arc<Series>` (see [`crate::ingest`]), so a known series is updated
+//! with no lock and no allocation.
+//!
+//! **Scrape consistency.** A scrape reads each value atomically but not the store
+//! as a whole at one instant: samples that arrive while a page renders may appear
+//! in series rendered later and not in earlier ones. A histogram's buckets and
+//! `_count` come from one read of its buckets (`_count` is their sum), so
+//! `le="+Inf"` always equals `_count`; its `_sum` may be a few samples ahead.
+
+pub mod atomic;
+pub mod set;
+pub mod summary;
+
+use crate::mapper::Mapping;
+use crate::stats::Stats;
+use atomic::{AtomicF64, Clock};
+use hashbrown::HashTable;
+use set::DistinctSet;
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use summary::{Summary, SummaryOptions};
+
+/// The prefix reserved for promstatsd's own metrics.
+pub const SELF_PREFIX: &str = "promstatsd_";
+
+/// What a family aggregates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FamilyKind {
+    /// A monotonic counter (`c`).
+    Counter,
+    /// A gauge (`g`).
+    Gauge,
+    /// A gauge of distinct set members (`s`).
+    Set,
+    /// A summary of observations (`ms`, `h`, `d`).
+    Summary,
+    /// A histogram of observations (`ms`, `h`, `d`).
+    Histogram,
+}
+
+impl FamilyKind {
+    /// All kinds, in a fixed order.
+    pub const ALL: [FamilyKind; 5] = [
+        Self::Counter,
+        Self::Gauge,
+        Self::Set,
+        Self::Summary,
+        Self::Histogram,
+    ];
+
+    /// The `# TYPE` word.
+    pub fn prom_type(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Gauge | Self::Set => "gauge",
+            Self::Summary => "summary",
+            Self::Histogram => "histogram",
+        }
+    }
+
+    /// The `type` label used by promstatsd's self-metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Gauge => "gauge",
+            Self::Set => "set",
+            Self::Summary => "summary",
+            Self::Histogram => "histogram",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Whether this kind renders `_sum`/`_count` (and `_bucket`) series.
+    fn has_suffixes(self) -> bool {
+        matches!(self, Self::Summary | Self::Histogram)
+    }
+}
+
+/// A metric family: a name, its type, its HELP text and its observer settings.
+#[derive(Debug)]
+pub struct Family {
+    /// The family name.
+    pub name: Box<str>,
+    /// HELP text.
+    pub help: Arc<str>,
+    /// What the family aggregates.
+    pub kind: FamilyKind,
+    /// Histogram upper bounds (ascending, finite), fixed when the family is created.
+    pub buckets: Arc<[f64]>,
+    /// Summary window and quantiles.
+    pub summary: Arc<SummaryOptions>,
+}
+
+/// A histogram's state: one atomic count per bucket (the last is `+Inf`) and the sum.
+#[derive(Debug)]
+pub struct HistogramCells {
+    /// Non-cumulative counts, one per bound plus `+Inf`.
+    pub counts: Box<[AtomicU64]>,
+    /// Sum of observations.
+    pub sum: AtomicF64,
+}
+
+/// The value of one series.
+#[derive(Debug)]
+pub enum SeriesValue {
+    /// A counter.
+    Counter(AtomicF64),
+    /// A gauge.
+    Gauge(AtomicF64),
+    /// A set.
+    Set(DistinctSet),
+    /// A summary.
+    Summary(Box<Mutex<Summary>>),
+    /// A histogram.
+    Histogram(HistogramCells),
+}
+
+/// One series: a family, a label set, a value.
+#[derive(Debug)]
+pub struct Series {
+    family: Arc<Family>,
+    /// Labels rendered once, `k="v",k2="v2"`, sorted by name and escaped.
+    labels: Box<str>,
+    value: SeriesValue,
+    retired: AtomicBool,
+}
+
+impl Series {
+    /// The family.
+    pub fn family(&self) -> &Arc<Family> {
+        &self.family
+    }
+
+    /// The rendered label pairs (empty when the series has no labels).
+    pub fn labels(&self) -> &str {
+        &self.labels
+    }
+
+    /// The value.
+    pub fn value(&self) -> &SeriesValue {
+        &self.value
+    }
+
+    /// True once the series was removed from the store; holders must look it up again.
+    #[inline]
+    pub fn is_retired(&self) -> bool {
+        // Relaxed: a sample racing with the removal may land in the retired copy;
+        // that one sample is lost either way.
+        self.retired.load(Ordering::Relaxed)
+    }
+
+    /// Add to a counter (the caller checked `d >= 0`).
+    #[inline]
+    pub fn counter_add(&self, d: f64) {
+        if let SeriesValue::Counter(c) = &self.value {
+            c.add(d);
+        }
+    }
+
+    /// Set or move a gauge.
+    #[inline]
+    pub fn gauge_update(&self, v: f64, relative: bool) {
+        if let SeriesValue::Gauge(g) = &self.value {
+            if relative {
+                g.add(v);
+            } else {
+                g.store(v);
+            }
+        }
+    }
+
+    /// Record a set member.
+    #[inline]
+    pub fn set_insert(&self, member: &[u8]) {
+        if let SeriesValue::Set(s) = &self.value {
+            s.insert(member);
+        }
+    }
+
+    /// Observe `v` with weight `n` at `now` (store clock seconds).
+    #[inline]
+    pub fn observe(&self, v: f64, n: u64, now: u64) {
+        match &self.value {
+            SeriesValue::Histogram(h) => {
+                let idx = self.family.buckets.partition_point(|b| *b < v);
+                if let Some(c) = h.counts.get(idx) {
+                    // Relaxed: an independent statistic, see the module's consistency note.
+                    c.fetch_add(n, Ordering::Relaxed);
+                }
+                h.sum.add(v * n as f64);
+            }
+            SeriesValue::Summary(s) => {
+                let mut s = s.lock().unwrap_or_else(PoisonError::into_inner);
+                s.observe(&self.family.summary, now, v, n);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Why the store refused to create a series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The family exists with another type (or its name collides with the
+    /// `_sum`/`_count`/`_bucket` series of another family, or the reserved prefix).
+    Conflict,
+    /// The series limit is reached.
+    Limit,
+}
+
+/// Store settings.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Number of shards (rounded up to a power of two).
+    pub shards: usize,
+    /// Most series the store holds; past it new series are refused.
+    pub max_series: usize,
+    /// Summary window and quantiles for summary families.
+    pub summary: SummaryOptions,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            shards: 64,
+            max_series: usize::MAX,
+            summary: SummaryOptions::default(),
+        }
+    }
+}
+
+type Shard = RwLock<HashTable<Arc<Series>>>;
+
+/// All series, plus the self-metrics and the clock.
+#[derive(Debug)]
+pub struct Store {
+    shards: Box<[Shard]>,
+    mask: u64,
+    hasher: foldhash::fast::RandomState,
+    families: Mutex<HashMap<Box<str>, Arc<Family>>>,
+    pending: Mutex<Vec<Arc<Series>>>,
+    sorted: Mutex<Vec<Arc<Series>>>,
+    series_by_kind: [AtomicUsize; 5],
+    total_series: AtomicUsize,
+    max_series: usize,
+    summary: Arc<SummaryOptions>,
+    /// The coarse clock ingest threads read.
+    pub clock: Clock,
+    /// Self-metrics.
+    pub stats: Stats,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new(StoreOptions::default())
+    }
+}
+
+fn render_labels(labels: &[(String, String)]) -> Box<str> {
+    let mut out = String::new();
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        for c in v.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out.into_boxed_str()
+}
+
+fn cmp_series(a: &Arc<Series>, b: &Arc<Series>) -> CmpOrdering {
+    a.family
+        .name
+        .cmp(&b.family.name)
+        .then_with(|| a.labels.cmp(&b.labels))
+}
+
+impl Store {
+    /// An empty store.
+    pub fn new(opts: StoreOptions) -> Self {
+        let n = opts.shards.max(1).next_power_of_two();
+        Self {
+            shards: (0..n).map(|_| RwLock::new(HashTable::new())).collect(),
+            mask: n as u64 - 1,
+            hasher: foldhash::fast::RandomState::default(),
+            families: Mutex::new(HashMap::new()),
+            pending: Mutex::new(Vec::new()),
+            sorted: Mutex::new(Vec::new()),
+            series_by_kind: Default::default(),
+            total_series: AtomicUsize::new(0),
+            max_series: opts.max_series,
+            summary: Arc::new(opts.summary),
+            clock: Clock::default(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Number of series of a kind.
+    pub fn series_count(&self, kind: FamilyKind) -> usize {
+        // Relaxed: a gauge for self-metrics.
+        self.series_by_kind[kind.index()].load(Ordering::Relaxed)
+    }
+
+    /// Number of series in total.
+    pub fn total_series(&self) -> usize {
+        // Relaxed: a gauge for self-metrics and the limit check.
+        self.total_series.load(Ordering::Relaxed)
+    }
+
+    /// Find or create the series for a mapping. Called once per new series key.
+    pub fn get_or_create(&self, m: &Mapping, kind: FamilyKind) -> Result<Arc<Series>, Refusal> {
+        let family = self.family(m, kind)?;
+        let labels = render_labels(&m.labels);
+        let hash = self.hasher.hash_one((&*family.name, &*labels));
+        let shard = self
+            .shards
+            .get((hash & self.mask) as usize)
+            .ok_or(Refusal::Limit)?;
+        let eq = |s: &Arc<Series>| *s.family.name == *family.name && s.labels == labels;
+        {
+            let map = shard.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(s) = map.find(hash, eq) {
+                return Ok(Arc::clone(s));
+            }
+        }
+        let mut map = shard.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = map.find(hash, eq) {
+            return Ok(Arc::clone(s));
+        }
+        if self.total_series() >= self.max_series {
+            return Err(Refusal::Limit);
+        }
+        let value = match kind {
+            FamilyKind::Counter => SeriesValue::Counter(AtomicF64::new(0.0)),
+            FamilyKind::Gauge => SeriesValue::Gauge(AtomicF64::new(0.0)),
+            FamilyKind::Set => SeriesValue::Set(DistinctSet::default()),
+            FamilyKind::Summary => {
+                SeriesValue::Summary(Box::new(Mutex::new(Summary::new(&family.summary))))
+            }
+            FamilyKind::Histogram => SeriesValue::Histogram(HistogramCells {
+                counts: (0..=family.buckets.len())
+                    .map(|_| AtomicU64::new(0))
+                    .collect(),
+                sum: AtomicF64::new(0.0),
+            }),
+        };
+        let series = Arc::new(Series {
+            family,
+            labels,
+            value,
+            retired: AtomicBool::new(false),
+        });
+        let hasher = &self.hasher;
+        map.insert_unique(hash, Arc::clone(&series), |s| {
+            hasher.hash_one((&*s.family.name, &*s.labels))
+        });
+        drop(map);
+        // Relaxed: counts for self-metrics and the (approximate) series limit.
+        self.total_series.fetch_add(1, Ordering::Relaxed);
+        self.series_by_kind[kind.index()].fetch_add(1, Ordering::Relaxed);
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::clone(&series));
+        Ok(series)
+    }
+
+    fn family(&self, m: &Mapping, kind: FamilyKind) -> Result<Arc<Family>, Refusal> {
+        let mut families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(f) = families.get(m.name.as_str()) {
+            return if f.kind == kind {
+                Ok(Arc::clone(f))
+            } else {
+                Err(Refusal::Conflict)
+            };
+        }
+        if m.name.starts_with(SELF_PREFIX) || collides(&families, &m.name, kind) {
+            return Err(Refusal::Conflict);
+        }
+        let family = Arc::new(Family {
+            name: m.name.clone().into_boxed_str(),
+            help: Arc::clone(&m.help),
+            kind,
+            buckets: Arc::clone(&m.buckets),
+            summary: Arc::clone(&self.summary),
+        });
+        families.insert(family.name.clone(), Arc::clone(&family));
+        Ok(family)
+    }
+
+    /// Call `f` with every live series, sorted by family name then labels.
+    ///
+    /// The sorted list is kept between calls: series created since the last call
+    /// are sorted on their own and merged in, so a scrape of a stable store does
+    /// not sort at all. Scrapes are serialised by this call.
+    pub fn with_sorted<R>(&self, f: impl FnOnce(&[Arc<Series>]) -> R) -> R {
+        let mut sorted = self.sorted.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut fresh = std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        if !fresh.is_empty() {
+            fresh.sort_by(cmp_series);
+            // Two sorted runs: the stable sort merges them in linear time.
+            sorted.append(&mut fresh);
+            sorted.sort_by(cmp_series);
+        }
+        f(&sorted)
+    }
+}
+
+/// Whether a new family `name` of `kind` would render a series name that another
+/// family already renders (`x_sum` of summary `x` against a counter `x_sum`).
+fn collides(families: &HashMap<Box<str>, Arc<Family>>, name: &str, kind: FamilyKind) -> bool {
+    if kind.has_suffixes() {
+        let mut probe = String::with_capacity(name.len() + 7);
+        for suffix in ["_sum", "_count", "_bucket"] {
+            probe.clear();
+            probe.push_str(name);
+            probe.push_str(suffix);
+            if families.contains_key(probe.as_str()) {
+                return true;
+            }
+        }
+    }
+    for suffix in ["_sum", "_count", "_bucket"] {
+        if let Some(base) = name.strip_suffix(suffix) {
+            if families.get(base).is_some_and(|f| f.kind.has_suffixes()) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapper::{MapOutcome, Mapper, MapperDefaults};
+    use crate::parser::MetricType;
+
+    fn mapping(name: &str, labels: &[(&str, &str)]) -> Mapping {
+        let labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match Mapper::new(MapperDefaults::default()).map(name, MetricType::Counter, labels) {
+            MapOutcome::Map(m) => m,
+            MapOutcome::Drop => unreachable!("the default mapper never drops"),
+        }
+    }
+
+    #[test]
+    fn same_key_same_series() {
+        let store = Store::default();
+        let a = store.get_or_create(&mapping("x", &[("a", "1")]), FamilyKind::Counter);
+        let b = store.get_or_create(&mapping("x", &[("a", "1")]), FamilyKind::Counter);
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(store.total_series(), 1);
+        assert_eq!(a.labels(), "a=\"1\"");
+    }
+
+    #[test]
+    fn type_conflict_refused() {
+        let store = Store::default();
+        assert!(store.get_or_create(&mapping("x", &[]), FamilyKind::Counter).is_ok());
+        assert_eq!(
+            store.get_or_create(&mapping("x", &[("b", "2")]), FamilyKind::Gauge).err(),
+            Some(Refusal::Conflict)
+        );
+    }
+
+    #[test]
+    fn suffix_collisions_refused() {
+        let store = Store::default();
+        assert!(store.get_or_create(&mapping("t", &[]), FamilyKind::Summary).is_ok());
+        assert_eq!(
+            store.get_or_create(&mapping("t_count", &[]), FamilyKind::Counter).err(),
+            Some(Refusal::Conflict)
+        );
+        assert!(store.get_or_create(&mapping("u_sum", &[]), FamilyKind::Counter).is_ok());
+        assert_eq!(
+            store.get_or_create(&mapping("u", &[]), FamilyKind::Histogram).err(),
+            Some(Refusal::Conflict)
+        );
+    }
+
+    #[test]
+    fn reserved_prefix_refused() {
+        let store = Store::default();
+        assert_eq!(
+            store.get_or_create(&mapping("promstatsd_lines_total", &[]), FamilyKind::Counter).err(),
+            Some(Refusal::Conflict)
+        );
+    }
+
+    #[test]
+    fn limit_refuses_new_series_only() {
+        let store = Store::new(StoreOptions {
+            max_series: 1,
+            ..StoreOptions::default()
+        });
+        assert!(store.get_or_create(&mapping("a", &[]), FamilyKind::Counter).is_ok());
+        assert_eq!(
+            store.get_or_create(&mapping("b", &[]), FamilyKind::Counter).err(),
+            Some(Refusal::Limit)
+        );
+        assert!(store.get_or_create(&mapping("a", &[]), FamilyKind::Counter).is_ok());
+    }
+
+    #[test]
+    fn label_values_escaped() {
+        let store = Store::default();
+        let s = store
+            .get_or_create(&mapping("x", &[("k", "a\"b\\c\nd")]), FamilyKind::Gauge)
+            .unwrap();
+        assert_eq!(s.labels(), r#"k="a\"b\\c\nd""#);
+    }
+
+    #[test]
+    fn sorted_view_merges_new_series() {
+        let store = Store::default();
+        for name in ["c", "a", "b"] {
+            store.get_or_create(&mapping(name, &[]), FamilyKind::Counter).unwrap();
+        }
+        let names = |s: &Store| s.with_sorted(|v| v.iter().map(|s| s.family().name.to_string()).collect::<Vec<_>>());
+        assert_eq!(names(&store), ["a", "b", "c"]);
+        store.get_or_create(&mapping("aa", &[]), FamilyKind::Counter).unwrap();
+        assert_eq!(names(&store), ["a", "aa", "b", "c"]);
+    }
+
+    #[test]
+    fn histogram_buckets_le_semantics() {
+        let store = Store::default();
+        let s = store.get_or_create(&mapping("h", &[]), FamilyKind::Histogram).unwrap();
+        s.observe(0.005, 1, 0); // == first bound: first bucket
+        s.observe(0.0051, 2, 0);
+        s.observe(100.0, 1, 0); // +Inf
+        let SeriesValue::Histogram(h) = s.value() else { panic!("not a histogram") };
+        let counts: Vec<u64> = h.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        assert_eq!(counts[0], 1);
+        assert_eq!(counts[1], 2);
+        assert_eq!(counts[11], 1);
+        assert!((h.sum.load() - 100.0152).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,339 @@
+//! Summaries: quantiles over a sliding time window.
+//!
+//! statsd_exporter (through client_golang) keeps a CKMS stream per age bucket,
+//! 43 KB per series. We keep, per age bucket, a log-bucketed sketch with 1 %
+//! relative accuracy (the DDSketch idea): a value `v > 0` lands in bucket
+//! `ceil(log_gamma(v))`, and a bucket is reported as the value with at most 1 %
+//! relative error to every value in it. Each estimate is clamped to the window's
+//! observed min and max, so a constant series reports its exact value.
+//!
+//! The window is `max_age` long, split into `age_buckets` slots (statsd_exporter's
+//! defaults: 10 minutes, 5 slots). An observation goes into the current slot; a
+//! query merges the slots younger than `max_age`; so the quantiles cover between
+//! `max_age - max_age/age_buckets` and `max_age` of history, as in client_golang.
+//! `_sum` and `_count` cover all time, as in client_golang.
+
+/// Relative accuracy of the quantile estimates.
+pub const RELATIVE_ACCURACY: f64 = 0.01;
+/// A sketch keeps at most this many buckets per sign; beyond that the smallest
+/// magnitudes are merged into the lowest kept bucket (bounded memory).
+const MAX_BINS: usize = 2048;
+
+/// Summary settings shared by a family.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SummaryOptions {
+    /// Quantiles to report, each in [0, 1].
+    pub quantiles: Vec<f64>,
+    /// Window length in seconds.
+    pub max_age_secs: u64,
+    /// Number of slots the window is split into.
+    pub age_buckets: u32,
+}
+
+impl Default for SummaryOptions {
+    fn default() -> Self {
+        Self {
+            quantiles: crate::mapper::DEFAULT_QUANTILES
+                .iter()
+                .map(|q| q.0)
+                .collect(),
+            max_age_secs: 600,
+            age_buckets: 5,
+        }
+    }
+}
+
+impl SummaryOptions {
+    fn slot_secs(&self) -> u64 {
+        (self.max_age_secs / u64::from(self.age_buckets.max(1))).max(1)
+    }
+}
+
+/// A dense run of bucket counts starting at bucket index `offset`.
+#[derive(Clone, Debug, Default)]
+struct Bins {
+    offset: i32,
+    counts: Vec<u64>,
+}
+
+impl Bins {
+    fn add(&mut self, index: i32, n: u64) {
+        if self.counts.is_empty() {
+            self.offset = index;
+            self.counts.push(n);
+            return;
+        }
+        let mut index = index;
+        if index < self.offset {
+            let grow = (self.offset - index) as usize;
+            if grow + self.counts.len() > MAX_BINS {
+                // Collapse: the smallest magnitudes share the lowest bucket.
+                index = self.offset;
+            } else {
+                self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+                self.offset = index;
+            }
+        }
+        let pos = (index - self.offset) as usize;
+        if pos >= self.counts.len() {
+            if pos >= MAX_BINS {
+                let last = self.counts.len() - 1;
+                self.counts[last] += n;
+                return;
+            }
+            self.counts.resize(pos + 1, 0);
+        }
+        self.counts[pos] += n;
+    }
+
+    fn merge_into(&self, out: &mut Bins) {
+        for (i, &c) in self.counts.iter().enumerate() {
+            if c > 0 {
+                out.add(self.offset + i as i32, c);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.counts.clear();
+        if self.counts.capacity() > 64 {
+            self.counts.shrink_to(64);
+        }
+    }
+}
+
+/// One slot's sketch.
+#[derive(Clone, Debug)]
+struct Sketch {
+    epoch: u64,
+    pos: Bins,
+    neg: Bins,
+    zero: u64,
+    min: f64,
+    max: f64,
+}
+
+impl Sketch {
+    fn empty(epoch: u64) -> Self {
+        Self {
+            epoch,
+            pos: Bins::default(),
+            neg: Bins::default(),
+            zero: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+
+    fn reset(&mut self, epoch: u64) {
+        self.epoch = epoch;
+        self.pos.clear();
+        self.neg.clear();
+        self.zero = 0;
+        self.min = f64::INFINITY;
+        self.max = f64::NEG_INFINITY;
+    }
+
+    fn count(&self) -> u64 {
+        self.zero + self.pos.counts.iter().sum::<u64>() + self.neg.counts.iter().sum::<u64>()
+    }
+}
+
+/// Values smaller than this in magnitude count as zero.
+const MIN_MAGNITUDE: f64 = 1e-12;
+
+fn gamma_ln() -> f64 {
+    ((1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY)).ln()
+}
+
+fn bucket_index(magnitude: f64, ln_gamma: f64) -> i32 {
+    (magnitude.ln() / ln_gamma).ceil() as i32
+}
+
+fn bucket_value(index: i32, ln_gamma: f64) -> f64 {
+    let gamma = ln_gamma.exp();
+    2.0 * (f64::from(index) * ln_gamma).exp() / (gamma + 1.0)
+}
+
+/// The mutable state of one summary series (kept behind a per-series mutex).
+#[derive(Clone, Debug)]
+pub struct Summary {
+    slots: Vec<Sketch>,
+    sum: f64,
+    count: u64,
+}
+
+impl Summary {
+    /// An empty summary for these options.
+    pub fn new(opts: &SummaryOptions) -> Self {
+        Self {
+            slots: (0..opts.age_buckets.max(1))
+                .map(|_| Sketch::empty(u64::MAX))
+                .collect(),
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    /// Observe `v`, `n` times, at `now` (seconds on the store clock).
+    pub fn observe(&mut self, opts: &SummaryOptions, now: u64, v: f64, n: u64) {
+        self.sum += v * n as f64;
+        self.count += n;
+        let epoch = now / opts.slot_secs();
+        let len = self.slots.len() as u64;
+        let Some(slot) = self.slots.get_mut((epoch % len) as usize) else {
+            return;
+        };
+        if slot.epoch != epoch {
+            slot.reset(epoch);
+        }
+        slot.min = slot.min.min(v);
+        slot.max = slot.max.max(v);
+        let mag = v.abs();
+        if mag < MIN_MAGNITUDE {
+            slot.zero += n;
+        } else if v > 0.0 {
+            slot.pos.add(bucket_index(mag, gamma_ln()), n);
+        } else {
+            slot.neg.add(bucket_index(mag, gamma_ln()), n);
+        }
+    }
+
+    /// All-time sum of observations.
+    pub fn sum(&self) -> f64 {
+        self.sum
+    }
+
+    /// All-time count of observations.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Estimate `quantiles` over the window ending at `now`, into `out` (same
+    /// length). NaN when the window holds no observation, as client_golang.
+    pub fn quantiles(&self, opts: &SummaryOptions, now: u64, quantiles: &[f64], out: &mut [f64]) {
+        let epoch = now / opts.slot_secs();
+        let len = self.slots.len() as u64;
+        let live = |s: &&Sketch| s.epoch != u64::MAX && s.epoch <= epoch && epoch - s.epoch < len;
+        let mut merged = Sketch::empty(epoch);
+        for s in self.slots.iter().filter(live) {
+            s.pos.merge_into(&mut merged.pos);
+            s.neg.merge_into(&mut merged.neg);
+            merged.zero += s.zero;
+            merged.min = merged.min.min(s.min);
+            merged.max = merged.max.max(s.max);
+        }
+        let total = merged.count();
+        let ln_gamma = gamma_ln();
+        for (q, o) in quantiles.iter().zip(out.iter_mut()) {
+            *o = if total == 0 {
+                f64::NAN
+            } else {
+                let rank = (q.clamp(0.0, 1.0) * (total - 1) as f64).floor() as u64;
+                rank_value(&merged, rank, ln_gamma).clamp(merged.min, merged.max)
+            };
+        }
+    }
+}
+
+/// The estimated value at 0-based `rank` in ascending order.
+fn rank_value(s: &Sketch, rank: u64, ln_gamma: f64) -> f64 {
+    let mut seen = 0u64;
+    // Negative values: largest magnitude (most negative) first.
+    for (i, &c) in s.neg.counts.iter().enumerate().rev() {
+        seen += c;
+        if seen > rank {
+            return -bucket_value(s.neg.offset + i as i32, ln_gamma);
+        }
+    }
+    seen += s.zero;
+    if seen > rank {
+        return 0.0;
+    }
+    for (i, &c) in s.pos.counts.iter().enumerate() {
+        seen += c;
+        if seen > rank {
+            return bucket_value(s.pos.offset + i as i32, ln_gamma);
+        }
+    }
+    s.max
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(s: &Summary, opts: &SummaryOptions, now: u64) -> Vec<f64> {
+        let mut out = vec![0.0; opts.quantiles.len()];
+        s.quantiles(opts, now, &opts.quantiles, &mut out);
+        out
+    }
+
+    #[test]
+    fn constant_series_is_exact() {
+        let opts = SummaryOptions::default();
+        let mut s = Summary::new(&opts);
+        for _ in 0..10 {
+            s.observe(&opts, 5, 0.1, 1);
+        }
+        assert_eq!(q(&s, &opts, 5), vec![0.1, 0.1, 0.1]);
+        assert_eq!(s.count(), 10);
+        assert!((s.sum() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn uniform_quantiles_within_accuracy() {
+        let opts = SummaryOptions::default();
+        let mut s = Summary::new(&opts);
+        for i in 1..=1000 {
+            s.observe(&opts, 0, f64::from(i), 1);
+        }
+        let got = q(&s, &opts, 0);
+        for (g, want) in got.iter().zip([500.0, 900.0, 990.0]) {
+            assert!((g - want).abs() / want <= 0.011, "got {g}, want {want}");
+        }
+    }
+
+    #[test]
+    fn negatives_zero_and_weights() {
+        let opts = SummaryOptions::default();
+        let mut s = Summary::new(&opts);
+        s.observe(&opts, 0, -2.0, 3);
+        s.observe(&opts, 0, 0.0, 1);
+        s.observe(&opts, 0, 4.0, 1);
+        // Sorted: -2 -2 -2 0 4 ; median rank 2 -> -2.
+        let mut out = [0.0; 3];
+        s.quantiles(&opts, 0, &[0.0, 0.5, 1.0], &mut out);
+        assert!((out[0] + 2.0).abs() < 0.03);
+        assert!((out[1] + 2.0).abs() < 0.03);
+        assert_eq!(out[2], 4.0);
+        assert_eq!(s.count(), 5);
+    }
+
+    #[test]
+    fn window_forgets_old_slots_but_sum_stays() {
+        let opts = SummaryOptions::default();
+        let mut s = Summary::new(&opts);
+        s.observe(&opts, 0, 1.0, 1);
+        assert_eq!(q(&s, &opts, 599)[0], 1.0);
+        // 600 s later the slot of t=0 has left the window.
+        assert!(q(&s, &opts, 600)[0].is_nan());
+        s.observe(&opts, 700, 2.0, 1);
+        assert_eq!(q(&s, &opts, 700)[0], 2.0);
+        assert_eq!(s.count(), 2);
+        assert_eq!(s.sum(), 3.0);
+    }
+
+    #[test]
+    fn bins_stay_bounded() {
+        let opts = SummaryOptions::default();
+        let mut s = Summary::new(&opts);
+        for e in -300..300 {
+            s.observe(&opts, 0, 10f64.powi(e / 10), 1);
+        }
+        for slot in &s.slots {
+            assert!(slot.pos.counts.len() <= MAX_BINS);
+        }
+        assert_eq!(s.count(), 600);
+    }
+}
