@@ -284,13 +284,13 @@ mod tests {
 
     #[test]
     fn key_layout_roundtrip() {
-        let line = b"a.b,x=y:1|c|#k:v|c:abc";
+        let line = b"a.b:1|c|#k:v|c:abc";
         let s = parser::parse_line(line, ParseOptions::default())
             .next()
             .and_then(Result::ok);
         let Some(s) = s else { panic!("line did not parse") };
         assert!(key_matches(&build_key(&s), &s));
-        let other = parser::parse_line(b"a.b,x=y:1|g|#k:v|c:abc", ParseOptions::default())
+        let other = parser::parse_line(b"a.b:1|g|#k:v|c:abc", ParseOptions::default())
             .next()
             .and_then(Result::ok);
         let Some(other) = other else { panic!("line did not parse") };

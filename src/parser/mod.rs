@@ -427,6 +427,10 @@ fn next_field<'a>(rest: &mut Option<&'a [u8]>, sep: u8) -> Option<&'a [u8]> {
 
 fn parse_sample<'a>(head: Head<'a>, value: &'a [u8], rest: &'a [u8]) -> Result<Sample<'a>, ParseError> {
     // `rest` is "type|comp|comp..." (at most 7 parts: 8 with the value).
+    // statsd_exporter checks the number of parts before anything else.
+    if memchr::memchr_iter(b'|', rest).count() + 2 > 8 {
+        return Err(ParseError::MalformedComponent);
+    }
     let mut parts = rest.split(|&b| b == b'|');
     let type_bytes = parts.next().unwrap_or_default();
     let metric_type = MetricType::from_bytes(type_bytes);
@@ -453,13 +457,9 @@ fn parse_sample<'a>(head: Head<'a>, value: &'a [u8], rest: &'a [u8]) -> Result<S
         relative,
         sample_rate: 1.0,
     };
-    let mut count = 2;
     let mut seen_tags = false;
-    for comp in parts.clone() {
-        count += 1;
-        if comp.is_empty() || count > 8 {
-            return Err(ParseError::MalformedComponent);
-        }
+    if parts.clone().any(<[u8]>::is_empty) {
+        return Err(ParseError::MalformedComponent);
     }
     for comp in parts {
         match comp[0] {

@@ -5,7 +5,10 @@
 //! relative accuracy (the DDSketch idea): a value `v > 0` lands in bucket
 //! `ceil(log_gamma(v))`, and a bucket is reported as the value with at most 1 %
 //! relative error to every value in it. Each estimate is clamped to the window's
-//! observed min and max, so a constant series reports its exact value.
+//! observed min and max, so a constant series reports its exact value. While a
+//! slot has seen at most 16 observations it keeps them as they are, and a window
+//! made only of such slots reports exact nearest-rank quantiles: the usual case
+//! for per-task Airflow timers.
 //!
 //! The window is `max_age` long, split into `age_buckets` slots (statsd_exporter's
 //! defaults: 10 minutes, 5 slots). An observation goes into the current slot; a
@@ -15,6 +18,9 @@
 
 /// Relative accuracy of the quantile estimates.
 pub const RELATIVE_ACCURACY: f64 = 0.01;
+/// A slot keeps up to this many observations exactly before it switches to buckets,
+/// so low-rate series (most Airflow timers) report exact quantiles.
+const EXACT_MAX: usize = 16;
 /// A sketch keeps at most this many buckets per sign; beyond that the smallest
 /// magnitudes are merged into the lowest kept bucket (bounded memory).
 const MAX_BINS: usize = 2048;
@@ -106,6 +112,9 @@ impl Bins {
 #[derive(Clone, Debug)]
 struct Sketch {
     epoch: u64,
+    /// Exact observations while there are at most `EXACT_MAX` (and `!spilled`).
+    exact: Vec<f64>,
+    spilled: bool,
     pos: Bins,
     neg: Bins,
     zero: u64,
@@ -117,6 +126,8 @@ impl Sketch {
     fn empty(epoch: u64) -> Self {
         Self {
             epoch,
+            exact: Vec::new(),
+            spilled: false,
             pos: Bins::default(),
             neg: Bins::default(),
             zero: 0,
@@ -127,6 +138,8 @@ impl Sketch {
 
     fn reset(&mut self, epoch: u64) {
         self.epoch = epoch;
+        self.exact = Vec::new();
+        self.spilled = false;
         self.pos.clear();
         self.neg.clear();
         self.zero = 0;
@@ -134,8 +147,38 @@ impl Sketch {
         self.max = f64::NEG_INFINITY;
     }
 
+    /// Add `v` with weight `n` to the buckets.
+    fn add_binned(&mut self, v: f64, n: u64, ln_gamma: f64) {
+        let mag = v.abs();
+        if mag < MIN_MAGNITUDE {
+            self.zero += n;
+        } else if v > 0.0 {
+            self.pos.add(bucket_index(mag, ln_gamma), n);
+        } else {
+            self.neg.add(bucket_index(mag, ln_gamma), n);
+        }
+    }
+
+    fn add(&mut self, v: f64, n: u64, ln_gamma: f64) {
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        if !self.spilled {
+            if self.exact.len() as u64 + n <= EXACT_MAX as u64 {
+                self.exact.extend(std::iter::repeat_n(v, n as usize));
+                return;
+            }
+            self.spilled = true;
+            for x in std::mem::take(&mut self.exact) {
+                self.add_binned(x, 1, ln_gamma);
+            }
+        }
+        self.add_binned(v, n, ln_gamma);
+    }
+
     fn count(&self) -> u64 {
-        self.zero + self.pos.counts.iter().sum::<u64>() + self.neg.counts.iter().sum::<u64>()
+        self.exact.len() as u64
+            + self.zero
+            + self.pos.counts.iter().sum::<u64>() + self.neg.counts.iter().sum::<u64>()
     }
 }
 
@@ -187,16 +230,7 @@ impl Summary {
         if slot.epoch != epoch {
             slot.reset(epoch);
         }
-        slot.min = slot.min.min(v);
-        slot.max = slot.max.max(v);
-        let mag = v.abs();
-        if mag < MIN_MAGNITUDE {
-            slot.zero += n;
-        } else if v > 0.0 {
-            slot.pos.add(bucket_index(mag, gamma_ln()), n);
-        } else {
-            slot.neg.add(bucket_index(mag, gamma_ln()), n);
-        }
+        slot.add(v, n, gamma_ln());
     }
 
     /// All-time sum of observations.
@@ -215,25 +249,48 @@ impl Summary {
         let epoch = now / opts.slot_secs();
         let len = self.slots.len() as u64;
         let live = |s: &&Sketch| s.epoch != u64::MAX && s.epoch <= epoch && epoch - s.epoch < len;
+        let ln_gamma = gamma_ln();
+        let live_slots = || self.slots.iter().filter(live);
+        if live_slots().all(|s| !s.spilled) {
+            // Exact: every live slot still holds its raw observations.
+            let mut all: Vec<f64> = live_slots().flat_map(|s| s.exact.iter().copied()).collect();
+            all.sort_by(f64::total_cmp);
+            for (q, o) in quantiles.iter().zip(out.iter_mut()) {
+                *o = match nearest_rank(*q, all.len() as u64) {
+                    Some(r) => all.get(r as usize).copied().unwrap_or(f64::NAN),
+                    None => f64::NAN,
+                };
+            }
+            return;
+        }
         let mut merged = Sketch::empty(epoch);
-        for s in self.slots.iter().filter(live) {
+        for s in live_slots() {
             s.pos.merge_into(&mut merged.pos);
             s.neg.merge_into(&mut merged.neg);
+            for &x in &s.exact {
+                merged.add_binned(x, 1, ln_gamma);
+            }
             merged.zero += s.zero;
             merged.min = merged.min.min(s.min);
             merged.max = merged.max.max(s.max);
         }
         let total = merged.count();
-        let ln_gamma = gamma_ln();
         for (q, o) in quantiles.iter().zip(out.iter_mut()) {
-            *o = if total == 0 {
-                f64::NAN
-            } else {
-                let rank = (q.clamp(0.0, 1.0) * (total - 1) as f64).floor() as u64;
-                rank_value(&merged, rank, ln_gamma).clamp(merged.min, merged.max)
+            *o = match nearest_rank(*q, total) {
+                Some(rank) => rank_value(&merged, rank, ln_gamma).clamp(merged.min, merged.max),
+                None => f64::NAN,
             };
         }
     }
+}
+
+/// Nearest rank (0-based): the smallest value with at least `q·n` values at or
+/// below it. `None` when there are no values.
+fn nearest_rank(q: f64, n: u64) -> Option<u64> {
+    if n == 0 {
+        return None;
+    }
+    Some(((q.clamp(0.0, 1.0) * n as f64).ceil() as u64).clamp(1, n) - 1)
 }
 
 /// The estimated value at 0-based `rank` in ascending order.
@@ -279,6 +336,18 @@ mod tests {
         assert_eq!(q(&s, &opts, 5), vec![0.1, 0.1, 0.1]);
         assert_eq!(s.count(), 10);
         assert!((s.sum() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn few_observations_are_exact() {
+        let opts = SummaryOptions::default();
+        let mut s = Summary::new(&opts);
+        s.observe(&opts, 0, 0.3, 1);
+        s.observe(&opts, 0, 0.1, 1);
+        assert_eq!(q(&s, &opts, 0), vec![0.1, 0.3, 0.3]);
+        // Spread over two slots, still exact.
+        s.observe(&opts, 130, 0.2, 1);
+        assert_eq!(q(&s, &opts, 130), vec![0.2, 0.3, 0.3]);
     }
 
     #[test]
