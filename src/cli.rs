@@ -54,19 +54,35 @@ An empty address disables a listener (--statsd.listen-tcp=\"\").",
 )]
 pub struct Args {
     /// UDP address for StatsD (`host:port`, `:port` for all interfaces, empty to disable).
-    #[arg(long = "statsd.listen-udp", value_name = "ADDR", default_value = ":8125")]
+    #[arg(
+        long = "statsd.listen-udp",
+        value_name = "ADDR",
+        default_value = ":8125"
+    )]
     pub listen_udp: String,
 
     /// TCP address for StatsD, newline-delimited (empty to disable).
-    #[arg(long = "statsd.listen-tcp", value_name = "ADDR", default_value = ":8125")]
+    #[arg(
+        long = "statsd.listen-tcp",
+        value_name = "ADDR",
+        default_value = ":8125"
+    )]
     pub listen_tcp: String,
 
     /// Unix datagram socket path for StatsD (empty to disable). A stale socket file is replaced.
-    #[arg(long = "statsd.listen-unixgram", value_name = "PATH", default_value = "")]
+    #[arg(
+        long = "statsd.listen-unixgram",
+        value_name = "PATH",
+        default_value = ""
+    )]
     pub listen_unixgram: String,
 
     /// Permission bits of the unix socket file, in octal.
-    #[arg(long = "statsd.unixsocket-mode", value_name = "MODE", default_value = "755")]
+    #[arg(
+        long = "statsd.unixsocket-mode",
+        value_name = "MODE",
+        default_value = "755"
+    )]
     pub unixsocket_mode: String,
 
     /// Receive buffer (SO_RCVBUF) of the datagram sockets, in bytes; the kernel caps it at net.core.rmem_max. Default: the OS default.
@@ -106,7 +122,12 @@ pub struct Args {
     pub no_parse_signalfx: bool,
 
     /// How timers, histograms and distributions are aggregated by default.
-    #[arg(long = "statsd.observer-type", value_enum, value_name = "TYPE", default_value = "summary")]
+    #[arg(
+        long = "statsd.observer-type",
+        value_enum,
+        value_name = "TYPE",
+        default_value = "summary"
+    )]
     pub observer_type: ObserverFlag,
 
     /// Longest TCP line accepted, in bytes; longer lines are dropped and counted.
@@ -120,11 +141,19 @@ pub struct Args {
     pub tcp_max_connections: u64,
 
     /// Address of the web endpoint (metrics, health), `:port` for all interfaces.
-    #[arg(long = "web.listen-address", value_name = "ADDR", default_value = ":9102")]
+    #[arg(
+        long = "web.listen-address",
+        value_name = "ADDR",
+        default_value = ":9102"
+    )]
     pub web_listen: String,
 
     /// Path of the metrics page.
-    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics")]
+    #[arg(
+        long = "web.telemetry-path",
+        value_name = "PATH",
+        default_value = "/metrics"
+    )]
     pub telemetry_path: String,
 
     /// Most concurrent HTTP connections; more are closed at once.
@@ -133,11 +162,21 @@ pub struct Args {
     pub web_max_connections: u64,
 
     /// Log level.
-    #[arg(long = "log.level", value_enum, value_name = "LEVEL", default_value = "info")]
+    #[arg(
+        long = "log.level",
+        value_enum,
+        value_name = "LEVEL",
+        default_value = "info"
+    )]
     pub log_level: LogLevel,
 
     /// Log format.
-    #[arg(long = "log.format", value_enum, value_name = "FORMAT", default_value = "logfmt")]
+    #[arg(
+        long = "log.format",
+        value_enum,
+        value_name = "FORMAT",
+        default_value = "logfmt"
+    )]
     pub log_format: LogFormat,
 
     /// statsd_exporter flags that do not apply here (internal queues, cache type):
@@ -148,7 +187,11 @@ pub struct Args {
     #[arg(long = "statsd.event-flush-threshold", value_name = "N", hide = true)]
     pub ignored_event_flush_threshold: Option<String>,
     #[allow(missing_docs)]
-    #[arg(long = "statsd.event-flush-interval", value_name = "DURATION", hide = true)]
+    #[arg(
+        long = "statsd.event-flush-interval",
+        value_name = "DURATION",
+        hide = true
+    )]
     pub ignored_event_flush_interval: Option<String>,
     #[allow(missing_docs)]
     #[arg(long = "statsd.udp-packet-queue-size", value_name = "N", hide = true)]
@@ -231,9 +274,18 @@ impl Args {
         }
         let ignored = [
             ("statsd.event-queue-size", &self.ignored_event_queue_size),
-            ("statsd.event-flush-threshold", &self.ignored_event_flush_threshold),
-            ("statsd.event-flush-interval", &self.ignored_event_flush_interval),
-            ("statsd.udp-packet-queue-size", &self.ignored_udp_packet_queue_size),
+            (
+                "statsd.event-flush-threshold",
+                &self.ignored_event_flush_threshold,
+            ),
+            (
+                "statsd.event-flush-interval",
+                &self.ignored_event_flush_interval,
+            ),
+            (
+                "statsd.udp-packet-queue-size",
+                &self.ignored_udp_packet_queue_size,
+            ),
             ("statsd.cache-type", &self.ignored_cache_type),
             ("statsd.cache-size", &self.ignored_cache_size),
             ("debug.dump-fsm", &self.ignored_dump_fsm),
@@ -294,7 +346,10 @@ impl Args {
                 self.telemetry_path
             )));
         }
-        if matches!(self.telemetry_path.as_str(), "/" | "/-/healthy" | "/-/ready") {
+        if matches!(
+            self.telemetry_path.as_str(),
+            "/" | "/-/healthy" | "/-/ready"
+        ) {
             return Err(FlagError(format!(
                 "--web.telemetry-path={:?}: that path is taken by the landing page or a health check",
                 self.telemetry_path
@@ -325,7 +380,9 @@ mod tests {
         assert_eq!(cfg.listen.tcp, Some(SocketAddr::from(([0, 0, 0, 0], 8125))));
         assert_eq!(cfg.web_listen, Some(SocketAddr::from(([0, 0, 0, 0], 9102))));
         assert_eq!(cfg.web.telemetry_path, "/metrics");
-        assert!(cfg.parse.dogstatsd && cfg.parse.influxdb && cfg.parse.librato && cfg.parse.signalfx);
+        assert!(
+            cfg.parse.dogstatsd && cfg.parse.influxdb && cfg.parse.librato && cfg.parse.signalfx
+        );
         assert!(warnings.is_empty());
     }
 
@@ -354,13 +411,19 @@ mod tests {
             (&["--statsd.listen-udp=nonsense"], "expected host:port"),
             (&["--statsd.unixsocket-mode=9"], "octal"),
             (&["--web.telemetry-path=metrics"], "must start with /"),
-            (&["--statsd.listen-udp=", "--statsd.listen-tcp="], "at least one"),
+            (
+                &["--statsd.listen-udp=", "--statsd.listen-tcp="],
+                "at least one",
+            ),
             (&["--statsd.mapping-config=x.yml"], "not supported"),
             (&["--statsd.read-buffer=0"], "read-buffer"),
         ];
         for (args, want) in cases {
             let err = build(args).err().map(|e| e.0).unwrap_or_default();
-            assert!(err.contains(want), "{args:?}: {err:?} should mention {want:?}");
+            assert!(
+                err.contains(want),
+                "{args:?}: {err:?} should mention {want:?}"
+            );
         }
     }
 }

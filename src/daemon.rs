@@ -52,9 +52,10 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     raise_nofile_limit();
     let sockets = listener::bind(&cfg.listen).map_err(|e| RunError(e.to_string()))?;
     let web = match cfg.web_listen {
-        Some(addr) => Some(std::net::TcpListener::bind(addr).map_err(|e| {
-            RunError(format!("cannot listen on web {addr}: {e}"))
-        })?),
+        Some(addr) => Some(
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| RunError(format!("cannot listen on web {addr}: {e}")))?,
+        ),
         None => None,
     };
     if let Some(a) = sockets.udp_addr() {

@@ -48,7 +48,8 @@ fn key_matches(key: &[u8], s: &Sample<'_>) -> bool {
 }
 
 fn build_key(s: &Sample<'_>) -> Box<[u8]> {
-    let mut k = Vec::with_capacity(3 + s.name_section.len() + s.dog_tags.len() + s.container_id.len());
+    let mut k =
+        Vec::with_capacity(3 + s.name_section.len() + s.dog_tags.len() + s.container_id.len());
     k.push(s.metric_type.code());
     k.extend_from_slice(s.name_section);
     k.push(0xFF);
@@ -82,7 +83,12 @@ pub struct Ingester {
 
 impl Ingester {
     /// An ingester writing into `store`, mapping with `mapper`.
-    pub fn new(store: Arc<Store>, mapper: Arc<Mapper>, opts: ParseOptions, cache_cap: usize) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        mapper: Arc<Mapper>,
+        opts: ParseOptions,
+        cache_cap: usize,
+    ) -> Self {
         Self {
             store,
             mapper,
@@ -288,12 +294,16 @@ mod tests {
         let s = parser::parse_line(line, ParseOptions::default())
             .next()
             .and_then(Result::ok);
-        let Some(s) = s else { panic!("line did not parse") };
+        let Some(s) = s else {
+            panic!("line did not parse")
+        };
         assert!(key_matches(&build_key(&s), &s));
         let other = parser::parse_line(b"a.b:1|g|#k:v|c:abc", ParseOptions::default())
             .next()
             .and_then(Result::ok);
-        let Some(other) = other else { panic!("line did not parse") };
+        let Some(other) = other else {
+            panic!("line did not parse")
+        };
         assert!(!key_matches(&build_key(&s), &other));
     }
 

@@ -29,7 +29,10 @@
 //! assert!(page.contains("latency_sum{route=\"home\"} 0.25\n"));
 //! ```
 #![deny(missing_docs, rust_2018_idioms)]
-#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod cli;
 pub mod config;

@@ -239,33 +239,88 @@ pub fn collect(store: &Store) -> Vec<SelfFamily> {
             .collect()
     };
     let mut out = vec![
-        family("promstatsd_packets_total", "counter", "StatsD packets received (TCP: reads), by listener.", per_listener(&s.packets)),
-        family("promstatsd_bytes_total", "counter", "StatsD bytes received, by listener.", per_listener(&s.bytes)),
-        single("promstatsd_lines_total", "counter", "StatsD lines received.", get(&s.lines)),
-        single("promstatsd_samples_total", "counter", "StatsD samples received.", get(&s.samples)),
+        family(
+            "promstatsd_packets_total",
+            "counter",
+            "StatsD packets received (TCP: reads), by listener.",
+            per_listener(&s.packets),
+        ),
+        family(
+            "promstatsd_bytes_total",
+            "counter",
+            "StatsD bytes received, by listener.",
+            per_listener(&s.bytes),
+        ),
+        single(
+            "promstatsd_lines_total",
+            "counter",
+            "StatsD lines received.",
+            get(&s.lines),
+        ),
+        single(
+            "promstatsd_samples_total",
+            "counter",
+            "StatsD samples received.",
+            get(&s.samples),
+        ),
         family(
             "promstatsd_sample_errors_total",
             "counter",
             "StatsD lines or samples rejected, by reason.",
             ParseError::ALL
                 .iter()
-                .map(|e| ("", vec![("reason", e.reason())], get(&s.sample_errors[e.index()])))
+                .map(|e| {
+                    (
+                        "",
+                        vec![("reason", e.reason())],
+                        get(&s.sample_errors[e.index()]),
+                    )
+                })
                 .collect(),
         ),
-        single("promstatsd_tags_total", "counter", "Samples that carried tags.", get(&s.tags)),
-        single("promstatsd_tag_errors_total", "counter", "Malformed tags skipped.", get(&s.tag_errors)),
-        family("promstatsd_events_total", "counter", "Samples recorded, by type.", per_event(&s.events)),
-        family("promstatsd_events_conflict_total", "counter", "Samples refused because their name is in use with another type, by type.", per_event(&s.conflicts)),
+        single(
+            "promstatsd_tags_total",
+            "counter",
+            "Samples that carried tags.",
+            get(&s.tags),
+        ),
+        single(
+            "promstatsd_tag_errors_total",
+            "counter",
+            "Malformed tags skipped.",
+            get(&s.tag_errors),
+        ),
+        family(
+            "promstatsd_events_total",
+            "counter",
+            "Samples recorded, by type.",
+            per_event(&s.events),
+        ),
+        family(
+            "promstatsd_events_conflict_total",
+            "counter",
+            "Samples refused because their name is in use with another type, by type.",
+            per_event(&s.conflicts),
+        ),
         family(
             "promstatsd_events_error_total",
             "counter",
             "Samples refused after parsing, by reason.",
             vec![
-                ("", vec![("reason", "illegal_negative_counter")], get(&s.negative_counters)),
+                (
+                    "",
+                    vec![("reason", "illegal_negative_counter")],
+                    get(&s.negative_counters),
+                ),
                 ("", vec![("reason", "series_limit")], get(&s.series_refused)),
             ],
         ),
-        family("promstatsd_events_actions_total", "counter", "Samples dropped by a mapping.", vec![("", vec![("action", "drop")], get(&s.dropped))]),
+        family(
+            "promstatsd_events_actions_total",
+            "counter",
+            "Samples dropped by a mapping.",
+            vec![("", vec![("action", "drop")], get(&s.dropped))],
+        ),
         family(
             "promstatsd_series",
             "gauge",
@@ -275,13 +330,48 @@ pub fn collect(store: &Store) -> Vec<SelfFamily> {
                 .map(|k| ("", vec![("type", k.label())], store.series_count(*k) as f64))
                 .collect(),
         ),
-        single("promstatsd_ingest_cache_flushes_total", "counter", "Times an ingest thread's series cache was emptied because it was full.", get(&s.cache_flushes)),
-        single("promstatsd_tcp_connections_total", "counter", "TCP connections accepted.", get(&s.tcp_connections)),
-        single("promstatsd_tcp_connections_open", "gauge", "TCP connections open now.", get(&s.tcp_open)),
-        single("promstatsd_tcp_connections_refused_total", "counter", "TCP connections closed at once because the connection limit was reached.", get(&s.tcp_refused)),
-        single("promstatsd_tcp_connection_errors_total", "counter", "Errors reading from TCP connections.", get(&s.tcp_errors)),
-        single("promstatsd_tcp_too_long_lines_total", "counter", "TCP lines discarded for exceeding the line-length limit.", get(&s.tcp_too_long)),
-        single("promstatsd_receive_errors_total", "counter", "Socket receive errors (other than would-block).", get(&s.recv_errors)),
+        single(
+            "promstatsd_ingest_cache_flushes_total",
+            "counter",
+            "Times an ingest thread's series cache was emptied because it was full.",
+            get(&s.cache_flushes),
+        ),
+        single(
+            "promstatsd_tcp_connections_total",
+            "counter",
+            "TCP connections accepted.",
+            get(&s.tcp_connections),
+        ),
+        single(
+            "promstatsd_tcp_connections_open",
+            "gauge",
+            "TCP connections open now.",
+            get(&s.tcp_open),
+        ),
+        single(
+            "promstatsd_tcp_connections_refused_total",
+            "counter",
+            "TCP connections closed at once because the connection limit was reached.",
+            get(&s.tcp_refused),
+        ),
+        single(
+            "promstatsd_tcp_connection_errors_total",
+            "counter",
+            "Errors reading from TCP connections.",
+            get(&s.tcp_errors),
+        ),
+        single(
+            "promstatsd_tcp_too_long_lines_total",
+            "counter",
+            "TCP lines discarded for exceeding the line-length limit.",
+            get(&s.tcp_too_long),
+        ),
+        single(
+            "promstatsd_receive_errors_total",
+            "counter",
+            "Socket receive errors (other than would-block).",
+            get(&s.recv_errors),
+        ),
         family(
             "promstatsd_scrape_duration_seconds",
             "summary",
@@ -291,7 +381,12 @@ pub fn collect(store: &Store) -> Vec<SelfFamily> {
                 ("_count", vec![], get(&s.scrapes)),
             ],
         ),
-        single("promstatsd_build_info", "gauge", "A constant 1, labelled with the version.", 1.0),
+        single(
+            "promstatsd_build_info",
+            "gauge",
+            "A constant 1, labelled with the version.",
+            1.0,
+        ),
     ];
     if let Some(f) = out.last_mut() {
         if let Some(sample) = f.samples.first_mut() {

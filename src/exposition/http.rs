@@ -103,8 +103,10 @@ pub fn serve(
 fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -118,8 +120,10 @@ fn landing(path: &str) -> Response<Full<Bytes>> {
         path = html_escape(path),
     );
     let mut r = Response::new(Full::new(Bytes::from(body)));
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     r
 }
 
@@ -183,13 +187,21 @@ fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     r
 }
 
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path();
     let get_or_head = req.method() == Method::GET || req.method() == Method::HEAD;
-    let known = path == state.opts.telemetry_path || matches!(path, "/" | "/-/healthy" | "/-/ready");
+    let known =
+        path == state.opts.telemetry_path || matches!(path, "/" | "/-/healthy" | "/-/ready");
     if known && !get_or_head {
-        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed: use GET or HEAD.\n");
-        r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        let mut r = plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed: use GET or HEAD.\n",
+        );
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return Ok(r);
     }
     let resp = if path == state.opts.telemetry_path {

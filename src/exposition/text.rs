@@ -118,7 +118,9 @@ fn parse_exp(b: &[u8]) -> i32 {
     };
     let mut e: i32 = 0;
     for &c in b {
-        e = e.saturating_mul(10).saturating_add(i32::from(c.wrapping_sub(b'0')));
+        e = e
+            .saturating_mul(10)
+            .saturating_add(i32::from(c.wrapping_sub(b'0')));
     }
     if neg {
         -e
@@ -146,7 +148,14 @@ fn write_help(out: &mut Vec<u8>, name: &str, help: &str, kind: &str) {
 }
 
 /// Write `name[suffix]{labels[,extra="value"]} value\n`.
-fn write_sample(out: &mut Vec<u8>, name: &str, suffix: &str, labels: &str, extra: Option<(&str, f64)>, v: f64) {
+fn write_sample(
+    out: &mut Vec<u8>,
+    name: &str,
+    suffix: &str,
+    labels: &str,
+    extra: Option<(&str, f64)>,
+    v: f64,
+) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(suffix.as_bytes());
     if !labels.is_empty() || extra.is_some() {
@@ -173,7 +182,9 @@ fn write_series(out: &mut Vec<u8>, s: &Series, now: u64, scratch: &mut Vec<f64>)
     let name = &*f.name;
     let labels = s.labels();
     match s.value() {
-        SeriesValue::Counter(c) | SeriesValue::Gauge(c) => write_sample(out, name, "", labels, None, c.load()),
+        SeriesValue::Counter(c) | SeriesValue::Gauge(c) => {
+            write_sample(out, name, "", labels, None, c.load())
+        }
         SeriesValue::Set(set) => write_sample(out, name, "", labels, None, set.estimate()),
         SeriesValue::Summary(m) => {
             let qs = &f.summary.quantiles;
@@ -196,7 +207,14 @@ fn write_series(out: &mut Vec<u8>, s: &Series, now: u64, scratch: &mut Vec<f64>)
                 // Relaxed: see the store's consistency note.
                 cumulative += c.load(Ordering::Relaxed);
                 let le = f.buckets.get(i).copied().unwrap_or(f64::INFINITY);
-                write_sample(out, name, "_bucket", labels, Some(("le", le)), cumulative as f64);
+                write_sample(
+                    out,
+                    name,
+                    "_bucket",
+                    labels,
+                    Some(("le", le)),
+                    cumulative as f64,
+                );
             }
             write_sample(out, name, "_sum", labels, None, h.sum.load());
             write_sample(out, name, "_count", labels, None, cumulative as f64);

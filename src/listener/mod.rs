@@ -114,10 +114,12 @@ impl std::error::Error for BindError {
 /// Bind every configured StatsD socket.
 pub fn bind(opts: &ListenOptions) -> Result<Sockets, BindError> {
     let udp = match opts.udp {
-        Some(addr) => Some(bind_udp(addr, opts.read_buffer).map_err(|source| BindError {
-            what: format!("UDP {addr}"),
-            source,
-        })?),
+        Some(addr) => Some(
+            bind_udp(addr, opts.read_buffer).map_err(|source| BindError {
+                what: format!("UDP {addr}"),
+                source,
+            })?,
+        ),
         None => None,
     };
     let tcp = match opts.tcp {
@@ -136,9 +138,11 @@ pub fn bind(opts: &ListenOptions) -> Result<Sockets, BindError> {
     };
     let unixgram = match &opts.unixgram {
         Some(path) => Some((
-            bind_unixgram(path, opts.unixsocket_mode, opts.read_buffer).map_err(|source| BindError {
-                what: format!("unixgram {}", path.display()),
-                source,
+            bind_unixgram(path, opts.unixsocket_mode, opts.read_buffer).map_err(|source| {
+                BindError {
+                    what: format!("unixgram {}", path.display()),
+                    source,
+                }
             })?,
             path.clone(),
         )),
@@ -175,7 +179,11 @@ fn bind_udp(addr: SocketAddr, read_buffer: Option<usize>) -> io::Result<std::net
     Ok(sock.into())
 }
 
-fn bind_unixgram(path: &Path, mode: u32, read_buffer: Option<usize>) -> io::Result<std::os::unix::net::UnixDatagram> {
+fn bind_unixgram(
+    path: &Path,
+    mode: u32,
+    read_buffer: Option<usize>,
+) -> io::Result<std::os::unix::net::UnixDatagram> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
@@ -228,7 +236,9 @@ pub struct Listener {
 
 impl std::fmt::Debug for Listener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Listener").field("open", &self.open).finish()
+        f.debug_struct("Listener")
+            .field("open", &self.open)
+            .finish()
     }
 }
 
@@ -337,7 +347,11 @@ impl Listener {
                         let (msg, truncated) = self.batch.message(i);
                         if truncated {
                             // Relaxed: a self-metric counter.
-                            self.ingester.store().stats.recv_errors.fetch_add(1, Ordering::Relaxed);
+                            self.ingester
+                                .store()
+                                .stats
+                                .recv_errors
+                                .fetch_add(1, Ordering::Relaxed);
                         }
                         self.ingester.ingest_packet(kind, msg);
                     }
@@ -350,7 +364,11 @@ impl Listener {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.ingester.store().stats.recv_errors.fetch_add(1, Ordering::Relaxed);
+                    self.ingester
+                        .store()
+                        .stats
+                        .recv_errors
+                        .fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(error = %e, "receive error");
                     return false;
                 }
@@ -407,8 +425,12 @@ impl Listener {
     }
 
     fn conn_ready(&mut self, token: usize) {
-        let Some(slot) = token.checked_sub(FIRST_CONN) else { return };
-        let Some(Some(conn)) = self.conns.get_mut(slot) else { return };
+        let Some(slot) = token.checked_sub(FIRST_CONN) else {
+            return;
+        };
+        let Some(Some(conn)) = self.conns.get_mut(slot) else {
+            return;
+        };
         let max_line = self.opts.tcp_max_line;
         let mut close = false;
         loop {
@@ -438,7 +460,11 @@ impl Listener {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     tracing::debug!(error = %e, "TCP read error");
-                    self.ingester.store().stats.tcp_errors.fetch_add(1, Ordering::Relaxed);
+                    self.ingester
+                        .store()
+                        .stats
+                        .tcp_errors
+                        .fetch_add(1, Ordering::Relaxed);
                     close = true;
                     break;
                 }

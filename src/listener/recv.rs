@@ -109,7 +109,9 @@ impl RecvBatch {
             while got < self.lens.len() {
                 let buf = &mut self.bufs[got * self.size..(got + 1) * self.size];
                 // SAFETY: `buf` is a valid writable region of `buf.len()` bytes.
-                let r = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+                let r = unsafe {
+                    libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT)
+                };
                 if r < 0 {
                     let e = io::Error::last_os_error();
                     return if got > 0 { Ok(got) } else { Err(e) };

@@ -90,7 +90,12 @@ impl Mapper {
     }
 
     /// Map a raw StatsD name (tags removed, not yet escaped) of the given type.
-    pub fn map(&self, raw_name: &str, _ty: MetricType, labels: Vec<(String, String)>) -> MapOutcome {
+    pub fn map(
+        &self,
+        raw_name: &str,
+        _ty: MetricType,
+        labels: Vec<(String, String)>,
+    ) -> MapOutcome {
         MapOutcome::Map(Mapping {
             name: escape_name(raw_name),
             labels,
@@ -138,7 +143,10 @@ mod tests {
             ("a-_-b", "a___b"),
             ("1abc", "_1abc"),
             ("_ok_", "_ok_"),
-            ("operator_successes__PythonDecoratedOperator", "operator_successes__PythonDecoratedOperator"),
+            (
+                "operator_successes__PythonDecoratedOperator",
+                "operator_successes__PythonDecoratedOperator",
+            ),
             ("héllo", "h_llo"),
             ("日本", "__"),
             ("-", "_"),

@@ -284,7 +284,10 @@ enum Mode<'a> {
     Failed(Option<ParseError>),
     /// `rest` holds `sample(:sample)*`, split on ':' unless `single`; `None` once
     /// every sample was yielded.
-    Samples { rest: Option<&'a [u8]>, single: bool },
+    Samples {
+        rest: Option<&'a [u8]>,
+        single: bool,
+    },
     /// `values` holds `v(:v)*`, all sharing `suffix` (`type|components`).
     Extended {
         values: Option<&'a [u8]>,
@@ -310,7 +313,7 @@ fn split_line(line: &[u8], opts: ParseOptions) -> Result<LineSamples<'_>, ParseE
     if head.name_head.is_empty() && head.name_tail.is_empty() {
         return Err(ParseError::MalformedLine);
     }
-    let dog = memchr::memmem::find(after, b"|#").is_some();
+    let dog = memchr::memchr_iter(b'|', after).any(|i| after.get(i + 1) == Some(&b'#'));
     if dog && tags::has_valid_tag(head.name_tags, b'=', head.style) {
         return Err(ParseError::MixedTaggingStyles);
     }
@@ -425,7 +428,11 @@ fn next_field<'a>(rest: &mut Option<&'a [u8]>, sep: u8) -> Option<&'a [u8]> {
     }
 }
 
-fn parse_sample<'a>(head: Head<'a>, value: &'a [u8], rest: &'a [u8]) -> Result<Sample<'a>, ParseError> {
+fn parse_sample<'a>(
+    head: Head<'a>,
+    value: &'a [u8],
+    rest: &'a [u8],
+) -> Result<Sample<'a>, ParseError> {
     // `rest` is "type|comp|comp..." (at most 7 parts: 8 with the value).
     // statsd_exporter checks the number of parts before anything else.
     if memchr::memchr_iter(b'|', rest).count() + 2 > 8 {

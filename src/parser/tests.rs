@@ -44,7 +44,10 @@ fn show(r: &Result<Sample<'_>, ParseError>) -> String {
         out.push_str(&format!(" #[{}]", String::from_utf8_lossy(s.dog_tags)));
     }
     if !s.container_id.is_empty() {
-        out.push_str(&format!(" cid[{}]", String::from_utf8_lossy(s.container_id)));
+        out.push_str(&format!(
+            " cid[{}]",
+            String::from_utf8_lossy(s.container_id)
+        ));
     }
     out
 }
@@ -82,44 +85,140 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     // Sample rates.
     ("rate", "a:1|c|@0.1", &["c a=1 @0.1"]),
     ("rate_zero_means_one", "a:1|c|@0", &["c a=1"]),
-    ("rate_gauge_parsed_ignored_later", "a:1|g|@0.5", &["g a=1 @0.5"]),
+    (
+        "rate_gauge_parsed_ignored_later",
+        "a:1|g|@0.5",
+        &["g a=1 @0.5"],
+    ),
     ("rate_above_one", "a:1|c|@2", &["err:invalid_sample_factor"]),
-    ("rate_negative", "a:1|c|@-0.5", &["err:invalid_sample_factor"]),
-    ("rate_not_a_number", "a:1|c|@x", &["err:invalid_sample_factor"]),
+    (
+        "rate_negative",
+        "a:1|c|@-0.5",
+        &["err:invalid_sample_factor"],
+    ),
+    (
+        "rate_not_a_number",
+        "a:1|c|@x",
+        &["err:invalid_sample_factor"],
+    ),
     ("unknown_section", "a:1|c|x", &["err:invalid_sample_factor"]),
     ("empty_section", "a:1|c||@0.5", &["err:malformed_component"]),
-    ("too_many_sections", "a:1|c|@1|@1|@1|@1|@1|@1|@1", &["err:malformed_component"]),
+    (
+        "too_many_sections",
+        "a:1|c|@1|@1|@1|@1|@1|@1|@1",
+        &["err:malformed_component"],
+    ),
     ("eight_parts_ok", "a:1|c|@1|@1|@1|@1|@1|@1", &["c a=1"]),
     // Multi-sample and extended aggregation.
     ("multi_sample", "a:1|c:2|c", &["c a=1", "c a=2"]),
     ("multi_sample_mixed_types", "a:1|c:2|g", &["c a=1", "g a=2"]),
-    ("multi_sample_one_bad", "a:1|c:x|c:3|c", &["c a=1", "err:malformed_value", "c a=3"]),
-    ("multi_sample_trailing_colon", "a:1|c:", &["c a=1", "err:malformed_component"]),
-    ("extended_aggregation", "t:1:2:3|ms|@0.5", &["ms t=1 @0.5", "ms t=2 @0.5", "ms t=3 @0.5"]),
-    ("extended_aggregation_counter_refused", "a:1:2|c", &["err:invalid_extended_aggregate_type"]),
-    ("dogstatsd_disables_multi", "a:1|c|#k:v:2|c", &["err:malformed_container_id"]),
+    (
+        "multi_sample_one_bad",
+        "a:1|c:x|c:3|c",
+        &["c a=1", "err:malformed_value", "c a=3"],
+    ),
+    (
+        "multi_sample_trailing_colon",
+        "a:1|c:",
+        &["c a=1", "err:malformed_component"],
+    ),
+    (
+        "extended_aggregation",
+        "t:1:2:3|ms|@0.5",
+        &["ms t=1 @0.5", "ms t=2 @0.5", "ms t=3 @0.5"],
+    ),
+    (
+        "extended_aggregation_counter_refused",
+        "a:1:2|c",
+        &["err:invalid_extended_aggregate_type"],
+    ),
+    (
+        "dogstatsd_disables_multi",
+        "a:1|c|#k:v:2|c",
+        &["err:malformed_container_id"],
+    ),
     // Line-level errors.
     ("no_colon", "abc", &["err:malformed_line"]),
     ("empty_name", ":1|c", &["err:malformed_line"]),
     ("no_pipe", "a:1", &["err:not_enough_parts_after_colon"]),
     ("invalid_utf8", "a\u{fffd}:1|c", &["c a\u{fffd}=1"]),
     // Tag styles.
-    ("dogstatsd_tags", "a:1|c|#k:v,k2:v2", &["c a=1 #[k:v,k2:v2]"]),
-    ("dogstatsd_with_rate", "a:1|c|@0.5|#k:v", &["c a=1 @0.5 #[k:v]"]),
-    ("dogstatsd_tags_before_rate", "a:1|ms|#k:v|@0.5", &["ms a=1 @0.5 #[k:v]"]),
-    ("dogstatsd_two_tag_sections", "a:1|c|#k:v|#x:y", &["err:malformed_component"]),
-    ("dogstatsd_container_id", "a:1|c|#k:v|c:abc123", &["c a=1 #[k:v] cid[abc123]"]),
-    ("dogstatsd_bad_container_id", "a:1|c|cx", &["err:malformed_container_id"]),
+    (
+        "dogstatsd_tags",
+        "a:1|c|#k:v,k2:v2",
+        &["c a=1 #[k:v,k2:v2]"],
+    ),
+    (
+        "dogstatsd_with_rate",
+        "a:1|c|@0.5|#k:v",
+        &["c a=1 @0.5 #[k:v]"],
+    ),
+    (
+        "dogstatsd_tags_before_rate",
+        "a:1|ms|#k:v|@0.5",
+        &["ms a=1 @0.5 #[k:v]"],
+    ),
+    (
+        "dogstatsd_two_tag_sections",
+        "a:1|c|#k:v|#x:y",
+        &["err:malformed_component"],
+    ),
+    (
+        "dogstatsd_container_id",
+        "a:1|c|#k:v|c:abc123",
+        &["c a=1 #[k:v] cid[abc123]"],
+    ),
+    (
+        "dogstatsd_bad_container_id",
+        "a:1|c|cx",
+        &["err:malformed_container_id"],
+    ),
     ("dogstatsd_timestamp", "a:1|c|T1656581400", &["c a=1"]),
-    ("dogstatsd_bad_timestamp", "a:1|c|Tx", &["err:malformed_timestamp"]),
-    ("influx_tags", "a.b,k=v,k2=v2:1|c", &["c a.b=1 Influx[k=v,k2=v2]"]),
-    ("librato_tags", "a.b#k=v,k2=v2:1|c", &["c a.b=1 Librato[k=v,k2=v2]"]),
-    ("signalfx_tags", "a.b[k=v,k2=v2]:1|c", &["c a.b=1 SignalFx[k=v,k2=v2]"]),
-    ("signalfx_tags_mid_name", "a[k=v].b:1|c", &["c a.b=1 SignalFx[k=v]"]),
-    ("signalfx_unbalanced", "a[k=v:1|c", &["c a[k=v=1 SignalFxUnbalanced[]"]),
-    ("signalfx_reversed", "a]k=v[:1|c", &["c a]k=v[=1 SignalFxUnbalanced[]"]),
-    ("mixed_styles_refused", "a,k=v:1|c|#x:y", &["err:mixed_tagging_styles"]),
-    ("mixed_styles_with_invalid_name_tag_ok", "a,k:1|c|#x:y", &["c a=1 Influx[k] #[x:y]"]),
+    (
+        "dogstatsd_bad_timestamp",
+        "a:1|c|Tx",
+        &["err:malformed_timestamp"],
+    ),
+    (
+        "influx_tags",
+        "a.b,k=v,k2=v2:1|c",
+        &["c a.b=1 Influx[k=v,k2=v2]"],
+    ),
+    (
+        "librato_tags",
+        "a.b#k=v,k2=v2:1|c",
+        &["c a.b=1 Librato[k=v,k2=v2]"],
+    ),
+    (
+        "signalfx_tags",
+        "a.b[k=v,k2=v2]:1|c",
+        &["c a.b=1 SignalFx[k=v,k2=v2]"],
+    ),
+    (
+        "signalfx_tags_mid_name",
+        "a[k=v].b:1|c",
+        &["c a.b=1 SignalFx[k=v]"],
+    ),
+    (
+        "signalfx_unbalanced",
+        "a[k=v:1|c",
+        &["c a[k=v=1 SignalFxUnbalanced[]"],
+    ),
+    (
+        "signalfx_reversed",
+        "a]k=v[:1|c",
+        &["c a]k=v[=1 SignalFxUnbalanced[]"],
+    ),
+    (
+        "mixed_styles_refused",
+        "a,k=v:1|c|#x:y",
+        &["err:mixed_tagging_styles"],
+    ),
+    (
+        "mixed_styles_with_invalid_name_tag_ok",
+        "a,k:1|c|#x:y",
+        &["c a=1 Influx[k] #[x:y]"],
+    ),
     ("name_empty_after_tags", ",k=v:1|c", &["err:malformed_line"]),
 ];
 
@@ -129,10 +228,17 @@ fn table() {
     for (name, line, want) in TABLE {
         let got = parse_all(line.as_bytes());
         if got != *want {
-            failures.push(format!("{name}: {line:?}\n   got  {got:?}\n   want {want:?}"));
+            failures.push(format!(
+                "{name}: {line:?}\n   got  {got:?}\n   want {want:?}"
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -149,7 +255,9 @@ fn tag_styles_can_be_turned_off() {
         librato: false,
         signalfx: false,
     };
-    let got: Vec<String> = parse_line(b"a,k=v#x[y]:1|c|#t:u", off).map(|r| show(&r)).collect();
+    let got: Vec<String> = parse_line(b"a,k=v#x[y]:1|c|#t:u", off)
+        .map(|r| show(&r))
+        .collect();
     // The `|#` section is still recognised and skipped, its tags unused.
     assert_eq!(got, ["c a,k=v#x[y]=1 #[t:u]"]);
 }
@@ -162,9 +270,12 @@ fn lines_split_on_newline_and_strip_cr() {
     assert_eq!(lines(b"\n\n").count(), 0);
 }
 
+/// (line, decoded labels, tag errors)
+type TagCase = (&'static str, &'static [(&'static str, &'static str)], u32);
+
 #[test]
 fn tags_decode_table() {
-    let cases: &[(&str, &[(&str, &str)], u32)] = &[
+    let cases: &[TagCase] = &[
         ("a:1|c|#k:v,k2:v2", &[("k", "v"), ("k2", "v2")], 0),
         ("a:1|c|#k:v,k:w", &[("k", "w")], 0),
         ("a:1|c|#k.x-y:v", &[("k_x_y", "v")], 0),
@@ -176,16 +287,26 @@ fn tags_decode_table() {
         ("a,k=v,bad,=x:1|c", &[("k", "v")], 2),
         ("a[k=v]:1|c", &[("k", "v")], 0),
         ("a[k=v:1|c", &[], 1),
-        ("a:1|c|#k:v|c:cid", &[("container_id", "cid"), ("k", "v")], 0),
+        (
+            "a:1|c|#k:v|c:cid",
+            &[("container_id", "cid"), ("k", "v")],
+            0,
+        ),
         ("a:1|c|#k:\"q\\\\}", &[("k", "\"q\\\\}")], 0),
     ];
     for (line, want, errors) in cases {
         let s = parse_line(line.as_bytes(), ParseOptions::default())
             .next()
             .and_then(Result::ok);
-        let Some(s) = s else { panic!("{line:?} did not parse") };
+        let Some(s) = s else {
+            panic!("{line:?} did not parse")
+        };
         let d = tags::decode(&s);
-        let got: Vec<(&str, &str)> = d.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let got: Vec<(&str, &str)> = d
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         assert_eq!(got, *want, "labels of {line:?}");
         assert_eq!(d.errors, *errors, "tag errors of {line:?}");
     }
@@ -265,7 +386,10 @@ fn oracle(line: &[u8], o: ParseOptions) -> Vec<String> {
             return vec!["err:invalid_extended_aggregate_type".into()];
         }
         let suffix = rest.split_once('|').map(|x| x.1).unwrap_or("");
-        parts[0].split(':').map(|v| format!("{v}|{suffix}")).collect()
+        parts[0]
+            .split(':')
+            .map(|v| format!("{v}|{suffix}"))
+            .collect()
     } else if dog {
         vec![rest.to_string()]
     } else {
@@ -306,7 +430,7 @@ fn oracle(line: &[u8], o: ParseOptions) -> Vec<String> {
         for c in &comps[2..] {
             match c.as_bytes()[0] {
                 b'@' => match oracle_number(&c[1..]) {
-                    Some(r) if r == 0.0 => rate = 1.0,
+                    Some(0.0) => rate = 1.0,
                     Some(r) if r > 0.0 && r <= 1.0 => rate = r,
                     _ => {
                         out.push("err:invalid_sample_factor".into());
@@ -375,7 +499,11 @@ fn oracle(line: &[u8], o: ParseOptions) -> Vec<String> {
 #[test]
 fn oracle_agrees_with_the_table() {
     for (name, line, want) in TABLE {
-        assert_eq!(oracle(line.as_bytes(), ParseOptions::default()), *want, "oracle on {name}");
+        assert_eq!(
+            oracle(line.as_bytes(), ParseOptions::default()),
+            *want,
+            "oracle on {name}"
+        );
     }
 }
 
@@ -415,11 +543,13 @@ fn statsd_ish() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn options() -> impl Strategy<Value = ParseOptions> {
-    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(d, i, l, s)| ParseOptions {
-        dogstatsd: d,
-        influxdb: i,
-        librato: l,
-        signalfx: s,
+    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(d, i, l, s)| {
+        ParseOptions {
+            dogstatsd: d,
+            influxdb: i,
+            librato: l,
+            signalfx: s,
+        }
     })
 }
 

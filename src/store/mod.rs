@@ -421,7 +421,8 @@ impl Store {
     /// not sort at all. Scrapes are serialised by this call.
     pub fn with_sorted<R>(&self, f: impl FnOnce(&[Arc<Series>]) -> R) -> R {
         let mut sorted = self.sorted.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut fresh = std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut fresh =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
         if !fresh.is_empty() {
             fresh.sort_by(cmp_series);
             // Two sorted runs: the stable sort merges them in linear time.
@@ -487,9 +488,13 @@ mod tests {
     #[test]
     fn type_conflict_refused() {
         let store = Store::default();
-        assert!(store.get_or_create(&mapping("x", &[]), FamilyKind::Counter).is_ok());
+        assert!(store
+            .get_or_create(&mapping("x", &[]), FamilyKind::Counter)
+            .is_ok());
         assert_eq!(
-            store.get_or_create(&mapping("x", &[("b", "2")]), FamilyKind::Gauge).err(),
+            store
+                .get_or_create(&mapping("x", &[("b", "2")]), FamilyKind::Gauge)
+                .err(),
             Some(Refusal::Conflict)
         );
     }
@@ -497,14 +502,22 @@ mod tests {
     #[test]
     fn suffix_collisions_refused() {
         let store = Store::default();
-        assert!(store.get_or_create(&mapping("t", &[]), FamilyKind::Summary).is_ok());
+        assert!(store
+            .get_or_create(&mapping("t", &[]), FamilyKind::Summary)
+            .is_ok());
         assert_eq!(
-            store.get_or_create(&mapping("t_count", &[]), FamilyKind::Counter).err(),
+            store
+                .get_or_create(&mapping("t_count", &[]), FamilyKind::Counter)
+                .err(),
             Some(Refusal::Conflict)
         );
-        assert!(store.get_or_create(&mapping("u_sum", &[]), FamilyKind::Counter).is_ok());
+        assert!(store
+            .get_or_create(&mapping("u_sum", &[]), FamilyKind::Counter)
+            .is_ok());
         assert_eq!(
-            store.get_or_create(&mapping("u", &[]), FamilyKind::Histogram).err(),
+            store
+                .get_or_create(&mapping("u", &[]), FamilyKind::Histogram)
+                .err(),
             Some(Refusal::Conflict)
         );
     }
@@ -513,7 +526,9 @@ mod tests {
     fn reserved_prefix_refused() {
         let store = Store::default();
         assert_eq!(
-            store.get_or_create(&mapping("promstatsd_lines_total", &[]), FamilyKind::Counter).err(),
+            store
+                .get_or_create(&mapping("promstatsd_lines_total", &[]), FamilyKind::Counter)
+                .err(),
             Some(Refusal::Conflict)
         );
     }
@@ -524,12 +539,18 @@ mod tests {
             max_series: 1,
             ..StoreOptions::default()
         });
-        assert!(store.get_or_create(&mapping("a", &[]), FamilyKind::Counter).is_ok());
+        assert!(store
+            .get_or_create(&mapping("a", &[]), FamilyKind::Counter)
+            .is_ok());
         assert_eq!(
-            store.get_or_create(&mapping("b", &[]), FamilyKind::Counter).err(),
+            store
+                .get_or_create(&mapping("b", &[]), FamilyKind::Counter)
+                .err(),
             Some(Refusal::Limit)
         );
-        assert!(store.get_or_create(&mapping("a", &[]), FamilyKind::Counter).is_ok());
+        assert!(store
+            .get_or_create(&mapping("a", &[]), FamilyKind::Counter)
+            .is_ok());
     }
 
     #[test]
@@ -545,22 +566,36 @@ mod tests {
     fn sorted_view_merges_new_series() {
         let store = Store::default();
         for name in ["c", "a", "b"] {
-            store.get_or_create(&mapping(name, &[]), FamilyKind::Counter).unwrap();
+            store
+                .get_or_create(&mapping(name, &[]), FamilyKind::Counter)
+                .unwrap();
         }
-        let names = |s: &Store| s.with_sorted(|v| v.iter().map(|s| s.family().name.to_string()).collect::<Vec<_>>());
+        let names = |s: &Store| {
+            s.with_sorted(|v| {
+                v.iter()
+                    .map(|s| s.family().name.to_string())
+                    .collect::<Vec<_>>()
+            })
+        };
         assert_eq!(names(&store), ["a", "b", "c"]);
-        store.get_or_create(&mapping("aa", &[]), FamilyKind::Counter).unwrap();
+        store
+            .get_or_create(&mapping("aa", &[]), FamilyKind::Counter)
+            .unwrap();
         assert_eq!(names(&store), ["a", "aa", "b", "c"]);
     }
 
     #[test]
     fn histogram_buckets_le_semantics() {
         let store = Store::default();
-        let s = store.get_or_create(&mapping("h", &[]), FamilyKind::Histogram).unwrap();
+        let s = store
+            .get_or_create(&mapping("h", &[]), FamilyKind::Histogram)
+            .unwrap();
         s.observe(0.005, 1, 0); // == first bound: first bucket
         s.observe(0.0051, 2, 0);
         s.observe(100.0, 1, 0); // +Inf
-        let SeriesValue::Histogram(h) = s.value() else { panic!("not a histogram") };
+        let SeriesValue::Histogram(h) = s.value() else {
+            panic!("not a histogram")
+        };
         let counts: Vec<u64> = h.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
         assert_eq!(counts[0], 1);
         assert_eq!(counts[1], 2);

@@ -178,7 +178,8 @@ impl Sketch {
     fn count(&self) -> u64 {
         self.exact.len() as u64
             + self.zero
-            + self.pos.counts.iter().sum::<u64>() + self.neg.counts.iter().sum::<u64>()
+            + self.pos.counts.iter().sum::<u64>()
+            + self.neg.counts.iter().sum::<u64>()
     }
 }
 

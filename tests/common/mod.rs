@@ -115,7 +115,11 @@ impl Daemon {
             if pred(&page) {
                 return page;
             }
-            assert!(Instant::now() < deadline, "condition not met; last page:\n{page}\nlog:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "condition not met; last page:\n{page}\nlog:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -220,8 +224,11 @@ pub fn parse_response(buf: &[u8]) -> Response {
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else { return out };
-        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
         if size == 0 {
             return out;
         }

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite: installs the reference tools the tests use (promtool from
+# Debian's `prometheus` package, Python's prometheus_client) when they are missing
+# (always under CI, so a green run cannot hide a broken install step), then runs
+# every unit, integration and doc test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if [ -n "${CI:-}" ] || ! command -v promtool >/dev/null 2>&1; then
+  echo "== installing prometheus (promtool) from Debian's packages"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+fi
+if [ -n "${CI:-}" ] || ! python3 -c 'import prometheus_client' >/dev/null 2>&1; then
+  echo "== installing the Python prometheus_client"
+  python3 -m pip install -q --disable-pip-version-check prometheus_client
+fi
+command -v promtool >/dev/null
+python3 -c 'import prometheus_client'
+
+echo "== cargo test"
+cargo test --locked "$@"
