@@ -50,7 +50,7 @@ pub enum ObserverFlag {
 them in the Prometheus text format.\n\nPoint Airflow at it with \
 [metrics] statsd_on=True statsd_host=<host> statsd_port=8125, and Prometheus at <host>:9102.\n\n\
 An empty address disables a listener (--statsd.listen-tcp=\"\").",
-    after_help = "Signals: SIGTERM/SIGINT stop gracefully."
+    after_help = "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the mapping file."
 )]
 pub struct Args {
     /// UDP address for StatsD (`host:port`, `:port` for all interfaces, empty to disable).
@@ -200,16 +200,31 @@ pub struct Args {
     #[arg(long = "statsd.cache-type", value_name = "TYPE", hide = true)]
     pub ignored_cache_type: Option<String>,
     #[allow(missing_docs)]
-    #[arg(long = "statsd.cache-size", value_name = "N", hide = true)]
-    pub ignored_cache_size: Option<String>,
-    #[allow(missing_docs)]
     #[arg(long = "debug.dump-fsm", value_name = "FILE", hide = true)]
     pub ignored_dump_fsm: Option<String>,
 
-    /// statsd_exporter mapping file. Not supported yet: refused rather than ignored,
-    /// so a deployment that depends on its mappings does not start silently unmapped.
-    #[arg(long = "statsd.mapping-config", value_name = "FILE", hide = true)]
+    /// statsd_exporter mapping file (YAML), or `airflow` for the built-in Airflow pack.
+    /// Reloaded on SIGHUP (and PUT/POST /-/reload with --web.enable-lifecycle).
+    #[arg(long = "statsd.mapping-config", value_name = "FILE|airflow")]
     pub mapping_config: Option<String>,
+
+    /// Validate the mapping file, print the result, and exit 0 (valid) or 1 (invalid).
+    #[arg(long = "check-config")]
+    pub check_config: bool,
+
+    /// Bound on the cache of known series per ingest thread (0: no cache). Past it,
+    /// about half the entries are dropped and re-mapped on their next sample.
+    #[arg(long = "statsd.cache-size", value_name = "N", default_value_t = crate::ingest::DEFAULT_CACHE_ENTRIES)]
+    pub cache_size: usize,
+
+    /// Most series kept (0: no limit). Past it, samples for new series are refused
+    /// and counted; existing series keep updating.
+    #[arg(long = "statsd.max-series", value_name = "N", default_value_t = crate::store::DEFAULT_MAX_SERIES)]
+    pub max_series: usize,
+
+    /// Serve PUT/POST /-/reload to reload the mapping file.
+    #[arg(long = "web.enable-lifecycle")]
+    pub enable_lifecycle: bool,
     #[allow(missing_docs)]
     #[arg(long = "statsd.relay.address", value_name = "ADDR", hide = true)]
     pub relay_address: Option<String>,
@@ -260,13 +275,6 @@ impl Args {
     /// Validate the flags and build the configuration, with warnings to log.
     pub fn build(&self) -> Result<(Config, Vec<String>), FlagError> {
         let mut warnings = Vec::new();
-        if self.mapping_config.is_some() {
-            return Err(FlagError(
-                "--statsd.mapping-config is not supported by this version yet; \
-                 refusing to start with every metric unmapped"
-                    .to_owned(),
-            ));
-        }
         if self.relay_address.is_some() {
             return Err(FlagError(
                 "--statsd.relay.address is not supported by this version yet".to_owned(),
@@ -287,7 +295,6 @@ impl Args {
                 &self.ignored_udp_packet_queue_size,
             ),
             ("statsd.cache-type", &self.ignored_cache_type),
-            ("statsd.cache-size", &self.ignored_cache_size),
             ("debug.dump-fsm", &self.ignored_dump_fsm),
         ];
         for (name, v) in ignored {
@@ -356,6 +363,18 @@ impl Args {
             )));
         }
         cfg.web.telemetry_path = self.telemetry_path.clone();
+        cfg.web.enable_lifecycle = self.enable_lifecycle;
+        cfg.mapping = match self.mapping_config.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(v) => Some(crate::reload::MappingSource::from_flag(v)),
+        };
+        if self.check_config && cfg.mapping.is_none() {
+            return Err(FlagError(
+                "--check-config needs --statsd.mapping-config".to_owned(),
+            ));
+        }
+        cfg.cache_entries = self.cache_size;
+        cfg.store.max_series = self.max_series;
         cfg.web.max_connections = self.web_max_connections as usize;
         Ok((cfg, warnings))
     }
@@ -415,7 +434,7 @@ mod tests {
                 &["--statsd.listen-udp=", "--statsd.listen-tcp="],
                 "at least one",
             ),
-            (&["--statsd.mapping-config=x.yml"], "not supported"),
+            (&["--check-config"], "needs --statsd.mapping-config"),
             (&["--statsd.read-buffer=0"], "read-buffer"),
         ];
         for (args, want) in cases {

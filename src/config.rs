@@ -8,6 +8,7 @@ use crate::ingest::DEFAULT_CACHE_ENTRIES;
 use crate::listener::ListenOptions;
 use crate::mapper::MapperDefaults;
 use crate::parser::ParseOptions;
+use crate::reload::MappingSource;
 use crate::store::StoreOptions;
 use std::net::SocketAddr;
 
@@ -16,8 +17,11 @@ use std::net::SocketAddr;
 pub struct Config {
     /// Tag styles the parser recognises.
     pub parse: ParseOptions,
-    /// Mapping defaults (observer type, buckets).
+    /// Mapping defaults (observer type, buckets), which a mapping file's
+    /// `defaults` section overrides.
     pub mapper: MapperDefaults,
+    /// The mapping file (`--statsd.mapping-config`), if any.
+    pub mapping: Option<MappingSource>,
     /// Store settings (shards, series limit, summary window).
     pub store: StoreOptions,
     /// Bound on each ingest thread's series cache.
@@ -35,6 +39,7 @@ impl Default for Config {
         Self {
             parse: ParseOptions::default(),
             mapper: MapperDefaults::default(),
+            mapping: None,
             store: StoreOptions::default(),
             cache_entries: DEFAULT_CACHE_ENTRIES,
             listen: ListenOptions::default(),

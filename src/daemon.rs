@@ -4,11 +4,13 @@ use crate::config::Config;
 use crate::exposition::http;
 use crate::ingest::Ingester;
 use crate::listener::{self, Listener};
-use crate::mapper::Mapper;
+use crate::mapper::{Mapper, MapperHandle};
+use crate::reload::Reloader;
 use crate::store::Store;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 /// Why the daemon stopped with an error.
 #[derive(Debug)]
@@ -71,9 +73,27 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         tracing::info!(listener = "web", address = %a, path = %cfg.web.telemetry_path, "listening");
     }
 
+    let mapper = match &cfg.mapping {
+        Some(src) => {
+            let (m, warnings) = src.load(&cfg.mapper).map_err(|e| RunError(e.to_string()))?;
+            for w in warnings {
+                tracing::warn!(source = %src.describe(), "{w}");
+            }
+            tracing::info!(source = %src.describe(), mappings = m.rule_count(), "mapping loaded");
+            m
+        }
+        None => Mapper::new(cfg.mapper.clone()),
+    };
     let store = Arc::new(Store::new(cfg.store.clone()));
-    let mapper = Arc::new(Mapper::new(cfg.mapper.clone()));
-    let ingester = Ingester::new(Arc::clone(&store), mapper, cfg.parse, cfg.cache_entries);
+    store.stats.set_loaded_mappings(mapper.rule_count());
+    let handle = Arc::new(MapperHandle::new(mapper));
+    let reloader = Arc::new(Reloader::new(
+        cfg.mapping.clone(),
+        cfg.mapper.clone(),
+        Arc::clone(&handle),
+        Arc::clone(&store),
+    ));
+    let ingester = Ingester::new(Arc::clone(&store), handle, cfg.parse, cfg.cache_entries);
     let listener = Listener::new(sockets, ingester, cfg.listen.clone())
         .map_err(|e| RunError(format!("cannot start the event loop: {e}")))?;
     let stopper = listener.stopper();
@@ -105,6 +125,23 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         })
         .map_err(|e| RunError(format!("cannot start the ingest thread: {e}")))?;
 
+    // TTL expiry, once a second.
+    let (house_stop, house_rx) = mpsc::channel::<()>();
+    let house_store = Arc::clone(&store);
+    let house_thread = thread::Builder::new()
+        .name("housekeeping".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) =
+                house_rx.recv_timeout(Duration::from_secs(1))
+            {
+                let n = house_store.expire(house_store.clock.tick());
+                if n > 0 {
+                    tracing::debug!(series = n, "expired series removed");
+                }
+            }
+        })
+        .map_err(|e| RunError(format!("cannot start the housekeeping thread: {e}")))?;
+
     let web_stop = Arc::new(tokio::sync::Notify::new());
     let web_thread = match web {
         Some(l) => {
@@ -112,11 +149,17 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
             let opts = cfg.web.clone();
             let stop = Arc::clone(&web_stop);
             let web_tx = tx.clone();
+            let reload: Option<http::ReloadFn> = if cfg.web.enable_lifecycle {
+                let r = Arc::clone(&reloader);
+                Some(Arc::new(move || r.reload()))
+            } else {
+                None
+            };
             Some(
                 thread::Builder::new()
                     .name("web".into())
                     .spawn(move || {
-                        if let Err(e) = http::serve(l, store, opts, stop) {
+                        if let Err(e) = http::serve(l, store, opts, stop, reload) {
                             let _ = web_tx.send(Event::Failed("web", e));
                         }
                     })
@@ -132,7 +175,8 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     loop {
         match rx.recv() {
             Ok(Event::Signal(SIGHUP)) => {
-                tracing::info!("SIGHUP received: there is no mapping file to reload");
+                tracing::info!("SIGHUP received: reloading the mapping");
+                let _ = reloader.reload();
             }
             Ok(Event::Signal(s)) => {
                 tracing::info!(signal = s, "shutting down");
@@ -148,6 +192,8 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     }
     stopper.stop();
     web_stop.notify_one();
+    drop(house_stop);
+    let _ = house_thread.join();
     signal_handle.close();
     let _ = ingest_thread.join();
     if let Some(t) = web_thread {

@@ -6,7 +6,7 @@
 //! decodes tags, runs the mapper, creates or finds the series in the store, and
 //! caches the answer (including "dropped" and "type conflict").
 
-use crate::mapper::{MapOutcome, Mapper, ObserverType};
+use crate::mapper::{MapOutcome, Mapper, MapperHandle, ObserverType};
 use crate::parser::{self, tags, MetricType, ParseOptions, Sample, Value};
 use crate::stats::{EventKind, ListenerKind, LocalStats};
 use crate::store::{FamilyKind, Refusal, Series, Store};
@@ -22,6 +22,7 @@ enum Target {
     Series(Arc<Series>),
     Drop,
     Conflict,
+    EmptyName,
 }
 
 #[derive(Debug)]
@@ -31,6 +32,8 @@ struct Entry {
     /// occurs in UTF-8, so the pieces cannot run into each other).
     key: Box<[u8]>,
     target: Target,
+    /// The mapping's `scale` (1 when none).
+    scale: f64,
     tag_errors: u32,
     has_tags: bool,
 }
@@ -72,7 +75,10 @@ fn event_kind(t: MetricType) -> EventKind {
 #[derive(Debug)]
 pub struct Ingester {
     store: Arc<Store>,
+    handle: Arc<MapperHandle>,
     mapper: Arc<Mapper>,
+    mapper_generation: u64,
+    removals: u64,
     opts: ParseOptions,
     cache: HashTable<Entry>,
     cache_cap: usize,
@@ -82,19 +88,25 @@ pub struct Ingester {
 }
 
 impl Ingester {
-    /// An ingester writing into `store`, mapping with `mapper`.
+    /// An ingester writing into `store`, mapping with the mapper `handle` holds.
+    /// `cache_cap` bounds the series cache (0: no cache, every sample is mapped).
     pub fn new(
         store: Arc<Store>,
-        mapper: Arc<Mapper>,
+        handle: Arc<MapperHandle>,
         opts: ParseOptions,
         cache_cap: usize,
     ) -> Self {
+        let (mapper, mapper_generation) = handle.load();
+        let removals = store.removals();
         Self {
             store,
+            handle,
             mapper,
+            mapper_generation,
+            removals,
             opts,
             cache: HashTable::new(),
-            cache_cap: cache_cap.max(1),
+            cache_cap,
             hasher: foldhash::fast::RandomState::default(),
             local: LocalStats::default(),
         }
@@ -132,9 +144,25 @@ impl Ingester {
         }
     }
 
-    /// Add the counts gathered since the last flush to the shared self-metrics.
+    /// Add the counts gathered since the last flush to the shared self-metrics,
+    /// and pick up a reloaded mapping or drop handles of removed series. Called
+    /// once per batch.
     pub fn flush_stats(&mut self) {
         self.local.flush(&self.store.stats);
+        if self.handle.generation() != self.mapper_generation {
+            let (mapper, generation) = self.handle.load();
+            self.mapper = mapper;
+            self.mapper_generation = generation;
+            // Every key is mapped again: series whose mapping did not change are
+            // found again in the store with their values.
+            self.cache.clear();
+        }
+        let removals = self.store.removals();
+        if removals != self.removals {
+            self.removals = removals;
+            self.cache
+                .retain(|e| !matches!(&e.target, Target::Series(s) if s.is_retired()));
+        }
     }
 
     fn hash(&self, s: &Sample<'_>) -> u64 {
@@ -186,9 +214,12 @@ impl Ingester {
         let has_tags = !decoded.labels.is_empty();
         let mut name = String::from_utf8_lossy(s.name_head).into_owned();
         name.push_str(&String::from_utf8_lossy(s.name_tail));
+        let mut scale = 1.0;
         let target = match self.mapper.map(&name, s.metric_type, decoded.labels) {
             MapOutcome::Drop => Target::Drop,
+            MapOutcome::EmptyName => Target::EmptyName,
             MapOutcome::Map(mut m) => {
+                scale = m.scale.unwrap_or(1.0);
                 let family_kind = match s.metric_type {
                     MetricType::Counter => FamilyKind::Counter,
                     MetricType::Gauge => FamilyKind::Gauge,
@@ -220,7 +251,26 @@ impl Ingester {
             }
         };
         if self.cache.len() >= self.cache_cap {
-            self.cache.clear();
+            if self.cache_cap == 0 {
+                // No cache: apply without remembering.
+                let entry = Entry {
+                    hash,
+                    key: Box::default(),
+                    target,
+                    scale,
+                    tag_errors,
+                    has_tags,
+                };
+                apply(&entry, &mut self.local, s, value, now);
+                return;
+            }
+            // Full: drop about half the entries (chosen by hash), so a working set
+            // slightly above the bound does not re-map everything at once.
+            let bit = 1u64 << (self.local.cache_flushes % 64);
+            self.cache.retain(|e| e.hash & bit == 0);
+            if self.cache.len() >= self.cache_cap {
+                self.cache.clear();
+            }
             self.local.cache_flushes += 1;
         }
         // Remove a stale entry for the same key (a retired series) first.
@@ -231,6 +281,7 @@ impl Ingester {
             hash,
             key: build_key(s),
             target,
+            scale,
             tag_errors,
             has_tags,
         };
@@ -255,7 +306,17 @@ fn apply(entry: &Entry, local: &mut LocalStats, s: &Sample<'_>, value: f64, now:
             local.conflict(kind);
             return;
         }
+        Target::EmptyName => {
+            local.empty_names += 1;
+            return;
+        }
     };
+    let value = value * entry.scale;
+    if s.metric_type == MetricType::Counter && value < 0.0 {
+        local.negative_counters += 1;
+        return;
+    }
+    series.touch(now);
     match s.metric_type {
         MetricType::Counter => series.counter_add(value),
         MetricType::Gauge => series.gauge_update(value, s.relative),
@@ -282,7 +343,7 @@ mod tests {
     fn ingester() -> Ingester {
         Ingester::new(
             Arc::new(Store::default()),
-            Arc::new(Mapper::new(MapperDefaults::default())),
+            Arc::new(MapperHandle::new(Mapper::new(MapperDefaults::default()))),
             ParseOptions::default(),
             DEFAULT_CACHE_ENTRIES,
         )
@@ -312,7 +373,8 @@ mod tests {
         let mut ing = ingester();
         ing.cache_cap = 2;
         ing.ingest_lines(b"a:1|c\nb:1|c\nc:1|c\na:1|c");
-        assert_eq!(ing.local.cache_flushes, 1);
+        assert!(ing.local.cache_flushes >= 1);
+        assert!(ing.cache.len() <= 2);
         assert_eq!(ing.store.total_series(), 3);
         assert_eq!(ing.local.events[EventKind::Counter as usize], 4);
     }

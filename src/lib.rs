@@ -22,11 +22,26 @@
 //! ```
 //! use promstatsd::{Aggregator, Config};
 //!
-//! let mut agg = Aggregator::new(&Config::default());
+//! let mut agg = Aggregator::new(&Config::default())?;
 //! agg.ingest(b"a.b-c:1|c\na.b-c:2|c|@0.5\nlatency:250|ms|#route:home");
 //! let page = agg.render_to_string();
 //! assert!(page.contains("# TYPE a_b_c counter\na_b_c 5\n"));
 //! assert!(page.contains("latency_sum{route=\"home\"} 0.25\n"));
+//! # Ok::<(), promstatsd::mapper::config::ConfigError>(())
+//! ```
+//!
+//! With a statsd_exporter mapping file (or the built-in Airflow pack):
+//!
+//! ```
+//! use promstatsd::{reload::MappingSource, Aggregator, Config};
+//!
+//! let config = Config { mapping: Some(MappingSource::Airflow), ..Config::default() };
+//! let mut agg = Aggregator::new(&config)?;
+//! agg.ingest(b"airflow.ti.finish.etl.load.success:1|c");
+//! assert!(agg.render_to_string().contains(
+//!     "airflow_ti_finish{dag_id=\"etl\",state=\"success\",task_id=\"load\"} 1\n"
+//! ));
+//! # Ok::<(), promstatsd::mapper::config::ConfigError>(())
 //! ```
 #![deny(missing_docs, rust_2018_idioms)]
 #![cfg_attr(
@@ -42,6 +57,7 @@ pub mod ingest;
 pub mod listener;
 pub mod mapper;
 pub mod parser;
+pub mod reload;
 pub mod stats;
 pub mod store;
 
@@ -53,21 +69,32 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct Aggregator {
     ingester: ingest::Ingester,
+    last_expiry: u64,
 }
 
 impl Aggregator {
-    /// A new, empty aggregator.
-    pub fn new(config: &Config) -> Self {
+    /// A new, empty aggregator; fails only on an invalid mapping file.
+    pub fn new(config: &Config) -> Result<Self, mapper::config::ConfigError> {
+        let mapper = match &config.mapping {
+            Some(src) => src.load(&config.mapper)?.0,
+            None => mapper::Mapper::new(config.mapper.clone()),
+        };
         let store = Arc::new(store::Store::new(config.store.clone()));
-        let mapper = Arc::new(mapper::Mapper::new(config.mapper.clone()));
-        Self {
-            ingester: ingest::Ingester::new(store, mapper, config.parse, config.cache_entries),
-        }
+        store.stats.set_loaded_mappings(mapper.rule_count());
+        let handle = Arc::new(mapper::MapperHandle::new(mapper));
+        Ok(Self {
+            ingester: ingest::Ingester::new(store, handle, config.parse, config.cache_entries),
+            last_expiry: 0,
+        })
     }
 
     /// Ingest StatsD lines (one or many, `\n`-separated).
     pub fn ingest(&mut self, bytes: &[u8]) {
-        self.ingester.store().clock.tick();
+        let now = self.ingester.store().clock.tick();
+        if now != self.last_expiry {
+            self.last_expiry = now;
+            self.ingester.store().expire(now);
+        }
         self.ingester.ingest_lines(bytes);
         self.ingester.flush_stats();
     }

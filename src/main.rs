@@ -22,6 +22,26 @@ fn init_logging(level: LogLevel, format: LogFormat) {
     }
 }
 
+/// `--check-config`: load the mapping, say what was found, exit 0 or 1.
+fn check_config(config: &promstatsd::Config) -> ExitCode {
+    let Some(src) = &config.mapping else {
+        return ExitCode::from(2);
+    };
+    match src.load(&config.mapper) {
+        Ok((m, warnings)) => {
+            for w in warnings {
+                eprintln!("promstatsd: warning: {w}");
+            }
+            println!("{}: OK, {} mappings", src.describe(), m.rule_count());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("promstatsd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let (config, warnings) = match args.build() {
@@ -31,6 +51,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.check_config {
+        return check_config(&config);
+    }
     init_logging(args.log_level, args.log_format);
     for w in warnings {
         tracing::warn!("{w}");

@@ -74,6 +74,7 @@ pub struct Stats {
     events: [AtomicU64; 4],
     conflicts: [AtomicU64; 4],
     negative_counters: AtomicU64,
+    empty_names: AtomicU64,
     series_refused: AtomicU64,
     dropped: AtomicU64,
     cache_flushes: AtomicU64,
@@ -89,10 +90,35 @@ pub struct Stats {
     pub tcp_too_long: AtomicU64,
     /// Socket receive errors other than "would block".
     pub recv_errors: AtomicU64,
+    /// Successful mapping reloads.
+    reloads_ok: AtomicU64,
+    /// Failed mapping reloads.
+    reloads_failed: AtomicU64,
+    /// Rules in the mapping in force.
+    loaded_mappings: AtomicU64,
     /// Scrapes served.
     pub scrapes: AtomicU64,
     /// Total seconds spent rendering scrapes.
     pub scrape_seconds: AtomicF64,
+}
+
+impl Stats {
+    /// Count a reload and note how many rules are in force.
+    pub fn record_reload(&self, ok: bool, rules: usize) {
+        // Relaxed: see the module comment.
+        if ok {
+            self.reloads_ok.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.reloads_failed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.loaded_mappings.store(rules as u64, Ordering::Relaxed);
+    }
+
+    /// Note how many rules are in force (at start).
+    pub fn set_loaded_mappings(&self, rules: usize) {
+        // Relaxed: see the module comment.
+        self.loaded_mappings.store(rules as u64, Ordering::Relaxed);
+    }
 }
 
 /// Per-thread counters, added to [`Stats`] by [`LocalStats::flush`].
@@ -118,6 +144,8 @@ pub struct LocalStats {
     pub conflicts: [u64; 4],
     /// Negative counter increments refused.
     pub negative_counters: u64,
+    /// Samples whose mapping produced an empty name.
+    pub empty_names: u64,
     /// Samples refused because the series limit is reached.
     pub series_refused: u64,
     /// Samples dropped by a mapping.
@@ -177,6 +205,7 @@ impl LocalStats {
         add_all(&shared.events, &self.events);
         add_all(&shared.conflicts, &self.conflicts);
         add(&shared.negative_counters, self.negative_counters);
+        add(&shared.empty_names, self.empty_names);
         add(&shared.series_refused, self.series_refused);
         add(&shared.dropped, self.dropped);
         add(&shared.cache_flushes, self.cache_flushes);

@@ -25,7 +25,12 @@ pub struct WebOptions {
     pub max_connections: usize,
     /// Time a client has to send its request headers.
     pub header_timeout: Duration,
+    /// Serve `PUT`/`POST /-/reload` (`--web.enable-lifecycle`).
+    pub enable_lifecycle: bool,
 }
+
+/// Reloads the mapping; `Ok` or `Err` carries a line for the HTTP response.
+pub type ReloadFn = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
 
 impl Default for WebOptions {
     fn default() -> Self {
@@ -33,6 +38,7 @@ impl Default for WebOptions {
             telemetry_path: "/metrics".to_owned(),
             max_connections: 512,
             header_timeout: Duration::from_secs(10),
+            enable_lifecycle: false,
         }
     }
 }
@@ -41,6 +47,7 @@ struct State {
     store: Arc<Store>,
     opts: WebOptions,
     last_size: AtomicUsize,
+    reload: Option<ReloadFn>,
 }
 
 /// Serve HTTP on `listener` until `shutdown` is notified. Blocks the calling thread.
@@ -49,6 +56,7 @@ pub fn serve(
     store: Arc<Store>,
     opts: WebOptions,
     shutdown: Arc<Notify>,
+    reload: Option<ReloadFn>,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -61,6 +69,7 @@ pub fn serve(
             store,
             opts,
             last_size: AtomicUsize::new(4096),
+            reload,
         });
         let open = Arc::new(AtomicUsize::new(0));
         loop {
@@ -187,11 +196,41 @@ fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     r
 }
 
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
 async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path();
+    if path == "/-/reload" {
+        if let Some(reload) = &state.reload {
+            if req.method() != Method::PUT && req.method() != Method::POST {
+                let mut r = plain(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "Method not allowed: use PUT or POST.\n",
+                );
+                r.headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static("PUT, POST"));
+                return Ok(r);
+            }
+            return Ok(match reload() {
+                Ok(msg) => text(StatusCode::OK, format!("{msg}\n")),
+                Err(e) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("reload failed, previous mappings kept: {e}\n"),
+                ),
+            });
+        }
+    }
     let get_or_head = req.method() == Method::GET || req.method() == Method::HEAD;
     let known =
         path == state.opts.telemetry_path || matches!(path, "/" | "/-/healthy" | "/-/ready");

@@ -37,6 +37,9 @@ use summary::{Summary, SummaryOptions};
 /// The prefix reserved for promstatsd's own metrics.
 pub const SELF_PREFIX: &str = "promstatsd_";
 
+/// Default series limit (`--statsd.max-series`).
+pub const DEFAULT_MAX_SERIES: usize = 1_000_000;
+
 /// What a family aggregates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FamilyKind {
@@ -106,6 +109,20 @@ pub struct Family {
     pub buckets: Arc<[f64]>,
     /// Summary window and quantiles.
     pub summary: Arc<SummaryOptions>,
+    /// Seconds without an update after which a series is removed; 0 = never.
+    pub ttl_secs: u64,
+    /// The mapping generation that last resolved a sample to this family.
+    generation: AtomicU64,
+}
+
+impl Family {
+    fn same_definition(&self, kind: FamilyKind, m: &Mapping) -> bool {
+        self.kind == kind
+            && *self.help == *m.help
+            && *self.buckets == *m.buckets
+            && *self.summary == *m.summary
+            && self.ttl_secs == m.ttl_secs
+    }
 }
 
 /// A histogram's state: one atomic count per bucket (the last is `+Inf`) and the sum.
@@ -140,6 +157,10 @@ pub struct Series {
     labels: Box<str>,
     value: SeriesValue,
     retired: AtomicBool,
+    /// Copy of the family's TTL, so the hot path does not chase the family pointer.
+    ttl_secs: u64,
+    /// Store clock second of the last update (only kept when `ttl_secs > 0`).
+    last_seen: AtomicU64,
 }
 
 impl Series {
@@ -164,6 +185,15 @@ impl Series {
         // Relaxed: a sample racing with the removal may land in the retired copy;
         // that one sample is lost either way.
         self.retired.load(Ordering::Relaxed)
+    }
+
+    /// Note an update at `now` (store clock seconds), for TTL expiry.
+    #[inline]
+    pub fn touch(&self, now: u64) {
+        if self.ttl_secs != 0 {
+            // Relaxed: a timestamp read by the expiry sweep; one second of skew is harmless.
+            self.last_seen.store(now, Ordering::Relaxed);
+        }
     }
 
     /// Add to a counter (the caller checked `d >= 0`).
@@ -232,16 +262,13 @@ pub struct StoreOptions {
     pub shards: usize,
     /// Most series the store holds; past it new series are refused.
     pub max_series: usize,
-    /// Summary window and quantiles for summary families.
-    pub summary: SummaryOptions,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             shards: 64,
-            max_series: usize::MAX,
-            summary: SummaryOptions::default(),
+            max_series: DEFAULT_MAX_SERIES,
         }
     }
 }
@@ -256,11 +283,17 @@ pub struct Store {
     hasher: foldhash::fast::RandomState,
     families: Mutex<HashMap<Box<str>, Arc<Family>>>,
     pending: Mutex<Vec<Arc<Series>>>,
-    sorted: Mutex<Vec<Arc<Series>>>,
+    /// The render order, and the `removals` count it was last filtered at.
+    sorted: Mutex<(u64, Vec<Arc<Series>>)>,
     series_by_kind: [AtomicUsize; 5],
     total_series: AtomicUsize,
     max_series: usize,
-    summary: Arc<SummaryOptions>,
+    /// Bumped whenever series are removed (TTL, reload): caches drop retired handles.
+    removals: AtomicU64,
+    /// The mapping generation in force (see [`Store::set_mapping_generation`]).
+    mapping_generation: AtomicU64,
+    /// True once any family has a TTL, so the sweep has work.
+    has_ttl: AtomicBool,
     /// The coarse clock ingest threads read.
     pub clock: Clock,
     /// Self-metrics.
@@ -311,11 +344,17 @@ impl Store {
             hasher: foldhash::fast::RandomState::default(),
             families: Mutex::new(HashMap::new()),
             pending: Mutex::new(Vec::new()),
-            sorted: Mutex::new(Vec::new()),
+            sorted: Mutex::new((0, Vec::new())),
             series_by_kind: Default::default(),
             total_series: AtomicUsize::new(0),
-            max_series: opts.max_series,
-            summary: Arc::new(opts.summary),
+            max_series: if opts.max_series == 0 {
+                usize::MAX
+            } else {
+                opts.max_series
+            },
+            removals: AtomicU64::new(0),
+            mapping_generation: AtomicU64::new(0),
+            has_ttl: AtomicBool::new(false),
             clock: Clock::default(),
             stats: Stats::default(),
         }
@@ -370,11 +409,14 @@ impl Store {
                 sum: AtomicF64::new(0.0),
             }),
         };
+        let ttl_secs = family.ttl_secs;
         let series = Arc::new(Series {
             family,
             labels,
             value,
             retired: AtomicBool::new(false),
+            ttl_secs,
+            last_seen: AtomicU64::new(self.clock.now()),
         });
         let hasher = &self.hasher;
         map.insert_unique(hash, Arc::clone(&series), |s| {
@@ -392,26 +434,118 @@ impl Store {
     }
 
     fn family(&self, m: &Mapping, kind: FamilyKind) -> Result<Arc<Family>, Refusal> {
+        // Relaxed: the generation only orders families against reloads, and the
+        // family map's mutex orders everything else.
+        let generation = self.mapping_generation.load(Ordering::Relaxed);
         let mut families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(f) = families.get(m.name.as_str()) {
-            return if f.kind == kind {
-                Ok(Arc::clone(f))
-            } else {
-                Err(Refusal::Conflict)
-            };
+            if f.same_definition(kind, m) {
+                f.generation.fetch_max(generation, Ordering::Relaxed);
+                return Ok(Arc::clone(f));
+            }
+            if f.generation.load(Ordering::Relaxed) >= generation {
+                // Same mapping, another type (or a second rule naming the family
+                // differently): the first definition stands.
+                return if f.kind == kind {
+                    Ok(Arc::clone(f))
+                } else {
+                    Err(Refusal::Conflict)
+                };
+            }
+            // A reload changed this family's definition: its old series go, the
+            // new definition takes over.
+            let old = Arc::clone(f);
+            families.remove(m.name.as_str());
+            self.retire_where(|s| Arc::ptr_eq(&s.family, &old));
         }
         if m.name.starts_with(SELF_PREFIX) || collides(&families, &m.name, kind) {
             return Err(Refusal::Conflict);
+        }
+        if m.ttl_secs > 0 {
+            // Relaxed: a hint for the sweep; the next sweep sees it at the latest.
+            self.has_ttl.store(true, Ordering::Relaxed);
         }
         let family = Arc::new(Family {
             name: m.name.clone().into_boxed_str(),
             help: Arc::clone(&m.help),
             kind,
             buckets: Arc::clone(&m.buckets),
-            summary: Arc::clone(&self.summary),
+            summary: Arc::clone(&m.summary),
+            ttl_secs: m.ttl_secs,
+            generation: AtomicU64::new(generation),
         });
         families.insert(family.name.clone(), Arc::clone(&family));
         Ok(family)
+    }
+
+    /// Start a new mapping generation (after a reload): families whose definition
+    /// the new mapping changes are replaced the first time a sample resolves to them.
+    pub fn set_mapping_generation(&self, generation: u64) {
+        // Relaxed: see `family`.
+        self.mapping_generation
+            .fetch_max(generation, Ordering::Relaxed);
+    }
+
+    /// Bumped whenever series are removed; holders of series handles compare it to
+    /// know when to drop retired ones.
+    pub fn removals(&self) -> u64 {
+        // Acquire: pairs with the Release in `retire_where`, so a reader that sees
+        // the new count also sees the retired flags.
+        self.removals.load(Ordering::Acquire)
+    }
+
+    /// Remove every series `pred` selects; returns how many.
+    pub fn retire_where(&self, pred: impl Fn(&Series) -> bool) -> usize {
+        let mut removed = 0;
+        for shard in self.shards.iter() {
+            let mut map = shard.write().unwrap_or_else(PoisonError::into_inner);
+            map.retain(|s| {
+                if pred(s) {
+                    // Relaxed: see `is_retired`; the Release below publishes it.
+                    s.retired.store(true, Ordering::Relaxed);
+                    self.total_series.fetch_sub(1, Ordering::Relaxed);
+                    self.series_by_kind[s.family.kind.index()].fetch_sub(1, Ordering::Relaxed);
+                    removed += 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        if removed > 0 {
+            // Release: see `removals`.
+            self.removals.fetch_add(1, Ordering::Release);
+        }
+        removed
+    }
+
+    /// Remove series not updated within their TTL (as of `now`, store clock
+    /// seconds); returns how many. Cheap when no family has a TTL.
+    pub fn expire(&self, now: u64) -> usize {
+        // Relaxed: see `family`.
+        if !self.has_ttl.load(Ordering::Relaxed) {
+            return 0;
+        }
+        let removed = self.retire_where(|s| {
+            // Relaxed: see `touch`.
+            s.ttl_secs != 0 && now.saturating_sub(s.last_seen.load(Ordering::Relaxed)) >= s.ttl_secs
+        });
+        if removed > 0 {
+            let mut families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
+            // A family whose last series expired goes too (its type is free again).
+            let live: std::collections::HashSet<*const Family> = self
+                .shards
+                .iter()
+                .flat_map(|sh| {
+                    let map = sh.read().unwrap_or_else(PoisonError::into_inner);
+                    map.iter()
+                        .map(|s| Arc::as_ptr(&s.family))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            families.retain(|_, f| f.ttl_secs == 0 || live.contains(&Arc::as_ptr(f)));
+        }
+        removed
     }
 
     /// Call `f` with every live series, sorted by family name then labels.
@@ -421,6 +555,12 @@ impl Store {
     /// not sort at all. Scrapes are serialised by this call.
     pub fn with_sorted<R>(&self, f: impl FnOnce(&[Arc<Series>]) -> R) -> R {
         let mut sorted = self.sorted.lock().unwrap_or_else(PoisonError::into_inner);
+        let removals = self.removals();
+        if removals != sorted.0 {
+            sorted.1.retain(|s| !s.is_retired());
+            sorted.0 = removals;
+        }
+        let sorted = &mut sorted.1;
         let mut fresh =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
         if !fresh.is_empty() {
@@ -429,7 +569,7 @@ impl Store {
             sorted.append(&mut fresh);
             sorted.sort_by(cmp_series);
         }
-        f(&sorted)
+        f(sorted)
     }
 }
 
@@ -470,7 +610,7 @@ mod tests {
             .collect();
         match Mapper::new(MapperDefaults::default()).map(name, MetricType::Counter, labels) {
             MapOutcome::Map(m) => m,
-            MapOutcome::Drop => unreachable!("the default mapper never drops"),
+            other => panic!("the default mapper maps everything, got {other:?}"),
         }
     }
 
