@@ -338,6 +338,11 @@ pub fn collect(store: &Store) -> Vec<SelfFamily> {
             vec![
                 (
                     "",
+                    vec![("reason", "empty_metric_name")],
+                    get(&s.empty_names),
+                ),
+                (
+                    "",
                     vec![("reason", "illegal_negative_counter")],
                     get(&s.negative_counters),
                 ),
@@ -409,6 +414,21 @@ pub fn collect(store: &Store) -> Vec<SelfFamily> {
                 ("_sum", vec![], s.scrape_seconds.load()),
                 ("_count", vec![], get(&s.scrapes)),
             ],
+        ),
+        family(
+            "promstatsd_config_reloads_total",
+            "counter",
+            "Mapping reloads, by outcome.",
+            vec![
+                ("", vec![("outcome", "success")], get(&s.reloads_ok)),
+                ("", vec![("outcome", "failure")], get(&s.reloads_failed)),
+            ],
+        ),
+        single(
+            "promstatsd_loaded_mappings",
+            "gauge",
+            "Rules in the mapping in force.",
+            get(&s.loaded_mappings),
         ),
         single(
             "promstatsd_build_info",

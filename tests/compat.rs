@@ -3,41 +3,10 @@
 
 mod common;
 
-use common::{value, Daemon};
+use common::{replay, value, Daemon};
 use std::collections::BTreeMap;
 
-fn read_lines(file: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(common::compat_dir().join(file)).unwrap();
-    text.lines().map(str::to_string).collect()
-}
-
-/// Send lines over UDP, several per datagram (at most 1400 bytes, as the datadog
-/// client batches), pausing until the daemon has caught up every 20 datagrams so
-/// a small kernel receive buffer cannot drop any.
-fn replay(d: &Daemon, lines: &[String]) -> String {
-    let mut sent = 0u64;
-    let mut datagrams = 0;
-    let mut buf = String::new();
-    for l in lines {
-        if !buf.is_empty() && buf.len() + l.len() + 1 > 1400 {
-            d.send_udp(buf.as_bytes());
-            buf.clear();
-            datagrams += 1;
-            if datagrams % 20 == 0 {
-                d.wait_lines(sent);
-            }
-        }
-        if !buf.is_empty() {
-            buf.push('\n');
-        }
-        buf.push_str(l);
-        sent += 1;
-    }
-    if !buf.is_empty() {
-        d.send_udp(buf.as_bytes());
-    }
-    d.wait_lines(sent)
-}
+use common::read_lines;
 
 fn total(page: &str, family: &str) -> f64 {
     page.lines()

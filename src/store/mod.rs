@@ -374,23 +374,31 @@ impl Store {
 
     /// Find or create the series for a mapping. Called once per new series key.
     pub fn get_or_create(&self, m: &Mapping, kind: FamilyKind) -> Result<Arc<Series>, Refusal> {
-        let family = self.family(m, kind)?;
         let labels = render_labels(&m.labels);
-        let hash = self.hasher.hash_one((&*family.name, &*labels));
+        let hash = self.hasher.hash_one((m.name.as_str(), &*labels));
         let shard = self
             .shards
             .get((hash & self.mask) as usize)
             .ok_or(Refusal::Limit)?;
-        let eq = |s: &Arc<Series>| *s.family.name == *family.name && s.labels == labels;
+        let eq = |s: &Arc<Series>| *s.family.name == *m.name && s.labels == labels;
         {
             let map = shard.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(s) = map.find(hash, eq) {
-                return Ok(Arc::clone(s));
+            match map.find(hash, eq) {
+                Some(s) if s.family.same_definition(kind, m) => return Ok(Arc::clone(s)),
+                Some(_) => {}
+                // Refuse before creating anything, the family included: a flood of
+                // new names past the limit must not grow memory.
+                None if self.total_series() >= self.max_series => return Err(Refusal::Limit),
+                None => {}
             }
         }
+        let family = self.family(m, kind)?;
         let mut map = shard.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(s) = map.find(hash, eq) {
-            return Ok(Arc::clone(s));
+            if Arc::ptr_eq(&s.family, &family) {
+                return Ok(Arc::clone(s));
+            }
+            return Err(Refusal::Conflict);
         }
         if self.total_series() >= self.max_series {
             return Err(Refusal::Limit);

@@ -109,7 +109,12 @@ impl Daemon {
 
     /// Scrape until `pred` holds (5 s at most), and return that page.
     pub fn wait_for(&self, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        self.wait_for_secs(5, pred)
+    }
+
+    /// Scrape until `pred` holds (`secs` at most), and return that page.
+    pub fn wait_for_secs(&self, secs: u64, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let page = self.scrape();
             if pred(&page) {
@@ -150,6 +155,11 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Send a signal to the daemon.
+pub fn signal(d: &Daemon, sig: i32) {
+    unsafe_kill(d.child.id(), sig);
 }
 
 fn unsafe_kill(pid: u32, sig: i32) {
@@ -268,4 +278,38 @@ pub fn compat_dir() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// The lines of a file in `../shared/compat/`.
+pub fn read_lines(file: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(compat_dir().join(file)).unwrap();
+    text.lines().map(str::to_string).collect()
+}
+
+/// Send lines over UDP, several per datagram (at most 1400 bytes, as the datadog
+/// client batches), pausing until the daemon has caught up every 20 datagrams so
+/// a small kernel receive buffer cannot drop any.
+pub fn replay(d: &Daemon, lines: &[String]) -> String {
+    let mut sent = 0u64;
+    let mut datagrams = 0;
+    let mut buf = String::new();
+    for l in lines {
+        if !buf.is_empty() && buf.len() + l.len() + 1 > 1400 {
+            d.send_udp(buf.as_bytes());
+            buf.clear();
+            datagrams += 1;
+            if datagrams % 20 == 0 {
+                d.wait_lines(sent);
+            }
+        }
+        if !buf.is_empty() {
+            buf.push('\n');
+        }
+        buf.push_str(l);
+        sent += 1;
+    }
+    if !buf.is_empty() {
+        d.send_udp(buf.as_bytes());
+    }
+    d.wait_lines(sent)
 }
