@@ -12,9 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn helm() -> Mapper {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/compat/airflow-helm-statsd-mappings.yml");
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/compat/airflow-helm-statsd-mappings.yml");
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    Mapper::from_yaml("helm", &text, &MapperDefaults::default()).unwrap().0
+    Mapper::from_yaml("helm", &text, &MapperDefaults::default())
+        .unwrap()
+        .0
 }
 
 fn bench(c: &mut Criterion) {
@@ -23,21 +26,46 @@ fn bench(c: &mut Criterion) {
 
     // A known series: parse + cache hit + atomic update (the hot path).
     let store = Arc::new(Store::default());
-    let mut ing = Ingester::new(store, Arc::new(MapperHandle::new(helm())), ParseOptions::default(), 1 << 20);
+    let mut ing = Ingester::new(
+        store,
+        Arc::new(MapperHandle::new(helm())),
+        ParseOptions::default(),
+        1 << 20,
+    );
     let line = b"airflow.dag.corpus_etl.extract.duration:2084.5|ms";
     ing.ingest_line(line);
-    g.bench_function("cache_hit_ingest_line", |b| b.iter(|| ing.ingest_line(black_box(line))));
+    g.bench_function("cache_hit_ingest_line", |b| {
+        b.iter(|| ing.ingest_line(black_box(line)))
+    });
 
     // The mapper alone, as run for a series seen for the first time.
     let m = helm();
     g.bench_function("uncached_glob_helm", |b| {
-        b.iter(|| m.map(black_box("airflow.dag.corpus_etl.extract.duration"), MetricType::Timer, Vec::new()))
+        b.iter(|| {
+            m.map(
+                black_box("airflow.dag.corpus_etl.extract.duration"),
+                MetricType::Timer,
+                Vec::new(),
+            )
+        })
     });
     g.bench_function("uncached_regex_helm", |b| {
-        b.iter(|| m.map(black_box("airflow.operator_successes_BashOperator"), MetricType::Counter, Vec::new()))
+        b.iter(|| {
+            m.map(
+                black_box("airflow.operator_successes_BashOperator"),
+                MetricType::Counter,
+                Vec::new(),
+            )
+        })
     });
     g.bench_function("unmatched_helm", |b| {
-        b.iter(|| m.map(black_box("airflow.scheduler.tasks.executable"), MetricType::Gauge, Vec::new()))
+        b.iter(|| {
+            m.map(
+                black_box("airflow.scheduler.tasks.executable"),
+                MetricType::Gauge,
+                Vec::new(),
+            )
+        })
     });
 
     // Regex worst case: 100 regex rules, none matches, a long name.
@@ -47,13 +75,21 @@ fn bench(c: &mut Criterion) {
             "- match: '^service{i}\\.(.+)\\.requests\\.(\\w+)$'\n  match_type: regex\n  name: svc{i}_requests\n  labels:\n    a: $1\n    b: $2\n"
         ));
     }
-    let many = Mapper::from_yaml("many", &yaml, &MapperDefaults::default()).unwrap().0;
+    let many = Mapper::from_yaml("many", &yaml, &MapperDefaults::default())
+        .unwrap()
+        .0;
     let long = format!("{}.requests.total", "x.".repeat(60));
     g.bench_function("regex_worst_100_rules_no_match", |b| {
         b.iter(|| many.map(black_box(&long), MetricType::Counter, Vec::new()))
     });
     g.bench_function("regex_100_rules_last_matches", |b| {
-        b.iter(|| many.map(black_box("service99.api.v1.requests.total"), MetricType::Counter, Vec::new()))
+        b.iter(|| {
+            many.map(
+                black_box("service99.api.v1.requests.total"),
+                MetricType::Counter,
+                Vec::new(),
+            )
+        })
     });
     g.finish();
 }

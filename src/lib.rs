@@ -79,13 +79,19 @@ impl Aggregator {
             Some(src) => src.load(&config.mapper)?.0,
             None => mapper::Mapper::new(config.mapper.clone()),
         };
+        Ok(Self::with_mapper(config, mapper))
+    }
+
+    /// A new, empty aggregator with an already built mapper (`config.mapping` is
+    /// not read).
+    pub fn with_mapper(config: &Config, mapper: mapper::Mapper) -> Self {
         let store = Arc::new(store::Store::new(config.store.clone()));
         store.stats.set_loaded_mappings(mapper.rule_count());
         let handle = Arc::new(mapper::MapperHandle::new(mapper));
-        Ok(Self {
+        Self {
             ingester: ingest::Ingester::new(store, handle, config.parse, config.cache_entries),
             last_expiry: 0,
-        })
+        }
     }
 
     /// Ingest StatsD lines (one or many, `\n`-separated).

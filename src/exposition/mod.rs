@@ -4,5 +4,6 @@
 //! that embeds promstatsd can render into any buffer without a socket; the daemon
 //! serves it from its own thread ([`http::serve`]).
 
+pub mod check;
 pub mod http;
 pub mod text;

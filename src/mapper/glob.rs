@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Node {
     literal: HashMap<Box<str>, usize>,
     wildcard: Option<usize>,
@@ -22,7 +22,7 @@ struct Node {
 }
 
 /// A compiled set of glob patterns.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct GlobSet {
     nodes: Vec<Node>,
     ordered: bool,

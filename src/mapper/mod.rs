@@ -81,7 +81,7 @@ pub struct Mapping {
 pub type MapperDefaults = Defaults;
 
 /// Maps StatsD metrics to Prometheus families.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Mapper {
     defaults: Defaults,
     rules: Vec<Rule>,
@@ -206,8 +206,12 @@ impl Mapper {
                 }
             }
         }
+        let name = escape_name(raw_name);
+        if name.is_empty() {
+            return MapOutcome::EmptyName;
+        }
         MapOutcome::Map(Mapping {
-            name: escape_name(raw_name),
+            name,
             labels: tags,
             help: Arc::clone(&self.help),
             observer: self.defaults.observer,

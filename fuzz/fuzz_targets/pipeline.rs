@@ -1,0 +1,69 @@
+//! Parse -> map -> store -> render on structured input. The rendered page must
+//! pass the project's exposition-format check, and every sample must be accounted
+//! for: recorded, or counted as a conflict, an error or a drop.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use promstatsd::exposition::check::check;
+use promstatsd::mapper::{Mapper, MapperDefaults, ObserverType};
+use std::sync::OnceLock;
+use promstatsd::reload::MappingSource;
+use promstatsd::{stats, Aggregator, Config};
+
+#[derive(Arbitrary, Debug)]
+enum Mapping {
+    None,
+    Airflow,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    mapping: Mapping,
+    histograms: bool,
+    max_series: u8,
+    cache_entries: u8,
+    packets: Vec<Vec<u8>>,
+}
+
+fn total(fams: &[stats::SelfFamily], name: &str) -> f64 {
+    fams.iter()
+        .filter(|f| f.name == name)
+        .flat_map(|f| f.samples.iter().map(|s| s.2))
+        .sum()
+}
+
+fuzz_target!(|input: Input| {
+    static AIRFLOW: OnceLock<Mapper> = OnceLock::new();
+    let mut cfg = Config::default();
+    if input.histograms {
+        cfg.mapper.observer = ObserverType::Histogram;
+    }
+    cfg.store.max_series = usize::from(input.max_series);
+    cfg.cache_entries = usize::from(input.cache_entries);
+    let mapper = match input.mapping {
+        Mapping::None => Mapper::new(cfg.mapper.clone()),
+        Mapping::Airflow => AIRFLOW
+            .get_or_init(|| match MappingSource::Airflow.load(&MapperDefaults::default()) {
+                Ok((m, _)) => m,
+                Err(e) => panic!("the Airflow pack must load: {e}"),
+            })
+            .clone(),
+    };
+    let mut agg = Aggregator::with_mapper(&cfg, mapper);
+    for p in &input.packets {
+        agg.ingest(p);
+    }
+    let mut page = Vec::new();
+    agg.render(&mut page);
+    if let Err(e) = check(&page) {
+        panic!("invalid page: {e}\n{}", String::from_utf8_lossy(&page));
+    }
+    let fams = stats::collect(agg.store());
+    let samples = total(&fams, "promstatsd_samples_total");
+    let accounted = total(&fams, "promstatsd_events_total")
+        + total(&fams, "promstatsd_events_conflict_total")
+        + total(&fams, "promstatsd_events_error_total")
+        + total(&fams, "promstatsd_events_actions_total");
+    assert_eq!(samples, accounted, "samples not accounted for");
+});
