@@ -130,8 +130,10 @@ pub struct Args {
     )]
     pub observer_type: ObserverFlag,
 
-    /// Longest TCP line accepted, in bytes; longer lines are dropped and counted.
-    #[arg(long = "statsd.tcp-max-line-length", value_name = "BYTES", default_value_t = 65536,
+    /// Longest StatsD line accepted on any listener, in bytes; longer lines are
+    /// refused and counted (reason line_too_long); a TCP connection stays open.
+    #[arg(long = "statsd.max-line-length", alias = "statsd.tcp-max-line-length", value_name = "BYTES",
+          default_value_t = promstatsd_default_line(),
           value_parser = clap::value_parser!(u64).range(16..=16 * 1024 * 1024))]
     pub tcp_max_line: u64,
 
@@ -155,6 +157,11 @@ pub struct Args {
         default_value = "/metrics"
     )]
     pub telemetry_path: String,
+
+    /// Seconds an HTTP client has to send its request headers.
+    #[arg(long = "web.header-timeout", value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub web_header_timeout: u64,
 
     /// Most concurrent HTTP connections; more are closed at once.
     #[arg(long = "web.max-connections", value_name = "N", default_value_t = 512,
@@ -228,6 +235,10 @@ pub struct Args {
     #[allow(missing_docs)]
     #[arg(long = "statsd.relay.address", value_name = "ADDR", hide = true)]
     pub relay_address: Option<String>,
+}
+
+const fn promstatsd_default_line() -> u64 {
+    crate::parser::DEFAULT_MAX_LINE_LENGTH as u64
 }
 
 /// A flag value that does not make sense.
@@ -337,6 +348,7 @@ impl Args {
         }
         cfg.listen.read_buffer = self.read_buffer;
         cfg.listen.tcp_max_line = self.tcp_max_line as usize;
+        cfg.parse.max_line_length = self.tcp_max_line as usize;
         cfg.listen.tcp_max_connections = self.tcp_max_connections as usize;
         cfg.parse.dogstatsd = self.parse_dogstatsd && !self.no_parse_dogstatsd;
         cfg.parse.influxdb = self.parse_influxdb && !self.no_parse_influxdb;
@@ -376,6 +388,7 @@ impl Args {
         cfg.cache_entries = self.cache_size;
         cfg.store.max_series = self.max_series;
         cfg.web.max_connections = self.web_max_connections as usize;
+        cfg.web.header_timeout = std::time::Duration::from_secs(self.web_header_timeout);
         Ok((cfg, warnings))
     }
 }

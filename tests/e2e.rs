@@ -132,7 +132,7 @@ fn tcp_lines_partial_writes_and_last_line_without_newline() {
 
 #[test]
 fn tcp_over_long_lines_are_dropped_alone() {
-    let d = Daemon::start(&["--statsd.tcp-max-line-length=64"]);
+    let d = Daemon::start(&["--statsd.max-line-length=64"]);
     let mut s = TcpStream::connect(d.tcp.unwrap()).unwrap();
     let long = format!("{}:1|c\n", "x".repeat(100));
     s.write_all(format!("ok:1|c\n{long}ok:1|c\n").as_bytes())

@@ -45,7 +45,7 @@ pub struct ListenOptions {
     pub unixsocket_mode: u32,
     /// `SO_RCVBUF` for datagram sockets, in bytes; `None` keeps the OS default.
     pub read_buffer: Option<usize>,
-    /// Longest TCP line accepted, in bytes.
+    /// Longest TCP line buffered, in bytes (the parser's `max_line_length`).
     pub tcp_max_line: usize,
     /// Most TCP connections open at once.
     pub tcp_max_connections: usize,
@@ -59,7 +59,7 @@ impl Default for ListenOptions {
             unixgram: None,
             unixsocket_mode: 0o755,
             read_buffer: None,
-            tcp_max_line: 64 * 1024,
+            tcp_max_line: crate::parser::DEFAULT_MAX_LINE_LENGTH,
             tcp_max_connections: 4096,
         }
     }
@@ -448,6 +448,12 @@ impl Listener {
                     self.ingester.local.packet(ListenerKind::Tcp, n);
                     let too_long = feed(conn, data, max_line, &mut self.ingester);
                     if too_long > 0 {
+                        self.ingester.local.lines += too_long;
+                        for _ in 0..too_long {
+                            self.ingester
+                                .local
+                                .sample_error(crate::parser::ParseError::LineTooLong);
+                        }
                         // Relaxed: a self-metric counter.
                         self.ingester
                             .store()

@@ -95,11 +95,13 @@ pub enum ParseError {
     MalformedTimestamp,
     /// An unknown metric type.
     IllegalEvent,
+    /// A line longer than the configured limit (promstatsd's own reason).
+    LineTooLong,
 }
 
 impl ParseError {
     /// Every error, in a fixed order (for counters indexed by error).
-    pub const ALL: [ParseError; 10] = [
+    pub const ALL: [ParseError; 11] = [
         Self::MalformedLine,
         Self::MixedTaggingStyles,
         Self::NotEnoughPartsAfterColon,
@@ -110,6 +112,7 @@ impl ParseError {
         Self::MalformedContainerId,
         Self::MalformedTimestamp,
         Self::IllegalEvent,
+        Self::LineTooLong,
     ];
 
     /// The `reason` label value for this error.
@@ -125,6 +128,7 @@ impl ParseError {
             Self::MalformedContainerId => "malformed_container_id",
             Self::MalformedTimestamp => "malformed_timestamp",
             Self::IllegalEvent => "illegal_event",
+            Self::LineTooLong => "line_too_long",
         }
     }
 
@@ -154,7 +158,12 @@ pub struct ParseOptions {
     pub librato: bool,
     /// SignalFX `name[k=v]:1|c`.
     pub signalfx: bool,
+    /// Longest line accepted, in bytes; longer lines are refused (`line_too_long`).
+    pub max_line_length: usize,
 }
+
+/// Default for [`ParseOptions::max_line_length`].
+pub const DEFAULT_MAX_LINE_LENGTH: usize = 16 * 1024;
 
 impl Default for ParseOptions {
     fn default() -> Self {
@@ -163,6 +172,7 @@ impl Default for ParseOptions {
             influxdb: true,
             librato: true,
             signalfx: true,
+            max_line_length: DEFAULT_MAX_LINE_LENGTH,
         }
     }
 }
@@ -303,6 +313,9 @@ pub struct LineSamples<'a> {
 }
 
 fn split_line(line: &[u8], opts: ParseOptions) -> Result<LineSamples<'_>, ParseError> {
+    if line.len() > opts.max_line_length {
+        return Err(ParseError::LineTooLong);
+    }
     let colon = memchr(b':', line).ok_or(ParseError::MalformedLine)?;
     if colon == 0 || std::str::from_utf8(line).is_err() {
         return Err(ParseError::MalformedLine);

@@ -242,6 +242,18 @@ fn table() {
 }
 
 #[test]
+fn over_long_lines_are_refused() {
+    let opts = ParseOptions {
+        max_line_length: 8,
+        ..ParseOptions::default()
+    };
+    let got: Vec<String> = parse_line(b"abcd:1|c", opts).map(|r| show(&r)).collect();
+    assert_eq!(got, ["c abcd=1"]);
+    let got: Vec<String> = parse_line(b"abcde:1|c", opts).map(|r| show(&r)).collect();
+    assert_eq!(got, ["err:line_too_long"]);
+}
+
+#[test]
 fn invalid_utf8_is_a_malformed_line() {
     assert_eq!(parse_all(b"a\xff:1|c"), ["err:malformed_line"]);
     assert_eq!(parse_all(b"a:1|c|#k:\xc3"), ["err:malformed_line"]);
@@ -254,6 +266,7 @@ fn tag_styles_can_be_turned_off() {
         influxdb: false,
         librato: false,
         signalfx: false,
+        ..ParseOptions::default()
     };
     let got: Vec<String> = parse_line(b"a,k=v#x[y]:1|c|#t:u", off)
         .map(|r| show(&r))
@@ -326,6 +339,9 @@ fn oracle_number(s: &str) -> Option<f64> {
 }
 
 fn oracle(line: &[u8], o: ParseOptions) -> Vec<String> {
+    if line.len() > o.max_line_length {
+        return vec!["err:line_too_long".into()];
+    }
     let Ok(line) = std::str::from_utf8(line) else {
         return vec!["err:malformed_line".into()];
     };
@@ -543,13 +559,15 @@ fn statsd_ish() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn options() -> impl Strategy<Value = ParseOptions> {
-    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(d, i, l, s)| {
-        ParseOptions {
-            dogstatsd: d,
-            influxdb: i,
-            librato: l,
-            signalfx: s,
-        }
+    let flags = (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>());
+    // Mostly no length limit in play, sometimes a small one.
+    let max = prop_oneof![Just(DEFAULT_MAX_LINE_LENGTH), 8usize..64];
+    (flags, max).prop_map(|((d, i, l, s), max)| ParseOptions {
+        dogstatsd: d,
+        influxdb: i,
+        librato: l,
+        signalfx: s,
+        max_line_length: max,
     })
 }
 

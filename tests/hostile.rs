@@ -1,0 +1,268 @@
+//! Hostile input, end to end over real sockets. For each case: the daemon keeps
+//! running, the right error counter moves by the right amount, valid lines in the
+//! same datagram are kept, and the page stays valid (checked with the project's
+//! exposition checker).
+
+mod common;
+
+use common::{raw_http, value, Daemon};
+use promstatsd::exposition::check::check;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+fn err(page: &str, reason: &str) -> f64 {
+    value(
+        page,
+        &format!("promstatsd_sample_errors_total{{reason=\"{reason}\"}}"),
+    )
+    .unwrap_or(-1.0)
+}
+
+/// Send one datagram, wait for `lines` lines, check the page is valid and return it.
+fn run(d: &Daemon, datagram: &[u8], lines: u64) -> String {
+    let before = value(&d.scrape(), "promstatsd_lines_total").unwrap_or(0.0) as u64;
+    d.send_udp(datagram);
+    let page = d.wait_lines(before + lines);
+    if let Err(e) = check(page.as_bytes()) {
+        panic!("invalid page: {e}\n{page}");
+    }
+    page
+}
+
+#[test]
+fn datagram_of_64_kib_with_an_over_long_line() {
+    let d = Daemon::start(&[]);
+    let mut dgram = b"ok:1|c\n".to_vec();
+    dgram.extend_from_slice(format!("{}:1|c\n", "x".repeat(65_000)).as_bytes());
+    dgram.extend_from_slice(b"ok:2|c");
+    assert!(dgram.len() <= 65_507);
+    let page = run(&d, &dgram, 3);
+    assert_eq!(value(&page, "ok"), Some(3.0));
+    assert_eq!(err(&page, "line_too_long"), 1.0);
+    assert!(!page.contains("xxxxxxxx"));
+}
+
+#[test]
+fn invalid_utf8_in_names_and_tag_values() {
+    let d = Daemon::start(&[]);
+    let page = run(
+        &d,
+        b"ok:1|c\nbad\xff\xfe:1|c\nt:1|c|#k:v\xc3\x28\nok:1|c",
+        4,
+    );
+    assert_eq!(value(&page, "ok"), Some(2.0));
+    assert_eq!(err(&page, "malformed_line"), 2.0);
+}
+
+#[test]
+fn empty_names_and_names_that_escape_to_underscores() {
+    let d = Daemon::start(&[]);
+    let page = run(
+        &d,
+        ":1|c\n,k=v:1|c\n-:1|c\n\u{2603}:2|c\nok:1|c".as_bytes(),
+        5,
+    );
+    assert_eq!(err(&page, "malformed_line"), 2.0);
+    // `-` and a snowman both escape to `_`: one family, valid on the page.
+    assert_eq!(value(&page, "_"), Some(3.0), "{page}");
+    assert_eq!(value(&page, "ok"), Some(1.0));
+}
+
+#[test]
+fn special_float_values() {
+    let d = Daemon::start(&[]);
+    let page = run(
+        &d,
+        b"gn:NaN|g\ngi:+Inf|g\ngz:-0|g\ncn:NaN|c\nci:Inf|c\nbig:1e309|g\ntn:NaN|ms\nok:1|c",
+        8,
+    );
+    assert!(page.contains("\ngn NaN\n"), "{page}");
+    assert!(page.contains("\ngi +Inf\n"));
+    assert_eq!(value(&page, "gz"), Some(0.0));
+    assert_eq!(err(&page, "malformed_value"), 4.0);
+    assert_eq!(value(&page, "ok"), Some(1.0));
+}
+
+#[test]
+fn odd_sample_rates() {
+    let d = Daemon::start(&[]);
+    let page = run(
+        &d,
+        b"r:1|c|@0\nr:1|c|@-1\nr:1|c|@2\nr:1|c|@abc\nr:1|c|@\nr:1|c|@0.5",
+        6,
+    );
+    // @0 counts as 1, @0.5 as 2; the four others are refused.
+    assert_eq!(value(&page, "r"), Some(3.0));
+    assert_eq!(err(&page, "invalid_sample_factor"), 4.0);
+}
+
+#[test]
+fn tag_values_cannot_inject_samples() {
+    let d = Daemon::start(&[]);
+    let page = run(
+        &d,
+        b"inj:1|c|#k:a\"} 999\ninj:2|c|#k:b\\\ninj:3|c|#k:}\ninj2,k=\"} 7 #:1|c",
+        4,
+    );
+    assert!(page.contains("inj{k=\"a\\\"} 999\"} 1\n"), "{page}");
+    assert!(page.contains("inj{k=\"b\\\\\"} 2\n"));
+    assert!(page.contains("inj{k=\"}\"} 3\n"));
+    assert!(page.contains("inj2{k=\"\\\"} 7 #\"} 1\n"), "{page}");
+    assert!(!page.lines().any(|l| l.starts_with("999") || l == "inj 999"));
+}
+
+#[test]
+fn thousands_of_tags_and_duplicate_keys() {
+    let d = Daemon::start(&[]);
+    let tags: Vec<String> = (0..1800).map(|i| format!("t{i}:x")).collect();
+    let line = format!(
+        "many:1|c|#{}\ndup:1|c|#k:first,k:second,k:third",
+        tags.join(",")
+    );
+    assert!(line.len() < 16 * 1024, "within the default line limit");
+    let page = run(&d, line.as_bytes(), 2);
+    let many = page
+        .lines()
+        .find(|l| l.starts_with("many{"))
+        .expect("series with 1800 labels");
+    assert_eq!(many.matches("=\"x\"").count(), 1800);
+    assert!(page.contains("dup{k=\"third\"} 1\n"));
+}
+
+#[test]
+fn mixed_tag_styles_are_refused_alone() {
+    let d = Daemon::start(&[]);
+    let page = run(&d, b"m,a=b:1|c|#c:d\nm#a=b:1|c|#c:d\nok:1|c", 3);
+    assert_eq!(err(&page, "mixed_tagging_styles"), 2.0);
+    assert_eq!(value(&page, "ok"), Some(1.0));
+}
+
+#[test]
+fn tcp_line_that_never_ends_and_silent_clients() {
+    let d = Daemon::start(&["--statsd.max-line-length=1024"]);
+    let addr = d.tcp.unwrap();
+    let _silent = TcpStream::connect(addr).unwrap();
+    let mut endless = TcpStream::connect(addr).unwrap();
+    let chunk = vec![b'z'; 64 * 1024];
+    for _ in 0..32 {
+        endless.write_all(&chunk).unwrap();
+    }
+    // Another client is served meanwhile.
+    let mut good = TcpStream::connect(addr).unwrap();
+    good.write_all(b"ok:1|c\n").unwrap();
+    drop(good);
+    let page = d.wait_for(|p| value(p, "ok") == Some(1.0));
+    assert_eq!(
+        value(&page, "promstatsd_tcp_too_long_lines_total"),
+        Some(1.0)
+    );
+    // The endless line is discarded as it streams: memory does not grow with it.
+    let rss = rss_kib(d.child.id());
+    for _ in 0..64 {
+        endless.write_all(&chunk).unwrap();
+    }
+    endless.write_all(b"\nafter:1|c\n").unwrap();
+    let page = d.wait_for(|p| value(p, "after") == Some(1.0));
+    assert!(rss_kib(d.child.id()) < rss + 8 * 1024);
+    assert_eq!(
+        value(&page, "promstatsd_tcp_too_long_lines_total"),
+        Some(1.0)
+    );
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+}
+
+#[test]
+fn thousands_of_tcp_connections_and_a_connection_limit() {
+    raise_fd_limit();
+    let d = Daemon::start(&["--statsd.tcp-max-connections=2000"]);
+    let addr = d.tcp.unwrap();
+    let mut conns = Vec::new();
+    for _ in 0..3000 {
+        conns.push(TcpStream::connect(addr).unwrap());
+    }
+    let page = d.wait_for(|p| {
+        value(p, "promstatsd_tcp_connections_refused_total") == Some(1000.0)
+            && value(p, "promstatsd_tcp_connections_open") == Some(2000.0)
+    });
+    assert_eq!(
+        value(&page, "promstatsd_tcp_connections_total"),
+        Some(2000.0)
+    );
+    // Accepted connections work; refused ones were closed by the daemon.
+    conns[0].write_all(b"first:1|c\n").unwrap();
+    conns[1999].write_all(b"last:1|c\n").unwrap();
+    d.wait_for(|p| value(p, "first") == Some(1.0) && value(p, "last") == Some(1.0));
+    conns[2999]
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    assert!(
+        matches!(conns[2999].read(&mut buf), Ok(0) | Err(_)),
+        "refused connection is closed"
+    );
+    drop(conns);
+    d.wait_for(|p| value(p, "promstatsd_tcp_connections_open") == Some(0.0));
+}
+
+#[test]
+fn http_abuse() {
+    let d = Daemon::start(&["--web.header-timeout=1"]);
+    // Huge headers: refused with 431, the server stays up.
+    let huge = format!(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(200_000)
+    );
+    let mut s = TcpStream::connect(d.web).unwrap();
+    let _ = s.write_all(huge.as_bytes());
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    assert!(
+        String::from_utf8_lossy(&resp).starts_with("HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&resp)
+    );
+    // Bad method, bad path, garbage.
+    assert_eq!(d.request("DELETE", "/metrics", &[]).status, 405);
+    assert_eq!(d.get("/../../etc/passwd", &[]).status, 404);
+    let garbage = raw_http(d.web, b"\x00\x01GARBAGE\r\n\r\n");
+    assert_eq!(garbage.status, 400);
+    // A slow client that never finishes its headers is cut off after the timeout,
+    // and does not block a scrape meanwhile.
+    let mut slow = TcpStream::connect(d.web).unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(d.get("/metrics", &[]).status, 200);
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = slow.read_to_end(&mut buf);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "slow client was not cut off"
+    );
+    // Still serving.
+    assert_eq!(d.get("/-/healthy", &[]).status, 200);
+}
