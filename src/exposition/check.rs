@@ -27,8 +27,11 @@ fn valid_value(s: &str) -> bool {
         || (s.parse::<f64>().is_ok() && !s.contains(['i', 'I', 'n', 'N']))
 }
 
-/// Parse `{k="v",...}`; returns the labels (unescaped) and the rest of the line.
-fn parse_labels(s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+/// Label pairs, unescaped.
+type Labels = Vec<(String, String)>;
+
+/// Parse `{k="v",...}`; returns the labels and the rest of the line.
+fn parse_labels(s: &str) -> Result<(Labels, &str), String> {
     let mut rest = s.strip_prefix('{').ok_or("expected {")?;
     let mut labels = Vec::new();
     loop {
