@@ -167,12 +167,14 @@ impl Ingester {
 
     fn hash(&self, s: &Sample<'_>) -> u64 {
         let mut h = self.hasher.build_hasher();
-        h.write_u8(s.metric_type.code());
         h.write(s.name_section);
-        h.write_u8(0xFF);
-        h.write(s.dog_tags);
-        h.write_u8(0xFF);
-        h.write(s.container_id);
+        if !s.dog_tags.is_empty() || !s.container_id.is_empty() {
+            h.write_u8(0xFF);
+            h.write(s.dog_tags);
+            h.write_u8(0xFF);
+            h.write(s.container_id);
+        }
+        h.write_u8(s.metric_type.code());
         h.finish()
     }
 

@@ -247,6 +247,7 @@ pub struct Lines<'a> {
 impl<'a> Iterator for Lines<'a> {
     type Item = &'a [u8];
 
+    #[inline]
     fn next(&mut self) -> Option<&'a [u8]> {
         loop {
             if self.rest.is_empty() {
@@ -269,6 +270,7 @@ impl<'a> Iterator for Lines<'a> {
 ///
 /// The iterator yields one `Ok(Sample)` per sample, an `Err` per rejected sample,
 /// or a single `Err` when the whole line is rejected.
+#[inline]
 pub fn parse_line(line: &[u8], opts: ParseOptions) -> LineSamples<'_> {
     match split_line(line, opts) {
         Ok(state) => state,
@@ -312,29 +314,72 @@ pub struct LineSamples<'a> {
     mode: Mode<'a>,
 }
 
+#[inline]
 fn split_line(line: &[u8], opts: ParseOptions) -> Result<LineSamples<'_>, ParseError> {
     if line.len() > opts.max_line_length {
         return Err(ParseError::LineTooLong);
     }
-    let colon = memchr(b':', line).ok_or(ParseError::MalformedLine)?;
-    if colon == 0 || std::str::from_utf8(line).is_err() {
+    // One pass over the name: find the ':' and note tag characters and non-ASCII
+    // bytes, so the common plain line needs no further scan of its name.
+    let mut high = 0u8;
+    let mut tag_chars = false;
+    let mut colon = None;
+    for (i, &b) in line.iter().enumerate() {
+        if b == b':' {
+            colon = Some(i);
+            break;
+        }
+        high |= b;
+        tag_chars |= matches!(b, b'#' | b',' | b'[' | b']');
+    }
+    let colon = colon.ok_or(ParseError::MalformedLine)?;
+    if colon == 0 {
         return Err(ParseError::MalformedLine);
     }
     let name_section = &line[..colon];
     let after = &line[colon + 1..];
-    let head = split_name(name_section, opts);
+    // One pass over the rest: the first '|', ':' before or after it, "|#".
+    let mut first_pipe = None;
+    let mut colon_in_value = false;
+    let mut more_colons = false;
+    let mut dog = false;
+    let mut prev = 0u8;
+    for (i, &b) in after.iter().enumerate() {
+        high |= b;
+        match b {
+            b'|' if first_pipe.is_none() => first_pipe = Some(i),
+            b'#' if prev == b'|' => dog = true,
+            b':' if first_pipe.is_none() => colon_in_value = true,
+            b':' => more_colons = true,
+            _ => {}
+        }
+        prev = b;
+    }
+    if high >= 0x80 && std::str::from_utf8(line).is_err() {
+        return Err(ParseError::MalformedLine);
+    }
+    let head = if tag_chars {
+        split_name(name_section, opts)
+    } else {
+        Head {
+            name_section,
+            name_head: name_section,
+            name_tail: &[],
+            style: NameTagStyle::None,
+            name_tags: &[],
+        }
+    };
     if head.name_head.is_empty() && head.name_tail.is_empty() {
         return Err(ParseError::MalformedLine);
     }
-    let dog = memchr::memchr_iter(b'|', after).any(|i| after.get(i + 1) == Some(&b'#'));
     if dog && tags::has_valid_tag(head.name_tags, b'=', head.style) {
         return Err(ParseError::MixedTaggingStyles);
     }
-    let pipe = memchr(b'|', after).ok_or(ParseError::NotEnoughPartsAfterColon)?;
+    let pipe = first_pipe.ok_or(ParseError::NotEnoughPartsAfterColon)?;
     let first_value = &after[..pipe];
     let suffix = &after[pipe + 1..];
-    let mode = if memchr(b':', first_value).is_some() {
-        let type_end = memchr(b'|', suffix).unwrap_or(suffix.len());
+    let mode = if colon_in_value {
+        let type_end = find(b'|', suffix).unwrap_or(suffix.len());
         match MetricType::from_bytes(&suffix[..type_end]) {
             Some(t) if t.is_observer() => Mode::Extended {
                 values: Some(first_value),
@@ -345,13 +390,22 @@ fn split_line(line: &[u8], opts: ParseOptions) -> Result<LineSamples<'_>, ParseE
     } else {
         Mode::Samples {
             rest: Some(after),
-            single: dog,
+            // Without DogStatsD tags a line holds several samples split on ':';
+            // with no ':' after the first sample there is just one.
+            single: dog || !more_colons,
         }
     };
     Ok(LineSamples {
         head: Some(head),
         mode,
     })
+}
+
+/// Position of `b` in a short slice (a plain loop beats `memchr`'s setup on the
+/// few bytes of a StatsD field).
+#[inline]
+fn find(b: u8, s: &[u8]) -> Option<usize> {
+    s.iter().position(|&c| c == b)
 }
 
 fn split_name(section: &[u8], opts: ParseOptions) -> Head<'_> {
@@ -407,6 +461,7 @@ fn split_name(section: &[u8], opts: ParseOptions) -> Head<'_> {
 impl<'a> Iterator for LineSamples<'a> {
     type Item = Result<Sample<'a>, ParseError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let (value, rest) = match &mut self.mode {
             Mode::Failed(e) => return e.take().map(Err),
@@ -441,18 +496,25 @@ fn next_field<'a>(rest: &mut Option<&'a [u8]>, sep: u8) -> Option<&'a [u8]> {
     }
 }
 
+#[inline]
 fn parse_sample<'a>(
     head: Head<'a>,
     value: &'a [u8],
     rest: &'a [u8],
 ) -> Result<Sample<'a>, ParseError> {
     // `rest` is "type|comp|comp..." (at most 7 parts: 8 with the value).
-    // statsd_exporter checks the number of parts before anything else.
-    if memchr::memchr_iter(b'|', rest).count() + 2 > 8 {
-        return Err(ParseError::MalformedComponent);
-    }
-    let mut parts = rest.split(|&b| b == b'|');
-    let type_bytes = parts.next().unwrap_or_default();
+    // `rest` is "type[|components]". statsd_exporter checks the number of parts
+    // (at most 8 with the value) before anything else.
+    let (type_bytes, comps) = match find(b'|', rest) {
+        None => (rest, None),
+        Some(e) => {
+            let comps = &rest[e + 1..];
+            if comps.iter().filter(|&&c| c == b'|').count() + 3 > 8 {
+                return Err(ParseError::MalformedComponent);
+            }
+            (&rest[..e], Some(comps))
+        }
+    };
     let metric_type = MetricType::from_bytes(type_bytes);
     let relative = matches!(value.first(), Some(b'+' | b'-'));
     let parsed = match metric_type {
@@ -478,11 +540,15 @@ fn parse_sample<'a>(
         sample_rate: 1.0,
     };
     let mut seen_tags = false;
-    if parts.clone().any(<[u8]>::is_empty) {
+    let parts = comps.map(|c| c.split(|&b| b == b'|'));
+    if parts.clone().is_some_and(|mut p| p.any(<[u8]>::is_empty)) {
         return Err(ParseError::MalformedComponent);
     }
-    for comp in parts {
-        match comp[0] {
+    for comp in parts.into_iter().flatten() {
+        let Some(&first) = comp.first() else {
+            return Err(ParseError::MalformedComponent);
+        };
+        match first {
             b'@' => {
                 let rate = parse_number(&comp[1..]).ok_or(ParseError::InvalidSampleFactor)?;
                 sample.sample_rate = if rate == 0.0 {
@@ -537,12 +603,54 @@ pub fn parse_number(b: &[u8]) -> Option<f64> {
         }
         return Some(n as f64);
     }
+    if let Some(v) = simple_decimal(b) {
+        return Some(v);
+    }
     let s = std::str::from_utf8(b).ok()?;
     let v: f64 = s.parse().ok()?;
     if v.is_infinite() && !b.iter().any(|c| matches!(c, b'i' | b'I')) {
         return None;
     }
     Some(v)
+}
+
+/// `[+-]digits[.digits]` with at most 15 digits: the mantissa is exact in an
+/// `f64` and so is the power of ten, so one division gives the correctly rounded
+/// result, the same bits `str::parse` gives (Clinger's fast path).
+#[inline]
+fn simple_decimal(b: &[u8]) -> Option<f64> {
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let (neg, digits) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        b'+' => (false, &b[1..]),
+        _ => (false, b),
+    };
+    let mut mantissa: u64 = 0;
+    let mut count = 0usize;
+    let mut frac: Option<usize> = None;
+    for &c in digits {
+        match c {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(c - b'0');
+                count += 1;
+                if count > 15 {
+                    return None;
+                }
+                if let Some(f) = frac.as_mut() {
+                    *f += 1;
+                }
+            }
+            b'.' if frac.is_none() => frac = Some(0),
+            _ => return None,
+        }
+    }
+    if count == 0 {
+        return None;
+    }
+    let v = mantissa as f64 / POW10.get(frac.unwrap_or(0)).copied()?;
+    Some(if neg { -v } else { v })
 }
 
 #[cfg(test)]

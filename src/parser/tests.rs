@@ -593,3 +593,16 @@ proptest! {
         prop_assert_eq!(fast, naive);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(20000))]
+
+    /// The decimal fast path gives exactly the bits the standard parser gives.
+    #[test]
+    fn simple_decimal_matches_std(s in "[+-]?[0-9]{0,12}(\\.[0-9]{0,8})?") {
+        if let Some(v) = super::simple_decimal(s.as_bytes()) {
+            let want: f64 = s.parse().map_err(|e| TestCaseError::fail(format!("{s:?}: {e}")))?;
+            prop_assert_eq!(v.to_bits(), want.to_bits(), "{:?}", s);
+        }
+    }
+}

@@ -1,0 +1,527 @@
+//! promstatsd-bench: the load harness.
+//!
+//! Starts the daemon (or a bare `recvmmsg` receiver that only counts lines: the
+//! machine's receive-path limit), sends StatsD over UDP loopback with `sendmmsg`
+//! at a fixed or open rate, and measures exactly: lines sent vs lines the daemon
+//! counted (`promstatsd_lines_total`), the counter totals on the page, the daemon's
+//! CPU time from `/proc`, and its RSS. `--search` finds the highest zero-loss rate;
+//! `--scrape-during` scrapes the page in a loop while sending. Prints Markdown rows
+//! for BENCHMARKS.md.
+//!
+//! ```text
+//! promstatsd-bench --series 10000 --lines-per-datagram 40 --search
+//! promstatsd-bench --mix counter-timer --tags dogstatsd --search
+//! promstatsd-bench --bare --search
+//! promstatsd-bench --memory 1000000 --mix counter
+//! ```
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Opts {
+    daemon: String,
+    extra: Vec<String>,
+    series: usize,
+    per_datagram: usize,
+    mix: String,
+    tags: String,
+    rate: u64,
+    secs: f64,
+    search: bool,
+    scrape_during: bool,
+    bare: bool,
+    memory: usize,
+    render: usize,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: promstatsd-bench [--daemon PATH] [--series N] [--lines-per-datagram K] \
+         [--mix counter|counter-timer|timer] [--tags none|dogstatsd] [--rate LINES_PER_S] \
+         [--secs S] [--search] [--scrape-during] [--bare] [--memory N] [--render N] \
+         [-- DAEMON_FLAGS...]"
+    );
+    std::process::exit(2)
+}
+
+fn parse_args() -> Opts {
+    let mut o = Opts {
+        daemon: "target/release/promstatsd".into(),
+        extra: Vec::new(),
+        series: 10_000,
+        per_datagram: 40,
+        mix: "counter".into(),
+        tags: "none".into(),
+        rate: 0,
+        secs: 2.0,
+        search: false,
+        scrape_during: false,
+        bare: false,
+        memory: 0,
+        render: 0,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().unwrap_or_else(|| usage());
+        match a.as_str() {
+            "--daemon" => o.daemon = val(),
+            "--series" => o.series = val().parse().unwrap_or_else(|_| usage()),
+            "--lines-per-datagram" => o.per_datagram = val().parse().unwrap_or_else(|_| usage()),
+            "--mix" => o.mix = val(),
+            "--tags" => o.tags = val(),
+            "--rate" => o.rate = val().parse().unwrap_or_else(|_| usage()),
+            "--secs" => o.secs = val().parse().unwrap_or_else(|_| usage()),
+            "--search" => o.search = true,
+            "--scrape-during" => o.scrape_during = true,
+            "--bare" => o.bare = true,
+            "--memory" => o.memory = val().parse().unwrap_or_else(|_| usage()),
+            "--render" => o.render = val().parse().unwrap_or_else(|_| usage()),
+            "--" => {
+                o.extra.extend(args.by_ref());
+            }
+            _ => usage(),
+        }
+    }
+    o
+}
+
+/// Pre-built datagrams cycling over the series; every line adds 1 to a counter
+/// (or observes a timer), so the expected totals are known.
+fn datagrams(o: &Opts) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let lines_total = o.series.max(o.per_datagram) * 2;
+    let mut buf = Vec::new();
+    for n in 0..lines_total {
+        let s = n % o.series;
+        let timer = match o.mix.as_str() {
+            "timer" => true,
+            "counter-timer" => n % 2 == 1,
+            _ => false,
+        };
+        let line = match (timer, o.tags.as_str()) {
+            (false, "dogstatsd") => format!("bench.requests:1|c|#series:s{s},env:prod"),
+            (true, "dogstatsd") => {
+                format!("bench.latency:{}|ms|#series:s{s},env:prod", 1 + n % 250)
+            }
+            (false, _) => format!("bench.requests.s{s}:1|c"),
+            (true, _) => format!("bench.latency.s{s}:{}|ms", 1 + n % 250),
+        };
+        buf.extend_from_slice(line.as_bytes());
+        if (n + 1) % o.per_datagram == 0 {
+            out.push(std::mem::take(&mut buf));
+        } else {
+            buf.push(b'\n');
+        }
+    }
+    out
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    );
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    match text.find("\r\n\r\n") {
+        Some(i) => text[i + 4..].to_owned(),
+        None => String::new(),
+    }
+}
+
+fn metric(page: &str, name: &str) -> f64 {
+    page.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// utime + stime of a process (or thread) in seconds, from /proc.
+fn cpu_secs(stat_path: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(stat_path) else {
+        return 0.0;
+    };
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks / hz.max(1.0)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// What is being measured: the daemon, or the bare receiver in this process.
+enum Target {
+    Daemon {
+        child: Child,
+        web: SocketAddr,
+    },
+    Bare {
+        lines: Arc<AtomicU64>,
+        stat: String,
+        stop: Arc<AtomicBool>,
+    },
+}
+
+impl Target {
+    fn lines(&self) -> f64 {
+        match self {
+            Target::Daemon { web, .. } => {
+                metric(&http_get(*web, "/metrics"), "promstatsd_lines_total")
+            }
+            Target::Bare { lines, .. } => lines.load(Ordering::Relaxed) as f64,
+        }
+    }
+    fn cpu(&self) -> f64 {
+        match self {
+            Target::Daemon { child, .. } => cpu_secs(&format!("/proc/{}/stat", child.id())),
+            Target::Bare { stat, .. } => cpu_secs(stat),
+        }
+    }
+}
+
+fn start_daemon(o: &Opts, udp: u16, web: u16) -> Target {
+    let started = Instant::now();
+    let mut child = Command::new(&o.daemon)
+        .arg(format!("--statsd.listen-udp=127.0.0.1:{udp}"))
+        .arg("--statsd.listen-tcp=")
+        .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+        .arg("--statsd.read-buffer=26214400")
+        .arg("--log.level=warn")
+        .args(&o.extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {} ({e}); build it with cargo build --release",
+                o.daemon
+            )
+        });
+    let addr = SocketAddr::from(([127, 0, 0, 1], web));
+    loop {
+        if TcpStream::connect(addr).is_ok() {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(10) || matches!(child.try_wait(), Ok(Some(_))) {
+            panic!("the daemon did not start");
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    eprintln!(
+        "daemon ready in {:.1} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    Target::Daemon { child, web: addr }
+}
+
+fn start_bare(udp: u16) -> Target {
+    let sock = UdpSocket::bind(("127.0.0.1", udp)).expect("bind bare receiver");
+    let s2 = socket2::SockRef::from(&sock);
+    let _ = s2.set_recv_buffer_size(25 * 1024 * 1024);
+    let lines = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (l2, st2) = (Arc::clone(&lines), Arc::clone(&stop));
+    std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        let _ = tx.send(format!("/proc/self/task/{tid}/stat"));
+        let _ = sock.set_read_timeout(Some(Duration::from_millis(100)));
+        let mut batch = promstatsd::listener::recv::RecvBatch::new(64, 65_536);
+        let fd = sock.as_raw_fd();
+        while !st2.load(Ordering::Relaxed) {
+            // Blocking wait for the first datagram, then drain without blocking.
+            let mut one = [0u8; 0];
+            // SAFETY: a zero-length peek into a valid (empty) buffer.
+            unsafe { libc::recv(fd, one.as_mut_ptr().cast(), 0, libc::MSG_PEEK) };
+            while let Ok(n) = batch.recv(fd) {
+                let mut c = 0u64;
+                for i in 0..n {
+                    let (m, _) = batch.message(i);
+                    c += memchr::memchr_iter(b'\n', m).count() as u64 + u64::from(!m.is_empty());
+                }
+                l2.fetch_add(c, Ordering::Relaxed);
+            }
+        }
+    });
+    let stat = rx.recv().unwrap_or_default();
+    Target::Bare { lines, stat, stop }
+}
+
+/// Send for `secs` at `rate` lines/s (0 = as fast as possible). Returns lines sent.
+fn send(dst: SocketAddr, data: &[Vec<u8>], per_datagram: usize, rate: u64, secs: f64) -> u64 {
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind sender");
+    let _ = sock.connect(dst);
+    let fd = sock.as_raw_fd();
+    const BATCH: usize = 64;
+    let mut iov: Vec<libc::iovec> = Vec::with_capacity(BATCH);
+    let mut hdrs: Vec<libc::mmsghdr> = Vec::with_capacity(BATCH);
+    let start = Instant::now();
+    let mut sent_dgrams: u64 = 0;
+    let mut idx = 0usize;
+    let dgram_rate = rate as f64 / per_datagram as f64;
+    while start.elapsed().as_secs_f64() < secs {
+        let n = if rate == 0 {
+            BATCH
+        } else {
+            let due = (start.elapsed().as_secs_f64() * dgram_rate) as u64;
+            if due <= sent_dgrams {
+                std::thread::sleep(Duration::from_micros(50));
+                continue;
+            }
+            ((due - sent_dgrams) as usize).min(BATCH)
+        };
+        iov.clear();
+        hdrs.clear();
+        for k in 0..n {
+            let d = &data[(idx + k) % data.len()];
+            iov.push(libc::iovec {
+                iov_base: d.as_ptr() as *mut libc::c_void,
+                iov_len: d.len(),
+            });
+        }
+        for v in iov.iter_mut() {
+            // SAFETY: mmsghdr is plain old data; zero is a valid value.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_iov = v;
+            h.msg_hdr.msg_iovlen = 1;
+            hdrs.push(h);
+        }
+        // SAFETY: `hdrs` holds `n` headers pointing at live, read-only buffers.
+        let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), n as u32, 0) };
+        if r > 0 {
+            sent_dgrams += r as u64;
+            idx += r as usize;
+        }
+    }
+    sent_dgrams * per_datagram as u64
+}
+
+/// Wait until the target's line count stops moving.
+fn settle(t: &Target) -> f64 {
+    let mut last = t.lines();
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = t.lines();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+struct Trial {
+    rate: u64,
+    sent: u64,
+    received: u64,
+    secs: f64,
+    cpu: f64,
+}
+
+fn trial(t: &Target, dst: SocketAddr, data: &[Vec<u8>], o: &Opts, rate: u64) -> Trial {
+    let before = settle(t);
+    let cpu0 = t.cpu();
+    let stop = Arc::new(AtomicBool::new(false));
+    let scraper = match (o.scrape_during, t) {
+        (true, Target::Daemon { web, .. }) => {
+            let (web, stop) = (*web, Arc::clone(&stop));
+            Some(std::thread::spawn(move || {
+                let mut n = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = http_get(web, "/metrics");
+                    n += 1;
+                }
+                n
+            }))
+        }
+        _ => None,
+    };
+    let started = Instant::now();
+    let sent = send(dst, data, o.per_datagram, rate, o.secs);
+    let secs = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    if let Some(s) = scraper {
+        let n = s.join().unwrap_or(0);
+        eprintln!("  ({n} scrapes during the trial)");
+    }
+    let after = settle(t);
+    let cpu = t.cpu() - cpu0;
+    Trial {
+        rate,
+        sent,
+        received: (after - before) as u64,
+        secs,
+        cpu,
+    }
+}
+
+fn report(label: &str, tr: &Trial) {
+    let lost = tr.sent.saturating_sub(tr.received);
+    println!(
+        "| {label} | {:.2} M/s | {:.2} M | {} ({:.3} %) | {:.2} s | {:.2} M |",
+        tr.sent as f64 / tr.secs / 1e6,
+        tr.sent as f64 / 1e6,
+        lost,
+        100.0 * lost as f64 / tr.sent.max(1) as f64,
+        tr.cpu,
+        tr.received as f64 / tr.cpu.max(1e-9) / 1e6,
+    );
+}
+
+fn main() {
+    let o = parse_args();
+    let (udp, web) = (18_125u16, 19_102u16);
+    let dst = SocketAddr::from(([127, 0, 0, 1], udp));
+    let target = if o.bare {
+        start_bare(udp)
+    } else {
+        start_daemon(&o, udp, web)
+    };
+    if let Target::Daemon { child, .. } = &target {
+        eprintln!("idle RSS {} KiB", rss_kib(child.id()));
+    }
+
+    if o.memory > 0 || o.render > 0 {
+        let Target::Daemon { child, web } = &target else {
+            usage()
+        };
+        let n = o.memory.max(o.render);
+        let before = rss_kib(child.id());
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let mut line = String::new();
+        let mut sent;
+        for i in 0..n {
+            match o.mix.as_str() {
+                "timer" => line.push_str(&format!("mem.series_{i}:{}|ms\n", i % 100)),
+                "histogram" => line.push_str(&format!("mem.series_{i}:{}|h\n", i % 100)),
+                _ => line.push_str(&format!("mem.series_{i}:1|c\n")),
+            }
+            if line.len() > 1300 || i + 1 == n {
+                let _ = sock.send_to(line.trim_end().as_bytes(), dst);
+                line.clear();
+                sent = i + 1;
+                if sent % 20_000 < 40 {
+                    while (target.lines() as usize) + 2_000 < sent {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+        }
+        let got = settle(&target);
+        let page = http_get(*web, "/metrics");
+        let series = metric(&page, "promstatsd_series");
+        let after = rss_kib(child.id());
+        println!(
+            "| {} {} series | {} lines received | RSS {} KiB -> {} KiB | {:.0} bytes/series |",
+            series,
+            o.mix,
+            got,
+            before,
+            after,
+            (after.saturating_sub(before)) as f64 * 1024.0 / series.max(1.0)
+        );
+        // Scrape timing: a full GET of the page.
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            let t0 = Instant::now();
+            let body = http_get(*web, "/metrics");
+            times.push((t0.elapsed().as_secs_f64() * 1e3, body.len()));
+        }
+        times.sort_by(|a, b| a.0.total_cmp(&b.0));
+        println!(
+            "| scrape of {} series | median {:.0} ms (min {:.0}, max {:.0}) | {:.1} MB page |",
+            series,
+            times[2].0,
+            times[0].0,
+            times[4].0,
+            times[2].1 as f64 / 1e6
+        );
+    } else {
+        let data = datagrams(&o);
+        println!("| case | sent rate | lines sent | lost | target CPU | lines per CPU-second |");
+        println!("| --- | --- | --- | --- | --- | --- |");
+        let label = |rate: u64| {
+            format!(
+                "{} {} mix={} tags={} K={} N={} rate={}",
+                if o.bare {
+                    "bare recvmmsg"
+                } else {
+                    "promstatsd"
+                },
+                if o.scrape_during { "+scrapes" } else { "" },
+                o.mix,
+                o.tags,
+                o.per_datagram,
+                o.series,
+                if rate == 0 {
+                    "open".to_string()
+                } else {
+                    format!("{:.2}M", rate as f64 / 1e6)
+                }
+            )
+        };
+        if o.search {
+            // Open loop first: the most the sender manages, then bisect for zero loss.
+            let open = trial(&target, dst, &data, &o, 0);
+            report(&label(0), &open);
+            let mut hi = (open.sent as f64 / open.secs) as u64;
+            let mut lo = 0u64;
+            let mut best: Option<Trial> = None;
+            if open.received >= open.sent {
+                best = Some(open);
+                lo = hi;
+            }
+            for _ in 0..6 {
+                if hi <= lo + hi / 50 {
+                    break;
+                }
+                let mid = if lo == 0 { hi / 2 } else { (lo + hi) / 2 };
+                let t = trial(&target, dst, &data, &o, mid);
+                report(&label(mid), &t);
+                if t.received >= t.sent {
+                    lo = mid;
+                    best = Some(t);
+                } else {
+                    hi = mid;
+                }
+            }
+            if let Some(b) = best {
+                eprintln!(
+                    "highest zero-loss rate: {:.2} M lines/s",
+                    b.sent as f64 / b.secs / 1e6
+                );
+                report(&format!("**zero-loss** {}", label(b.rate)), &b);
+            }
+        } else {
+            let t = trial(&target, dst, &data, &o, o.rate);
+            report(&label(o.rate), &t);
+        }
+    }
+    match target {
+        Target::Daemon { mut child, .. } => {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        Target::Bare { stop, .. } => stop.store(true, Ordering::Relaxed),
+    }
+}
