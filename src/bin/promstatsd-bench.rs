@@ -37,13 +37,14 @@ struct Opts {
     bare: bool,
     memory: usize,
     render: usize,
+    preload: usize,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: promstatsd-bench [--daemon PATH] [--series N] [--lines-per-datagram K] \
          [--mix counter|counter-timer|timer] [--tags none|dogstatsd] [--rate LINES_PER_S] \
-         [--secs S] [--search] [--scrape-during] [--bare] [--memory N] [--render N] \
+         [--secs S] [--search] [--scrape-during] [--bare] [--memory N] [--preload N] \
          [-- DAEMON_FLAGS...]"
     );
     std::process::exit(2)
@@ -64,6 +65,7 @@ fn parse_args() -> Opts {
         bare: false,
         memory: 0,
         render: 0,
+        preload: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -81,6 +83,7 @@ fn parse_args() -> Opts {
             "--bare" => o.bare = true,
             "--memory" => o.memory = val().parse().unwrap_or_else(|_| usage()),
             "--render" => o.render = val().parse().unwrap_or_else(|_| usage()),
+            "--preload" => o.preload = val().parse().unwrap_or_else(|_| usage()),
             "--" => {
                 o.extra.extend(args.by_ref());
             }
@@ -167,6 +170,33 @@ fn rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
+}
+
+/// Send `n` distinct series of the mix's type, paced so none is lost.
+fn load_series(target: &Target, dst: SocketAddr, n: usize, mix: &str) {
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let base = target.lines() as usize;
+    let mut line = String::new();
+    let mut sent = 0usize;
+    for i in 0..n {
+        match mix {
+            "timer" => line.push_str(&format!("mem.series_{i}:{}|ms\n", i % 100)),
+            "histogram" => line.push_str(&format!("mem.series_{i}:{}|h\n", i % 100)),
+            "labelled" => line.push_str(&format!("mem.requests:1|c|#id:{i}\n")),
+            _ => line.push_str(&format!("mem.series_{i}:1|c\n")),
+        }
+        if line.len() > 1300 || i + 1 == n {
+            let _ = sock.send_to(line.trim_end().as_bytes(), dst);
+            line.clear();
+            let before = sent;
+            sent = i + 1;
+            if sent / 20_000 != before / 20_000 {
+                while (target.lines() as usize) < base + sent - 2_000 {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
 }
 
 /// What is being measured: the daemon, or the bare receiver in this process.
@@ -401,32 +431,18 @@ fn main() {
         eprintln!("idle RSS {} KiB", rss_kib(child.id()));
     }
 
+    if o.preload > 0 {
+        load_series(&target, dst, o.preload, "counter");
+        let got = settle(&target);
+        eprintln!("preloaded {} series ({got} lines)", o.preload);
+    }
     if o.memory > 0 || o.render > 0 {
         let Target::Daemon { child, web } = &target else {
             usage()
         };
         let n = o.memory.max(o.render);
         let before = rss_kib(child.id());
-        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let mut line = String::new();
-        let mut sent;
-        for i in 0..n {
-            match o.mix.as_str() {
-                "timer" => line.push_str(&format!("mem.series_{i}:{}|ms\n", i % 100)),
-                "histogram" => line.push_str(&format!("mem.series_{i}:{}|h\n", i % 100)),
-                _ => line.push_str(&format!("mem.series_{i}:1|c\n")),
-            }
-            if line.len() > 1300 || i + 1 == n {
-                let _ = sock.send_to(line.trim_end().as_bytes(), dst);
-                line.clear();
-                sent = i + 1;
-                if sent % 20_000 < 40 {
-                    while (target.lines() as usize) + 2_000 < sent {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                }
-            }
-        }
+        load_series(&target, dst, n, &o.mix);
         let got = settle(&target);
         let page = http_get(*web, "/metrics");
         let series = metric(&page, "promstatsd_series");
