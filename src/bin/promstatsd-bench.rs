@@ -533,8 +533,24 @@ fn main() {
             report(&label(o.rate), &t);
         }
     }
+    if let Target::Daemon { web, .. } = &target {
+        let page = http_get(*web, "/metrics");
+        eprintln!(
+            "daemon: {} series, {} samples refused at the series limit, {} lines received",
+            metric(&page, "promstatsd_series"),
+            page.lines()
+                .find(|l| l.starts_with("promstatsd_events_error_total{reason=\"series_limit\"}"))
+                .and_then(|l| l.rsplit(' ').next())
+                .unwrap_or("?"),
+            metric(&page, "promstatsd_lines_total"),
+        );
+    }
     match target {
         Target::Daemon { mut child, .. } => {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+            for l in status.lines().filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS")) {
+                eprintln!("daemon {l}");
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
