@@ -8,7 +8,12 @@ fn aggregator(n: usize) -> Aggregator {
     let mut agg = Aggregator::new(&Config::default()).expect("default config");
     let mut buf = String::new();
     for i in 0..n {
-        buf.push_str(&format!("app.requests.total:{}|c|#instance:i{},route:r{}\n", i % 7 + 1, i % 1000, i / 1000));
+        buf.push_str(&format!(
+            "app.requests.total:{}|c|#instance:i{},route:r{}\n",
+            i % 7 + 1,
+            i % 1000,
+            i / 1000
+        ));
         if buf.len() > 1 << 16 {
             agg.ingest(buf.as_bytes());
             buf.clear();

@@ -9,7 +9,10 @@ use std::hint::black_box;
 use std::time::Duration;
 
 fn mapping(name: &str, labels: &[(&str, &str)]) -> Mapping {
-    let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     match Mapper::new(MapperDefaults::default()).map(name, MetricType::Counter, labels) {
         MapOutcome::Map(m) => m,
         other => panic!("unexpected {other:?}"),
@@ -20,13 +23,27 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("store");
     g.throughput(Throughput::Elements(1));
     let store = Store::default();
-    let counter = store.get_or_create(&mapping("c", &[("k", "v")]), FamilyKind::Counter).unwrap();
-    let gauge = store.get_or_create(&mapping("g", &[]), FamilyKind::Gauge).unwrap();
-    let hist = store.get_or_create(&mapping("h", &[]), FamilyKind::Histogram).unwrap();
-    let summ = store.get_or_create(&mapping("s", &[]), FamilyKind::Summary).unwrap();
-    g.bench_function("counter_add", |b| b.iter(|| counter.counter_add(black_box(1.0))));
-    g.bench_function("gauge_set", |b| b.iter(|| gauge.gauge_update(black_box(3.5), false)));
-    g.bench_function("gauge_add", |b| b.iter(|| gauge.gauge_update(black_box(1.0), true)));
+    let counter = store
+        .get_or_create(&mapping("c", &[("k", "v")]), FamilyKind::Counter)
+        .unwrap();
+    let gauge = store
+        .get_or_create(&mapping("g", &[]), FamilyKind::Gauge)
+        .unwrap();
+    let hist = store
+        .get_or_create(&mapping("h", &[]), FamilyKind::Histogram)
+        .unwrap();
+    let summ = store
+        .get_or_create(&mapping("s", &[]), FamilyKind::Summary)
+        .unwrap();
+    g.bench_function("counter_add", |b| {
+        b.iter(|| counter.counter_add(black_box(1.0)))
+    });
+    g.bench_function("gauge_set", |b| {
+        b.iter(|| gauge.gauge_update(black_box(3.5), false))
+    });
+    g.bench_function("gauge_add", |b| {
+        b.iter(|| gauge.gauge_update(black_box(1.0), true))
+    });
     let mut v = 0.0f64;
     g.bench_function("histogram_observe", |b| {
         b.iter(|| {

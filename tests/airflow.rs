@@ -3,28 +3,17 @@
 
 mod common;
 
-use common::{read_lines, replay, value, Daemon};
+use common::{read_lines, replay, total, value, Daemon};
 use std::collections::{BTreeMap, BTreeSet};
 
-fn sum_of(page: &str, family: &str) -> f64 {
-    page.lines()
-        .filter(|l| l.starts_with(family) && l[family.len()..].starts_with([' ', '{']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 fn assert_no_errors(page: &str) {
+    assert_eq!(total(page, "promstatsd_sample_errors_total"), 0.0, "{page}");
     assert_eq!(
-        sum_of(page, "promstatsd_sample_errors_total"),
+        total(page, "promstatsd_events_conflict_total"),
         0.0,
         "{page}"
     );
-    assert_eq!(
-        sum_of(page, "promstatsd_events_conflict_total"),
-        0.0,
-        "{page}"
-    );
-    assert_eq!(sum_of(page, "promstatsd_tag_errors_total"), 0.0);
+    assert_eq!(total(page, "promstatsd_tag_errors_total"), 0.0);
 }
 
 /// Values of the legacy lines whose name is exactly `name`.
@@ -182,7 +171,7 @@ fn airflow_pack_on_all_three_wire_modes() {
         assert_no_errors(&page);
         // Every line was either recorded or dropped on purpose (a twin).
         let samples = value(&page, "promstatsd_samples_total").unwrap();
-        let recorded = sum_of(&page, "promstatsd_events_total");
+        let recorded = total(&page, "promstatsd_events_total");
         let dropped = value(&page, "promstatsd_events_actions_total{action=\"drop\"}").unwrap();
         assert_eq!(samples, lines.len() as f64, "{file}");
         assert_eq!(recorded + dropped, samples, "{file}");

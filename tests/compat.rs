@@ -3,20 +3,8 @@
 
 mod common;
 
-use common::{replay, value, Daemon};
+use common::{read_lines, replay, total, value, Daemon};
 use std::collections::BTreeMap;
-
-use common::read_lines;
-
-fn total(page: &str, family: &str) -> f64 {
-    page.lines()
-        .filter(|l| {
-            l.strip_prefix(family)
-                .is_some_and(|r| r.starts_with(' ') || r.starts_with('{'))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
 
 fn assert_clean(page: &str) {
     assert_eq!(total(page, "promstatsd_sample_errors_total"), 0.0, "{page}");

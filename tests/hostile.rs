@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{raw_http, value, Daemon};
+use common::{raw_http, rss_kib, value, Daemon};
 use promstatsd::exposition::check::check;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -169,15 +169,6 @@ fn tcp_line_that_never_ends_and_silent_clients() {
         value(&page, "promstatsd_tcp_too_long_lines_total"),
         Some(1.0)
     );
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
 }
 
 fn raise_fd_limit() {

@@ -3,26 +3,10 @@
 
 mod common;
 
-use common::{value, Daemon};
+use common::{rss_kib, total, value, Daemon};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
-}
-
-fn total(page: &str, family: &str) -> f64 {
-    page.lines()
-        .filter(|l| l.starts_with(family) && l[family.len()..].starts_with([' ', '{']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
 
 /// Sends `a.x:1|c` datagrams until stopped; returns how many it sent.
 fn sender(d: &Daemon, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {

@@ -547,8 +547,12 @@ fn main() {
     }
     match target {
         Target::Daemon { mut child, .. } => {
-            let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-            for l in status.lines().filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS")) {
+            let status =
+                std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+            for l in status
+                .lines()
+                .filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS"))
+            {
                 eprintln!("daemon {l}");
             }
             let _ = child.kill();

@@ -313,3 +313,21 @@ pub fn replay(d: &Daemon, lines: &[String]) -> String {
     }
     d.wait_lines(sent)
 }
+
+/// Sum of every sample of a family (all label sets).
+pub fn total(page: &str, family: &str) -> f64 {
+    page.lines()
+        .filter(|l| l.starts_with(family) && l[family.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
