@@ -142,6 +142,12 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub tcp_max_connections: u64,
 
+    /// UDP ingest loops, each with its own socket on the same address (SO_REUSEPORT);
+    /// the kernel spreads senders across them. 1 is right for most machines.
+    #[arg(long = "statsd.udp-workers", value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub udp_workers: u64,
+
     /// Address of the web endpoint (metrics, health), `:port` for all interfaces.
     #[arg(
         long = "web.listen-address",
@@ -350,6 +356,7 @@ impl Args {
         cfg.listen.tcp_max_line = self.tcp_max_line as usize;
         cfg.parse.max_line_length = self.tcp_max_line as usize;
         cfg.listen.tcp_max_connections = self.tcp_max_connections as usize;
+        cfg.listen.udp_workers = self.udp_workers as usize;
         cfg.parse.dogstatsd = self.parse_dogstatsd && !self.no_parse_dogstatsd;
         cfg.parse.influxdb = self.parse_influxdb && !self.no_parse_influxdb;
         cfg.parse.librato = self.parse_librato && !self.no_parse_librato;

@@ -52,7 +52,8 @@ fn raise_nofile_limit() {
 pub fn run(cfg: Config) -> Result<(), RunError> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     raise_nofile_limit();
-    let sockets = listener::bind(&cfg.listen).map_err(|e| RunError(e.to_string()))?;
+    let mut sockets = listener::bind(&cfg.listen).map_err(|e| RunError(e.to_string()))?;
+    let extra_udp = sockets.take_udp_workers();
     let web = match cfg.web_listen {
         Some(addr) => Some(
             std::net::TcpListener::bind(addr)
@@ -61,7 +62,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         None => None,
     };
     if let Some(a) = sockets.udp_addr() {
-        tracing::info!(listener = "udp", address = %a, "listening");
+        tracing::info!(listener = "udp", address = %a, workers = extra_udp.len() + 1, "listening");
     }
     if let Some(a) = sockets.tcp_addr() {
         tracing::info!(listener = "tcp", address = %a, "listening");
@@ -93,10 +94,23 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         Arc::clone(&handle),
         Arc::clone(&store),
     ));
+    let mut workers = Vec::new();
+    for (i, socks) in extra_udp.into_iter().enumerate() {
+        let ing = Ingester::new(
+            Arc::clone(&store),
+            Arc::clone(&handle),
+            cfg.parse,
+            cfg.cache_entries,
+        );
+        let l = Listener::new(socks, ing, cfg.listen.clone())
+            .map_err(|e| RunError(format!("cannot start UDP worker {}: {e}", i + 2)))?;
+        workers.push(l);
+    }
     let ingester = Ingester::new(Arc::clone(&store), handle, cfg.parse, cfg.cache_entries);
     let listener = Listener::new(sockets, ingester, cfg.listen.clone())
         .map_err(|e| RunError(format!("cannot start the event loop: {e}")))?;
-    let stopper = listener.stopper();
+    let mut stoppers = vec![listener.stopper()];
+    stoppers.extend(workers.iter().map(Listener::stopper));
 
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| RunError(format!("cannot install signal handlers: {e}")))?;
@@ -115,15 +129,19 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         })
         .map_err(|e| RunError(format!("cannot start the signal thread: {e}")))?;
 
-    let ingest_tx = tx.clone();
-    let ingest_thread = thread::Builder::new()
-        .name("ingest".into())
-        .spawn(move || {
-            if let Err(e) = listener.run() {
-                let _ = ingest_tx.send(Event::Failed("ingest", e));
-            }
-        })
-        .map_err(|e| RunError(format!("cannot start the ingest thread: {e}")))?;
+    let mut ingest_threads = Vec::new();
+    for (i, l) in std::iter::once(listener).chain(workers).enumerate() {
+        let ingest_tx = tx.clone();
+        let t = thread::Builder::new()
+            .name(format!("ingest-{i}"))
+            .spawn(move || {
+                if let Err(e) = l.run() {
+                    let _ = ingest_tx.send(Event::Failed("ingest", e));
+                }
+            })
+            .map_err(|e| RunError(format!("cannot start an ingest thread: {e}")))?;
+        ingest_threads.push(t);
+    }
 
     // TTL expiry, once a second.
     let (house_stop, house_rx) = mpsc::channel::<()>();
@@ -190,12 +208,16 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
             Err(_) => break,
         }
     }
-    stopper.stop();
+    for s in &stoppers {
+        s.stop();
+    }
     web_stop.notify_one();
     drop(house_stop);
     let _ = house_thread.join();
     signal_handle.close();
-    let _ = ingest_thread.join();
+    for t in ingest_threads {
+        let _ = t.join();
+    }
     if let Some(t) = web_thread {
         let _ = t.join();
     }

@@ -89,8 +89,11 @@ impl Reloader {
                     tracing::warn!(source = %source.describe(), "{w}");
                 }
                 let n = mapper.rule_count();
+                // The store learns the new generation first, so a family created by
+                // the new mapper is never taken for one of the old mapper's.
+                self.store
+                    .set_mapping_generation(self.handle.generation() + 1);
                 self.handle.replace(mapper);
-                self.store.set_mapping_generation(self.handle.generation());
                 self.store.stats.record_reload(true, n);
                 let msg = format!("reloaded {}: {n} mappings", source.describe());
                 tracing::info!("{msg}");

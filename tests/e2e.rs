@@ -295,3 +295,31 @@ fn read_buffer_flag_is_applied() {
     d.send_udp(b"rb:1|c");
     assert_eq!(value(&d.wait_lines(1), "rb"), Some(1.0));
 }
+
+#[test]
+fn two_udp_workers_count_exactly() {
+    let d = Daemon::start(&["--statsd.udp-workers=2"]);
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", d.child.id()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|c| c.trim().to_string())
+        .collect();
+    assert!(
+        threads.iter().any(|t| t == "ingest-0") && threads.iter().any(|t| t == "ingest-1"),
+        "{threads:?}"
+    );
+    // Many source ports, so the kernel spreads the datagrams over both sockets.
+    for _ in 0..200 {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..5 {
+            s.send_to(b"w:1|c\nw:2|c", d.udp.unwrap()).unwrap();
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let page = d.wait_lines(2000);
+    assert_eq!(value(&page, "w"), Some(3000.0));
+    assert_eq!(
+        value(&page, "promstatsd_packets_total{listener=\"udp\"}"),
+        Some(1000.0)
+    );
+}

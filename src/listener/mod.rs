@@ -49,6 +49,9 @@ pub struct ListenOptions {
     pub tcp_max_line: usize,
     /// Most TCP connections open at once.
     pub tcp_max_connections: usize,
+    /// UDP sockets bound to the same address with `SO_REUSEPORT`, one event loop
+    /// each (`--statsd.udp-workers`); the kernel spreads senders across them.
+    pub udp_workers: usize,
 }
 
 impl Default for ListenOptions {
@@ -61,6 +64,7 @@ impl Default for ListenOptions {
             read_buffer: None,
             tcp_max_line: crate::parser::DEFAULT_MAX_LINE_LENGTH,
             tcp_max_connections: 4096,
+            udp_workers: 1,
         }
     }
 }
@@ -69,6 +73,8 @@ impl Default for ListenOptions {
 #[derive(Debug)]
 pub struct Sockets {
     udp: Option<std::net::UdpSocket>,
+    /// More UDP sockets on the same address, for extra ingest loops.
+    udp_extra: Vec<std::net::UdpSocket>,
     tcp: Option<std::net::TcpListener>,
     unixgram: Option<(std::os::unix::net::UnixDatagram, PathBuf)>,
 }
@@ -87,6 +93,20 @@ impl Sockets {
     /// The unix datagram socket path.
     pub fn unixgram_path(&self) -> Option<&Path> {
         self.unixgram.as_ref().map(|(_, p)| p.as_path())
+    }
+
+    /// Split off the extra UDP sockets, each as its own `Sockets` for an extra
+    /// event loop (these loops serve UDP only).
+    pub fn take_udp_workers(&mut self) -> Vec<Sockets> {
+        std::mem::take(&mut self.udp_extra)
+            .into_iter()
+            .map(|u| Sockets {
+                udp: Some(u),
+                udp_extra: Vec::new(),
+                tcp: None,
+                unixgram: None,
+            })
+            .collect()
     }
 }
 
@@ -113,15 +133,22 @@ impl std::error::Error for BindError {
 
 /// Bind every configured StatsD socket.
 pub fn bind(opts: &ListenOptions) -> Result<Sockets, BindError> {
-    let udp = match opts.udp {
-        Some(addr) => Some(
-            bind_udp(addr, opts.read_buffer).map_err(|source| BindError {
-                what: format!("UDP {addr}"),
-                source,
-            })?,
-        ),
-        None => None,
-    };
+    let workers = opts.udp_workers.max(1);
+    let mut udp = None;
+    let mut udp_extra = Vec::new();
+    if let Some(addr) = opts.udp {
+        let err = |source| BindError {
+            what: format!("UDP {addr}"),
+            source,
+        };
+        let first = bind_udp(addr, opts.read_buffer, workers > 1).map_err(err)?;
+        // With port 0 the first socket picked the port; the others join it.
+        let bound = first.local_addr().map_err(err)?;
+        for _ in 1..workers {
+            udp_extra.push(bind_udp(bound, opts.read_buffer, true).map_err(err)?);
+        }
+        udp = Some(first);
+    }
     let tcp = match opts.tcp {
         Some(addr) => {
             let l = std::net::TcpListener::bind(addr).map_err(|source| BindError {
@@ -148,7 +175,12 @@ pub fn bind(opts: &ListenOptions) -> Result<Sockets, BindError> {
         )),
         None => None,
     };
-    Ok(Sockets { udp, tcp, unixgram })
+    Ok(Sockets {
+        udp,
+        udp_extra,
+        tcp,
+        unixgram,
+    })
 }
 
 fn set_read_buffer(sock: &socket2::SockRef<'_>, size: usize, what: &str) -> io::Result<()> {
@@ -165,12 +197,19 @@ fn set_read_buffer(sock: &socket2::SockRef<'_>, size: usize, what: &str) -> io::
     Ok(())
 }
 
-fn bind_udp(addr: SocketAddr, read_buffer: Option<usize>) -> io::Result<std::net::UdpSocket> {
+fn bind_udp(
+    addr: SocketAddr,
+    read_buffer: Option<usize>,
+    reuse_port: bool,
+) -> io::Result<std::net::UdpSocket> {
     let sock = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::DGRAM,
         Some(socket2::Protocol::UDP),
     )?;
+    if reuse_port {
+        sock.set_reuse_port(true)?;
+    }
     if let Some(size) = read_buffer {
         set_read_buffer(&socket2::SockRef::from(&sock), size, "UDP")?;
     }
