@@ -38,6 +38,28 @@ fn bench(c: &mut Criterion) {
         b.iter(|| ing.ingest_line(black_box(line)))
     });
 
+    // Known series, 10,000 of them in turn: the cache working set exceeds L2.
+    let store = Arc::new(Store::default());
+    let mut ing = Ingester::new(
+        store,
+        Arc::new(MapperHandle::new(helm())),
+        ParseOptions::default(),
+        1 << 20,
+    );
+    let lines: Vec<Vec<u8>> = (0..10_000)
+        .map(|i| format!("app.requests.s{i}:1|c").into_bytes())
+        .collect();
+    for l in &lines {
+        ing.ingest_line(l);
+    }
+    let mut i = 0;
+    g.bench_function("cache_hit_10k_counters_in_turn", |b| {
+        b.iter(|| {
+            i = (i + 1) % lines.len();
+            ing.ingest_line(black_box(&lines[i]))
+        })
+    });
+
     // The mapper alone, as run for a series seen for the first time.
     let m = helm();
     g.bench_function("uncached_glob_helm", |b| {

@@ -30,7 +30,7 @@ struct Entry {
     hash: u64,
     /// `type code, name section, 0xFF, dog tags, 0xFF, container id` (0xFF never
     /// occurs in UTF-8, so the pieces cannot run into each other).
-    key: Box<[u8]>,
+    key: Key,
     target: Target,
     /// The mapping's `scale` (1 when none).
     scale: f64,
@@ -38,7 +38,36 @@ struct Entry {
     has_tags: bool,
 }
 
-fn key_matches(key: &[u8], s: &Sample<'_>) -> bool {
+/// Longest key kept inside the cache entry; longer keys go to the heap. Inline
+/// keys save the hot path one dependent cache miss per sample.
+const INLINE_KEY: usize = 46;
+
+/// A cache key, inline when short.
+#[derive(Debug)]
+enum Key {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+impl Default for Key {
+    fn default() -> Self {
+        Key::Heap(Box::default())
+    }
+}
+
+impl Key {
+    #[inline]
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or(&[]),
+            Key::Heap(b) => b,
+        }
+    }
+}
+
+#[inline]
+fn key_matches(key: &Key, s: &Sample<'_>) -> bool {
+    let key = key.as_slice();
     let n = s.name_section.len();
     let d = s.dog_tags.len();
     key.len() == 3 + n + d + s.container_id.len()
@@ -50,7 +79,7 @@ fn key_matches(key: &[u8], s: &Sample<'_>) -> bool {
         && key[3 + n + d..] == *s.container_id
 }
 
-fn build_key(s: &Sample<'_>) -> Box<[u8]> {
+fn build_key(s: &Sample<'_>) -> Key {
     let mut k =
         Vec::with_capacity(3 + s.name_section.len() + s.dog_tags.len() + s.container_id.len());
     k.push(s.metric_type.code());
@@ -59,7 +88,16 @@ fn build_key(s: &Sample<'_>) -> Box<[u8]> {
     k.extend_from_slice(s.dog_tags);
     k.push(0xFF);
     k.extend_from_slice(s.container_id);
-    k.into_boxed_slice()
+    if k.len() <= INLINE_KEY {
+        let mut bytes = [0u8; INLINE_KEY];
+        bytes[..k.len()].copy_from_slice(&k);
+        Key::Inline {
+            len: k.len() as u8,
+            bytes,
+        }
+    } else {
+        Key::Heap(k.into_boxed_slice())
+    }
 }
 
 fn event_kind(t: MetricType) -> EventKind {
@@ -185,7 +223,12 @@ impl Ingester {
         let value = match s.value {
             Value::Number(v) => match s.metric_type {
                 MetricType::Counter => {
-                    let v = v / s.sample_rate;
+                    // Skip the division (tens of cycles) for the usual unsampled line.
+                    let v = if s.sample_rate == 1.0 {
+                        v
+                    } else {
+                        v / s.sample_rate
+                    };
                     if v < 0.0 {
                         self.local.negative_counters += 1;
                         return;
@@ -257,7 +300,7 @@ impl Ingester {
                 // No cache: apply without remembering.
                 let entry = Entry {
                     hash,
-                    key: Box::default(),
+                    key: Key::default(),
                     target,
                     scale,
                     tag_errors,
