@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: installs the reference tools the tests use (promtool from
-# Debian's `prometheus` package, Python's prometheus_client) when they are missing
+# The whole test suite: installs the real programs the tests use (Prometheus and
+# promtool from Debian's `prometheus` package; Python's prometheus_client, and the
+# statsd and datadog clients Airflow itself uses) when they are missing
 # (always under CI, so a green run cannot hide a broken install step), then runs
 # every unit, integration and doc test.
 set -euo pipefail
@@ -13,12 +14,13 @@ if [ -n "${CI:-}" ] || ! command -v promtool >/dev/null 2>&1; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
 fi
-if [ -n "${CI:-}" ] || ! python3 -c 'import prometheus_client' >/dev/null 2>&1; then
-  echo "== installing the Python prometheus_client"
-  python3 -m pip install -q --disable-pip-version-check prometheus_client
+if [ -n "${CI:-}" ] || ! python3 -c 'import prometheus_client, statsd, datadog' >/dev/null 2>&1; then
+  echo "== installing Python's prometheus_client, statsd and datadog clients"
+  python3 -m pip install -q --disable-pip-version-check prometheus_client statsd datadog
 fi
 command -v promtool >/dev/null
-python3 -c 'import prometheus_client'
+command -v prometheus >/dev/null
+python3 -c 'import prometheus_client, statsd, datadog'
 
 echo "== cargo test"
 cargo test --locked "$@"

@@ -1,0 +1,195 @@
+//! A real Prometheus (Debian's `prometheus` package, installed by scripts/test.sh)
+//! scrapes promstatsd with the Airflow job of the README; the real Python clients
+//! Airflow uses (`statsd`, `datadog`) send the metrics. Values are read back through
+//! Prometheus' HTTP query API.
+
+mod common;
+
+use common::Daemon;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Prometheus {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_prometheus(target: SocketAddr) -> Prometheus {
+    let dir = common::temp_dir("prometheus");
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: airflow\n    static_configs:\n      - targets: [\"{target}\"]\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus is required (scripts/test.sh installs Debian's package)");
+    Prometheus {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    }
+}
+
+fn http_get(addr: SocketAddr, path_and_query: &str) -> Option<String> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path_and_query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let r = common::parse_response(&out);
+    (r.status == 200).then(|| String::from_utf8_lossy(&r.body).into_owned())
+}
+
+fn encode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The single value of an instant query, once Prometheus has one.
+fn query(p: &Prometheus, q: &str) -> Option<f64> {
+    let body = http_get(p.addr, &format!("/api/v1/query?query={}", encode(q)))?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let result = v["data"]["result"].as_array()?;
+    let first = result.first()?;
+    first["value"][1].as_str()?.parse().ok()
+}
+
+fn wait_query(p: &Prometheus, q: &str, ok: impl Fn(f64) -> bool) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = query(p, q) {
+            if ok(v) {
+                return v;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "query {q:?} never satisfied; last {:?}",
+            query(p, q)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn python(code: &str) {
+    let out = Command::new("python3")
+        .args(["-c", code])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn real_prometheus_scrapes_what_real_clients_sent() {
+    let d = Daemon::start(&["--statsd.observer-type=histogram"]);
+    let port = d.udp.unwrap().port();
+    // The `statsd` package (Airflow's default client) and the `datadog` one.
+    python(&format!(
+        "import statsd\n\
+         c = statsd.StatsClient('127.0.0.1', {port}, prefix='airflow')\n\
+         c.incr('scheduler_heartbeat', 5)\n\
+         c.gauge('pool.open_slots.default_pool', 128)\n\
+         c.gauge('pool.open_slots.default_pool', -28, delta=True)\n\
+         c.timing('dag.etl.extract.duration', 120)\n\
+         c.timing('dag.etl.extract.duration', 4000)\n"
+    ));
+    python(&format!(
+        "from datadog.dogstatsd import DogStatsd\n\
+         d = DogStatsd(host='127.0.0.1', port={port}, disable_telemetry=True)\n\
+         d.increment('airflow.ti.finish', 3, tags=['dag_id:etl', 'state:success'])\n\
+         d.gauge('airflow.executor.open_slots', 16, tags=['executor:LocalExecutor'])\n\
+         d.flush()\n"
+    ));
+    d.wait_lines(7);
+    let p = start_prometheus(d.web);
+    assert_eq!(wait_query(&p, "up{job=\"airflow\"}", |v| v == 1.0), 1.0);
+    assert_eq!(wait_query(&p, "airflow_scheduler_heartbeat", |_| true), 5.0);
+    assert_eq!(
+        wait_query(&p, "airflow_pool_open_slots_default_pool", |_| true),
+        100.0
+    );
+    assert_eq!(
+        wait_query(
+            &p,
+            "airflow_ti_finish{dag_id=\"etl\",state=\"success\"}",
+            |_| true
+        ),
+        3.0
+    );
+    assert_eq!(
+        wait_query(
+            &p,
+            "airflow_executor_open_slots{executor=\"LocalExecutor\"}",
+            |_| true
+        ),
+        16.0
+    );
+    // Timers arrive in seconds, as histogram buckets Prometheus can take quantiles of.
+    assert_eq!(
+        wait_query(&p, "airflow_dag_etl_extract_duration_count", |_| true),
+        2.0
+    );
+    let sum = wait_query(&p, "airflow_dag_etl_extract_duration_sum", |_| true);
+    assert!((sum - 4.12).abs() < 1e-9, "{sum}");
+    let p50 = wait_query(
+        &p,
+        "histogram_quantile(0.5, airflow_dag_etl_extract_duration_bucket)",
+        |_| true,
+    );
+    assert!((0.1..=0.25).contains(&p50), "p50 {p50}");
+    let p99 = wait_query(
+        &p,
+        "histogram_quantile(0.99, airflow_dag_etl_extract_duration_bucket)",
+        |_| true,
+    );
+    assert!((2.5..=5.0).contains(&p99), "p99 {p99}");
+    // Prometheus' own view of the scrape: no sample rejected.
+    assert!(
+        wait_query(
+            &p,
+            "scrape_samples_post_metric_relabeling{job=\"airflow\"}",
+            |v| v > 0.0
+        ) > 0.0
+    );
+}
