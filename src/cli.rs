@@ -238,6 +238,12 @@ pub struct Args {
     /// Serve PUT/POST /-/reload to reload the mapping file.
     #[arg(long = "web.enable-lifecycle")]
     pub enable_lifecycle: bool,
+
+    /// Answer scrapes that accept OpenMetrics with OpenMetrics (counters gain
+    /// `_total`). Off by default: Prometheus prefers OpenMetrics when offered, which
+    /// would rename every counter series statsd_exporter dashboards query.
+    #[arg(long = "web.enable-openmetrics")]
+    pub enable_openmetrics: bool,
     #[allow(missing_docs)]
     #[arg(long = "statsd.relay.address", value_name = "ADDR", hide = true)]
     pub relay_address: Option<String>,
@@ -383,6 +389,7 @@ impl Args {
         }
         cfg.web.telemetry_path = self.telemetry_path.clone();
         cfg.web.enable_lifecycle = self.enable_lifecycle;
+        cfg.web.enable_openmetrics = self.enable_openmetrics;
         cfg.mapping = match self.mapping_config.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(v) => Some(crate::reload::MappingSource::from_flag(v)),

@@ -323,3 +323,68 @@ fn two_udp_workers_count_exactly() {
         Some(1000.0)
     );
 }
+
+#[test]
+fn openmetrics_is_opt_in_and_negotiated() {
+    let om = "application/openmetrics-text; version=1.0.0,text/plain;version=0.0.4;q=0.5";
+    let off = Daemon::start(&[]);
+    let r = off.get("/metrics", &[("Accept", om)]);
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+
+    let d = Daemon::start(&[
+        "--web.enable-openmetrics",
+        "--statsd.observer-type=histogram",
+    ]);
+    d.send_udp(b"hits:3|c\nreqs_total:2|c\nlat:1000|ms\ntemp:21.5|g");
+    let text = d.wait_lines(4);
+    assert!(text.contains("# TYPE hits counter\nhits 3\n"), "{text}");
+    let r = d.get("/metrics", &[("Accept", om)]);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    let page = String::from_utf8(r.body).unwrap();
+    assert!(page.ends_with("# EOF\n"), "{page}");
+    assert!(
+        page.contains("# TYPE hits counter\nhits_total 3\n"),
+        "{page}"
+    );
+    assert!(
+        page.contains("# TYPE reqs counter\nreqs_total 2\n"),
+        "{page}"
+    );
+    assert!(page.contains("lat_bucket{le=\"1.0\"} 1\n"), "{page}");
+    assert!(page.contains("lat_bucket{le=\"+Inf\"} 1\n"));
+    assert!(page.contains("# TYPE temp gauge\ntemp 21.5\n"));
+    assert!(
+        page.contains("# TYPE promstatsd_lines counter\npromstatsd_lines_total 4\n"),
+        "{page}"
+    );
+    // The reference OpenMetrics parser accepts it.
+    let mut child = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as p\n\
+             print(len(list(p(sys.stdin.read()))))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "OpenMetrics parser: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

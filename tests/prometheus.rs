@@ -193,3 +193,19 @@ fn real_prometheus_scrapes_what_real_clients_sent() {
         ) > 0.0
     );
 }
+
+#[test]
+fn real_prometheus_scrapes_openmetrics_when_enabled() {
+    let d = Daemon::start(&[
+        "--web.enable-openmetrics",
+        "--statsd.observer-type=histogram",
+    ]);
+    d.send_udp(b"om.hits:7|c\nom.lat:300|ms");
+    d.wait_lines(2);
+    let p = start_prometheus(d.web);
+    assert_eq!(wait_query(&p, "up{job=\"airflow\"}", |v| v == 1.0), 1.0);
+    // Prometheus prefers OpenMetrics when offered: counters arrive with `_total`.
+    assert_eq!(wait_query(&p, "om_hits_total", |_| true), 7.0);
+    let p50 = wait_query(&p, "histogram_quantile(0.5, om_lat_bucket)", |_| true);
+    assert!((0.25..=0.5).contains(&p50), "p50 {p50}");
+}

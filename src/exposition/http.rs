@@ -27,6 +27,9 @@ pub struct WebOptions {
     pub header_timeout: Duration,
     /// Serve `PUT`/`POST /-/reload` (`--web.enable-lifecycle`).
     pub enable_lifecycle: bool,
+    /// Answer `Accept: application/openmetrics-text` with OpenMetrics
+    /// (`--web.enable-openmetrics`).
+    pub enable_openmetrics: bool,
 }
 
 /// Reloads the mapping; `Ok` or `Err` carries a line for the HTTP response.
@@ -39,6 +42,7 @@ impl Default for WebOptions {
             max_connections: 512,
             header_timeout: Duration::from_secs(10),
             enable_lifecycle: false,
+            enable_openmetrics: false,
         }
     }
 }
@@ -160,11 +164,32 @@ fn wants_gzip(req: &Request<Incoming>) -> bool {
         })
 }
 
+/// True if the client lists OpenMetrics among the types it accepts (and does not
+/// refuse it with `q=0`).
+fn wants_openmetrics(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get_all(hyper::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            let mut parts = t.split(';');
+            let ty = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+            ty.eq_ignore_ascii_case("application/openmetrics-text") && !refused
+        })
+}
+
 fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let started = Instant::now();
     // Relaxed: a size hint only.
     let mut page = Vec::with_capacity(state.last_size.load(Ordering::Relaxed) + 1024);
-    text::render(&state.store, &mut page);
+    let format = if state.opts.enable_openmetrics && wants_openmetrics(req) {
+        text::Format::OpenMetrics
+    } else {
+        text::Format::Text
+    };
+    text::render_as(&state.store, &mut page, format);
     state.last_size.store(page.len(), Ordering::Relaxed);
     let gzip = wants_gzip(req);
     let body = if gzip {
@@ -185,7 +210,13 @@ fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let gzipped = body.is_some();
     let mut r = Response::new(Full::new(Bytes::from(body.unwrap_or(page))));
     let h = r.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static(text::CONTENT_TYPE));
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(match format {
+            text::Format::Text => text::CONTENT_TYPE,
+            text::Format::OpenMetrics => text::OPENMETRICS_CONTENT_TYPE,
+        }),
+    );
     if gzipped {
         h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }

@@ -13,6 +13,40 @@ use std::sync::{Arc, PoisonError};
 /// The content type of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// The content type of OpenMetrics 1.0.0.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Which exposition format to render.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Prometheus text format 0.0.4 (statsd_exporter's output, the default).
+    #[default]
+    Text,
+    /// OpenMetrics 1.0.0: counters' samples end in `_total`, `le` and `quantile`
+    /// values are canonical (`1.0`), `"` is escaped in HELP, the page ends in `# EOF`.
+    OpenMetrics,
+}
+
+/// The family name a `# TYPE` line uses: OpenMetrics names a counter family
+/// without its `_total` suffix.
+fn type_name<'a>(name: &'a str, kind: &str, format: Format) -> &'a str {
+    if format == Format::OpenMetrics && kind == "counter" {
+        name.strip_suffix("_total").unwrap_or(name)
+    } else {
+        name
+    }
+}
+
+/// The sample-name suffix a counter needs in OpenMetrics.
+fn counter_suffix(name: &str, format: Format) -> &'static str {
+    if format == Format::OpenMetrics && !name.ends_with("_total") {
+        "_total"
+    } else {
+        ""
+    }
+}
+
 /// Append `v` as client_golang does: `NaN`, `+Inf`, `-Inf`, otherwise the
 /// shortest representation that round-trips, in `%e` form when the decimal
 /// exponent is below -4 or at least 6 (Go's `'g'` with precision -1).
@@ -129,7 +163,8 @@ fn parse_exp(b: &[u8]) -> i32 {
     }
 }
 
-fn write_help(out: &mut Vec<u8>, name: &str, help: &str, kind: &str) {
+fn write_help(out: &mut Vec<u8>, name: &str, help: &str, kind: &str, format: Format) {
+    let name = type_name(name, kind, format);
     out.extend_from_slice(b"# HELP ");
     out.extend_from_slice(name.as_bytes());
     out.push(b' ');
@@ -137,6 +172,7 @@ fn write_help(out: &mut Vec<u8>, name: &str, help: &str, kind: &str) {
         match c {
             b'\\' => out.extend_from_slice(b"\\\\"),
             b'\n' => out.extend_from_slice(b"\\n"),
+            b'"' if format == Format::OpenMetrics => out.extend_from_slice(b"\\\""),
             c => out.push(c),
         }
     }
@@ -155,6 +191,7 @@ fn write_sample(
     labels: &str,
     extra: Option<(&str, f64)>,
     v: f64,
+    format: Format,
 ) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(suffix.as_bytes());
@@ -167,7 +204,16 @@ fn write_sample(
             }
             out.extend_from_slice(k.as_bytes());
             out.extend_from_slice(b"=\"");
+            let start = out.len();
             write_float(out, ev);
+            // OpenMetrics' canonical form of an integral `le`/`quantile`: `1.0`.
+            if format == Format::OpenMetrics
+                && out[start..]
+                    .iter()
+                    .all(|c| c.is_ascii_digit() || *c == b'-')
+            {
+                out.extend_from_slice(b".0");
+            }
             out.push(b'"');
         }
         out.push(b'}');
@@ -177,15 +223,17 @@ fn write_sample(
     out.push(b'\n');
 }
 
-fn write_series(out: &mut Vec<u8>, s: &Series, now: u64, scratch: &mut Vec<f64>) {
+fn write_series(out: &mut Vec<u8>, s: &Series, now: u64, scratch: &mut Vec<f64>, format: Format) {
     let f = s.family();
     let name = &*f.name;
     let labels = s.labels();
     match s.value() {
-        SeriesValue::Counter(c) | SeriesValue::Gauge(c) => {
-            write_sample(out, name, "", labels, None, c.load())
+        SeriesValue::Counter(c) => {
+            let suffix = counter_suffix(name, format);
+            write_sample(out, name, suffix, labels, None, c.load(), format)
         }
-        SeriesValue::Set(set) => write_sample(out, name, "", labels, None, set.estimate()),
+        SeriesValue::Gauge(c) => write_sample(out, name, "", labels, None, c.load(), format),
+        SeriesValue::Set(set) => write_sample(out, name, "", labels, None, set.estimate(), format),
         SeriesValue::Summary(m) => {
             let qs = &f.summary.quantiles;
             scratch.clear();
@@ -196,10 +244,10 @@ fn write_series(out: &mut Vec<u8>, s: &Series, now: u64, scratch: &mut Vec<f64>)
                 (sm.sum(), sm.count())
             };
             for (q, v) in qs.iter().zip(scratch.iter()) {
-                write_sample(out, name, "", labels, Some(("quantile", *q)), *v);
+                write_sample(out, name, "", labels, Some(("quantile", *q)), *v, format);
             }
-            write_sample(out, name, "_sum", labels, None, sum);
-            write_sample(out, name, "_count", labels, None, count as f64);
+            write_sample(out, name, "_sum", labels, None, sum, format);
+            write_sample(out, name, "_count", labels, None, count as f64, format);
         }
         SeriesValue::Histogram(h) => {
             let mut cumulative = 0u64;
@@ -214,19 +262,23 @@ fn write_series(out: &mut Vec<u8>, s: &Series, now: u64, scratch: &mut Vec<f64>)
                     labels,
                     Some(("le", le)),
                     cumulative as f64,
+                    format,
                 );
             }
-            write_sample(out, name, "_sum", labels, None, h.sum.load());
-            write_sample(out, name, "_count", labels, None, cumulative as f64);
+            write_sample(out, name, "_sum", labels, None, h.sum.load(), format);
+            write_sample(out, name, "_count", labels, None, cumulative as f64, format);
         }
     }
 }
 
-fn write_self(out: &mut Vec<u8>, f: &SelfFamily) {
-    write_help(out, f.name, f.help, f.kind);
+fn write_self(out: &mut Vec<u8>, f: &SelfFamily, format: Format) {
+    write_help(out, f.name, f.help, f.kind, format);
     for (suffix, labels, v) in &f.samples {
         out.extend_from_slice(f.name.as_bytes());
         out.extend_from_slice(suffix.as_bytes());
+        if f.kind == "counter" {
+            out.extend_from_slice(counter_suffix(f.name, format).as_bytes());
+        }
         if !labels.is_empty() {
             out.push(b'{');
             for (i, (k, lv)) in labels.iter().enumerate() {
@@ -246,8 +298,14 @@ fn write_self(out: &mut Vec<u8>, f: &SelfFamily) {
     }
 }
 
-/// Render every series and self-metric of `store` into `out` (appending).
+/// Render every series and self-metric of `store` into `out` (appending), in the
+/// Prometheus text format.
 pub fn render(store: &Store, out: &mut Vec<u8>) {
+    render_as(store, out, Format::Text);
+}
+
+/// Render in the given format.
+pub fn render_as(store: &Store, out: &mut Vec<u8>, format: Format) {
     let now = store.clock.tick();
     let own = stats::collect(store);
     let mut own = own.iter().peekable();
@@ -261,16 +319,19 @@ pub fn render(store: &Store, out: &mut Vec<u8>) {
             let f = s.family();
             if !current.is_some_and(|c| Arc::ptr_eq(c, f)) {
                 while let Some(sf) = own.next_if(|sf| sf.name < &*f.name) {
-                    write_self(out, sf);
+                    write_self(out, sf, format);
                 }
-                write_help(out, &f.name, &f.help, f.kind.prom_type());
+                write_help(out, &f.name, &f.help, f.kind.prom_type(), format);
                 current = Some(f);
             }
-            write_series(out, s, now, &mut scratch);
+            write_series(out, s, now, &mut scratch, format);
         }
     });
     for sf in own {
-        write_self(out, sf);
+        write_self(out, sf, format);
+    }
+    if format == Format::OpenMetrics {
+        out.extend_from_slice(b"# EOF\n");
     }
 }
 
