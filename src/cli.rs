@@ -77,7 +77,12 @@ pub struct Args {
     )]
     pub listen_unixgram: String,
 
-    /// Permission bits of the unix socket file, in octal.
+    /// Unix stream socket path for StatsD, newline-delimited like TCP (Airflow's
+    /// statsd_socket_path); empty to disable. A stale socket file is replaced.
+    #[arg(long = "statsd.listen-unix", value_name = "PATH", default_value = "")]
+    pub listen_unix: String,
+
+    /// Permission bits of the unix socket files, in octal.
     #[arg(
         long = "statsd.unixsocket-mode",
         value_name = "MODE",
@@ -334,10 +339,18 @@ impl Args {
             "" => None,
             p => Some(PathBuf::from(p)),
         };
-        if cfg.listen.udp.is_none() && cfg.listen.tcp.is_none() && cfg.listen.unixgram.is_none() {
+        cfg.listen.unix = match self.listen_unix.trim() {
+            "" => None,
+            p => Some(PathBuf::from(p)),
+        };
+        if cfg.listen.udp.is_none()
+            && cfg.listen.tcp.is_none()
+            && cfg.listen.unixgram.is_none()
+            && cfg.listen.unix.is_none()
+        {
             return Err(FlagError(
                 "at least one of --statsd.listen-udp, --statsd.listen-tcp, \
-                 --statsd.listen-unixgram must be set"
+                 --statsd.listen-unixgram, --statsd.listen-unix must be set"
                     .to_owned(),
             ));
         }

@@ -70,6 +70,9 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     if let Some(p) = sockets.unixgram_path() {
         tracing::info!(listener = "unixgram", address = %p.display(), "listening");
     }
+    if let Some(p) = sockets.unix_path() {
+        tracing::info!(listener = "unix", address = %p.display(), "listening");
+    }
     if let Some(a) = web.as_ref().and_then(|w| w.local_addr().ok()) {
         tracing::info!(listener = "web", address = %a, path = %cfg.web.telemetry_path, "listening");
     }

@@ -19,16 +19,19 @@ pub enum ListenerKind {
     Tcp,
     /// Unix datagrams.
     Unixgram,
+    /// Unix streams.
+    Unix,
 }
 
 impl ListenerKind {
-    const ALL: [ListenerKind; 3] = [Self::Udp, Self::Tcp, Self::Unixgram];
+    const ALL: [ListenerKind; 4] = [Self::Udp, Self::Tcp, Self::Unixgram, Self::Unix];
 
     fn name(self) -> &'static str {
         match self {
             Self::Udp => "udp",
             Self::Tcp => "tcp",
             Self::Unixgram => "unixgram",
+            Self::Unix => "unix",
         }
     }
 }
@@ -64,8 +67,8 @@ const N_ERR: usize = ParseError::ALL.len();
 /// Shared self-metric counters.
 #[derive(Debug, Default)]
 pub struct Stats {
-    packets: [AtomicU64; 3],
-    bytes: [AtomicU64; 3],
+    packets: [AtomicU64; 4],
+    bytes: [AtomicU64; 4],
     lines: AtomicU64,
     samples: AtomicU64,
     sample_errors: [AtomicU64; N_ERR],
@@ -125,9 +128,9 @@ impl Stats {
 #[derive(Clone, Debug, Default)]
 pub struct LocalStats {
     /// Packets per listener.
-    pub packets: [u64; 3],
+    pub packets: [u64; 4],
     /// Bytes per listener.
-    pub bytes: [u64; 3],
+    pub bytes: [u64; 4],
     /// Lines.
     pub lines: u64,
     /// Samples.
@@ -255,7 +258,7 @@ fn single(name: &'static str, kind: &'static str, help: &'static str, v: f64) ->
 /// Read every self-metric, sorted by family name.
 pub fn collect(store: &Store) -> Vec<SelfFamily> {
     let s = &store.stats;
-    let per_listener = |a: &[AtomicU64; 3]| {
+    let per_listener = |a: &[AtomicU64; 4]| {
         ListenerKind::ALL
             .iter()
             .map(|l| ("", vec![("listener", l.name())], get(&a[*l as usize])))

@@ -388,3 +388,40 @@ fn openmetrics_is_opt_in_and_negotiated() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn unix_stream_listener_like_airflow_statsd_socket_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = common::temp_dir("unix-stream");
+    let path = dir.join("statsd.sock");
+    // A stale socket file (nobody listening) is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let flag = format!("--statsd.listen-unix={}", path.display());
+    let d = Daemon::start(&[&flag, "--statsd.unixsocket-mode=660"]);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o660
+    );
+    let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    s.write_all(b"us:1|c\nus:2|c\nus:").unwrap();
+    s.write_all(b"4|c").unwrap();
+    drop(s);
+    let page = d.wait_lines(3);
+    assert_eq!(value(&page, "us"), Some(7.0));
+    assert_eq!(
+        value(&page, "promstatsd_packets_total{listener=\"unix\"}").map(|v| v >= 1.0),
+        Some(true)
+    );
+    // A second daemon on the same live socket refuses to start.
+    let err = Daemon::start_raw(&[
+        &flag,
+        "--statsd.listen-udp=",
+        "--statsd.listen-tcp=",
+        "--web.listen-address=127.0.0.1:0",
+    ])
+    .err()
+    .expect("must not start");
+    assert!(err.contains("another process is listening"), "{err}");
+    assert!(d.terminate().success());
+    assert!(!path.exists(), "the socket file is removed on exit");
+}

@@ -10,7 +10,7 @@ pub mod recv;
 
 use crate::ingest::Ingester;
 use crate::stats::ListenerKind;
-use mio::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram};
+use mio::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use recv::{RecvBatch, MAX_DATAGRAM};
 use std::io::{self, Read};
@@ -25,6 +25,7 @@ const UDP: Token = Token(0);
 const TCP: Token = Token(1);
 const UNIXGRAM: Token = Token(2);
 const WAKE: Token = Token(3);
+const UNIX: Token = Token(4);
 const FIRST_CONN: usize = 16;
 
 /// Datagrams per `recvmmsg` call.
@@ -41,7 +42,10 @@ pub struct ListenOptions {
     pub tcp: Option<SocketAddr>,
     /// Unix datagram socket path (`--statsd.listen-unixgram`); `None` disables.
     pub unixgram: Option<PathBuf>,
-    /// Permission bits of the unix socket file.
+    /// Unix stream socket path (`--statsd.listen-unix`, Airflow's
+    /// `statsd_socket_path`), newline-delimited like TCP; `None` disables.
+    pub unix: Option<PathBuf>,
+    /// Permission bits of the unix socket files.
     pub unixsocket_mode: u32,
     /// `SO_RCVBUF` for datagram sockets, in bytes; `None` keeps the OS default.
     pub read_buffer: Option<usize>,
@@ -60,6 +64,7 @@ impl Default for ListenOptions {
             udp: Some(SocketAddr::from(([0, 0, 0, 0], 8125))),
             tcp: Some(SocketAddr::from(([0, 0, 0, 0], 8125))),
             unixgram: None,
+            unix: None,
             unixsocket_mode: 0o755,
             read_buffer: None,
             tcp_max_line: crate::parser::DEFAULT_MAX_LINE_LENGTH,
@@ -77,6 +82,7 @@ pub struct Sockets {
     udp_extra: Vec<std::net::UdpSocket>,
     tcp: Option<std::net::TcpListener>,
     unixgram: Option<(std::os::unix::net::UnixDatagram, PathBuf)>,
+    unix: Option<(std::os::unix::net::UnixListener, PathBuf)>,
 }
 
 impl Sockets {
@@ -95,6 +101,11 @@ impl Sockets {
         self.unixgram.as_ref().map(|(_, p)| p.as_path())
     }
 
+    /// The unix stream socket path.
+    pub fn unix_path(&self) -> Option<&Path> {
+        self.unix.as_ref().map(|(_, p)| p.as_path())
+    }
+
     /// Split off the extra UDP sockets, each as its own `Sockets` for an extra
     /// event loop (these loops serve UDP only).
     pub fn take_udp_workers(&mut self) -> Vec<Sockets> {
@@ -105,6 +116,7 @@ impl Sockets {
                 udp_extra: Vec::new(),
                 tcp: None,
                 unixgram: None,
+                unix: None,
             })
             .collect()
     }
@@ -175,11 +187,22 @@ pub fn bind(opts: &ListenOptions) -> Result<Sockets, BindError> {
         )),
         None => None,
     };
+    let unix = match &opts.unix {
+        Some(path) => Some((
+            bind_unix_stream(path, opts.unixsocket_mode).map_err(|source| BindError {
+                what: format!("unix {}", path.display()),
+                source,
+            })?,
+            path.clone(),
+        )),
+        None => None,
+    };
     Ok(Sockets {
         udp,
         udp_extra,
         tcp,
         unixgram,
+        unix,
     })
 }
 
@@ -247,8 +270,78 @@ fn bind_unixgram(
     Ok(sock)
 }
 
+/// Remove a stale stream socket file: one nobody accepts connections on.
+fn remove_stale_stream_socket(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "another process is listening on this socket",
+                ));
+            }
+            tracing::info!(path = %path.display(), "removing the stale unix socket file");
+            std::fs::remove_file(path)
+        }
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "the path exists and is not a socket; refusing to replace it",
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn bind_unix_stream(path: &Path, mode: u32) -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    remove_stale_stream_socket(path)?;
+    let l = std::os::unix::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// A newline-delimited StatsD stream: TCP or unix.
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Stream {
+    fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => registry.register(s, token, Interest::READABLE),
+            Stream::Unix(s) => registry.register(s, token, Interest::READABLE),
+        }
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => registry.deregister(s),
+            Stream::Unix(s) => registry.deregister(s),
+        }
+    }
+
+    fn kind(&self) -> ListenerKind {
+        match self {
+            Stream::Tcp(_) => ListenerKind::Tcp,
+            Stream::Unix(_) => ListenerKind::Unix,
+        }
+    }
+}
+
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     /// A partial line waiting for its newline.
     partial: Vec<u8>,
     /// True while skipping the rest of an over-long line.
@@ -264,6 +357,7 @@ pub struct Listener {
     udp: Option<UdpSocket>,
     tcp: Option<TcpListener>,
     unixgram: Option<(UnixDatagram, PathBuf)>,
+    unix: Option<(UnixListener, PathBuf)>,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     open: usize,
@@ -300,6 +394,10 @@ impl Listener {
         if let Some((s, _)) = &mut unixgram {
             poll.registry().register(s, UNIXGRAM, Interest::READABLE)?;
         }
+        let mut unix = sockets.unix.map(|(s, p)| (UnixListener::from_std(s), p));
+        if let Some((s, _)) = &mut unix {
+            poll.registry().register(s, UNIX, Interest::READABLE)?;
+        }
         Ok(Self {
             poll,
             waker,
@@ -307,6 +405,7 @@ impl Listener {
             udp,
             tcp,
             unixgram,
+            unix,
             conns: Vec::new(),
             free: Vec::new(),
             open: 0,
@@ -350,7 +449,8 @@ impl Listener {
                 match ev.token() {
                     UDP => udp_pending = true,
                     UNIXGRAM => unix_pending = true,
-                    TCP => self.accept(),
+                    TCP => self.accept_tcp(),
+                    UNIX => self.accept_unix(),
                     WAKE => {}
                     Token(t) => self.conn_ready(t),
                 }
@@ -363,9 +463,13 @@ impl Listener {
             }
             self.ingester.flush_stats();
         }
-        if let Some((_, path)) = &self.unixgram {
+        let files = [
+            &self.unixgram.as_ref().map(|u| &u.1),
+            &self.unix.as_ref().map(|u| &u.1),
+        ];
+        for path in files.into_iter().flatten() {
             if let Err(e) = std::fs::remove_file(path) {
-                tracing::warn!(path = %path.display(), error = %e, "could not remove the unixgram socket file");
+                tracing::warn!(path = %path.display(), error = %e, "could not remove a unix socket file");
             }
         }
         self.ingester.flush_stats();
@@ -416,51 +520,71 @@ impl Listener {
         true
     }
 
-    fn accept(&mut self) {
-        let Some(listener) = &self.tcp else { return };
-        let stats = &self.ingester.store().stats;
+    fn accept_tcp(&mut self) {
         loop {
+            let Some(listener) = &self.tcp else { return };
             match listener.accept() {
-                Ok((mut stream, _)) => {
-                    if self.open >= self.opts.tcp_max_connections {
-                        // Relaxed: self-metric counters.
-                        stats.tcp_refused.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    let slot = self.free.pop().unwrap_or_else(|| {
-                        self.conns.push(None);
-                        self.conns.len() - 1
-                    });
-                    let registered = self.poll.registry().register(
-                        &mut stream,
-                        Token(FIRST_CONN + slot),
-                        Interest::READABLE,
-                    );
-                    if let Err(e) = registered {
-                        tracing::warn!(error = %e, "could not register a TCP connection");
-                        stats.tcp_errors.fetch_add(1, Ordering::Relaxed);
-                        self.free.push(slot);
-                        continue;
-                    }
-                    self.conns[slot] = Some(Conn {
-                        stream,
-                        partial: Vec::new(),
-                        discarding: false,
-                    });
-                    self.open += 1;
-                    stats.tcp_connections.fetch_add(1, Ordering::Relaxed);
-                    stats.tcp_open.store(self.open as u64, Ordering::Relaxed);
-                }
+                Ok((stream, _)) => self.add_conn(Stream::Tcp(stream)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // Out of descriptors, for instance: log and wait for the next event.
-                    tracing::warn!(error = %e, "TCP accept failed");
-                    stats.tcp_errors.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
+                Err(e) => return self.accept_failed(&e),
             }
         }
+    }
+
+    fn accept_unix(&mut self) {
+        loop {
+            let Some((listener, _)) = &self.unix else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, _)) => self.add_conn(Stream::Unix(stream)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.accept_failed(&e),
+            }
+        }
+    }
+
+    fn accept_failed(&self, e: &io::Error) {
+        // Out of descriptors, for instance: log and wait for the next event.
+        tracing::warn!(error = %e, "accepting a StatsD connection failed");
+        // Relaxed: a self-metric counter.
+        self.ingester
+            .store()
+            .stats
+            .tcp_errors
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Take a new stream connection, or close it at once past the limit.
+    fn add_conn(&mut self, mut stream: Stream) {
+        let stats = &self.ingester.store().stats;
+        if self.open >= self.opts.tcp_max_connections {
+            // Relaxed: self-metric counters.
+            stats.tcp_refused.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
+        if let Err(e) = stream.register(self.poll.registry(), Token(FIRST_CONN + slot)) {
+            tracing::warn!(error = %e, "could not register a StatsD connection");
+            stats.tcp_errors.fetch_add(1, Ordering::Relaxed);
+            self.free.push(slot);
+            return;
+        }
+        if let Some(c) = self.conns.get_mut(slot) {
+            *c = Some(Conn {
+                stream,
+                partial: Vec::new(),
+                discarding: false,
+            });
+        }
+        self.open += 1;
+        stats.tcp_connections.fetch_add(1, Ordering::Relaxed);
+        stats.tcp_open.store(self.open as u64, Ordering::Relaxed);
     }
 
     fn conn_ready(&mut self, token: usize) {
@@ -484,7 +608,7 @@ impl Listener {
                 }
                 Ok(n) => {
                     let data = &self.read_buf[..n];
-                    self.ingester.local.packet(ListenerKind::Tcp, n);
+                    self.ingester.local.packet(conn.stream.kind(), n);
                     let too_long = feed(conn, data, max_line, &mut self.ingester);
                     if too_long > 0 {
                         self.ingester.local.lines += too_long;
@@ -522,7 +646,7 @@ impl Listener {
 
     fn close(&mut self, slot: usize) {
         if let Some(Some(mut conn)) = self.conns.get_mut(slot).map(Option::take) {
-            let _ = deregister(self.poll.registry(), &mut conn.stream);
+            let _ = conn.stream.deregister(self.poll.registry());
             self.free.push(slot);
             self.open = self.open.saturating_sub(1);
             // Relaxed: a self-metric gauge.
@@ -533,10 +657,6 @@ impl Listener {
                 .store(self.open as u64, Ordering::Relaxed);
         }
     }
-}
-
-fn deregister(registry: &Registry, stream: &mut TcpStream) -> io::Result<()> {
-    registry.deregister(stream)
 }
 
 /// Feed bytes read from a TCP connection: complete lines are ingested, a partial
