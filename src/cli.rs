@@ -249,9 +249,14 @@ pub struct Args {
     /// would rename every counter series statsd_exporter dashboards query.
     #[arg(long = "web.enable-openmetrics")]
     pub enable_openmetrics: bool,
-    #[allow(missing_docs)]
-    #[arg(long = "statsd.relay.address", value_name = "ADDR", hide = true)]
+    /// Forward every valid line to this StatsD (host:port) as well.
+    #[arg(long = "statsd.relay.address", value_name = "ADDR")]
     pub relay_address: Option<String>,
+
+    /// Largest relayed datagram, in bytes.
+    #[arg(long = "statsd.relay.packet-length", value_name = "BYTES", default_value_t = 1400,
+          value_parser = clap::value_parser!(u64).range(64..=65_000))]
+    pub relay_packet_length: u64,
 }
 
 const fn promstatsd_default_line() -> u64 {
@@ -303,11 +308,6 @@ impl Args {
     /// Validate the flags and build the configuration, with warnings to log.
     pub fn build(&self) -> Result<(Config, Vec<String>), FlagError> {
         let mut warnings = Vec::new();
-        if self.relay_address.is_some() {
-            return Err(FlagError(
-                "--statsd.relay.address is not supported by this version yet".to_owned(),
-            ));
-        }
         let ignored = [
             ("statsd.event-queue-size", &self.ignored_event_queue_size),
             (
@@ -401,6 +401,20 @@ impl Args {
             )));
         }
         cfg.web.telemetry_path = self.telemetry_path.clone();
+        cfg.relay = match self.relay_address.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(a) => match parse_listen_addr("statsd.relay.address", a)? {
+                Some(target) if !a.starts_with(':') => Some(crate::relay::RelayOptions {
+                    target,
+                    packet_length: self.relay_packet_length as usize,
+                }),
+                _ => {
+                    return Err(FlagError(format!(
+                        "--statsd.relay.address={a:?}: expected host:port"
+                    )))
+                }
+            },
+        };
         cfg.web.enable_lifecycle = self.enable_lifecycle;
         cfg.web.enable_openmetrics = self.enable_openmetrics;
         cfg.mapping = match self.mapping_config.as_deref().map(str::trim) {

@@ -32,6 +32,8 @@ pub struct Config {
     pub web_listen: Option<SocketAddr>,
     /// Web settings.
     pub web: WebOptions,
+    /// Relay to an upstream StatsD, if any.
+    pub relay: Option<crate::relay::RelayOptions>,
 }
 
 impl Default for Config {
@@ -45,6 +47,7 @@ impl Default for Config {
             listen: ListenOptions::default(),
             web_listen: Some(SocketAddr::from(([0, 0, 0, 0], 9102))),
             web: WebOptions::default(),
+            relay: None,
         }
     }
 }

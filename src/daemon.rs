@@ -97,19 +97,37 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         Arc::clone(&handle),
         Arc::clone(&store),
     ));
+    let relay = |ing: Ingester| -> Result<Ingester, RunError> {
+        match &cfg.relay {
+            Some(r) => {
+                let relay = crate::relay::Relay::new(r)
+                    .map_err(|e| RunError(format!("cannot relay to {}: {e}", r.target)))?;
+                Ok(ing.with_relay(relay))
+            }
+            None => Ok(ing),
+        }
+    };
+    if let Some(r) = &cfg.relay {
+        tracing::info!(target = %r.target, packet_length = r.packet_length, "relaying valid lines");
+    }
     let mut workers = Vec::new();
     for (i, socks) in extra_udp.into_iter().enumerate() {
-        let ing = Ingester::new(
+        let ing = relay(Ingester::new(
             Arc::clone(&store),
             Arc::clone(&handle),
             cfg.parse,
             cfg.cache_entries,
-        );
+        ))?;
         let l = Listener::new(socks, ing, cfg.listen.clone())
             .map_err(|e| RunError(format!("cannot start UDP worker {}: {e}", i + 2)))?;
         workers.push(l);
     }
-    let ingester = Ingester::new(Arc::clone(&store), handle, cfg.parse, cfg.cache_entries);
+    let ingester = relay(Ingester::new(
+        Arc::clone(&store),
+        handle,
+        cfg.parse,
+        cfg.cache_entries,
+    ))?;
     let listener = Listener::new(sockets, ingester, cfg.listen.clone())
         .map_err(|e| RunError(format!("cannot start the event loop: {e}")))?;
     let mut stoppers = vec![listener.stopper()];

@@ -123,6 +123,7 @@ pub struct Ingester {
     hasher: foldhash::fast::RandomState,
     /// Counters not yet added to the store's stats; see [`Ingester::flush_stats`].
     pub local: LocalStats,
+    relay: Option<crate::relay::Relay>,
 }
 
 impl Ingester {
@@ -147,7 +148,14 @@ impl Ingester {
             cache_cap,
             hasher: foldhash::fast::RandomState::default(),
             local: LocalStats::default(),
+            relay: None,
         }
+    }
+
+    /// Forward every valid line to an upstream StatsD as well.
+    pub fn with_relay(mut self, relay: crate::relay::Relay) -> Self {
+        self.relay = Some(relay);
+        self
     }
 
     /// The store this ingester writes to.
@@ -171,13 +179,22 @@ impl Ingester {
     /// Ingest one line (without its newline).
     pub fn ingest_line(&mut self, line: &[u8]) {
         self.local.lines += 1;
+        let mut valid = true;
         for sample in parser::parse_line(line, self.opts) {
             match sample {
                 Ok(s) => {
                     self.local.samples += 1;
                     self.record(&s);
                 }
-                Err(e) => self.local.sample_error(e),
+                Err(e) => {
+                    valid = false;
+                    self.local.sample_error(e);
+                }
+            }
+        }
+        if valid {
+            if let Some(r) = &mut self.relay {
+                r.push(line, &self.store.stats.relay);
             }
         }
     }
@@ -187,6 +204,9 @@ impl Ingester {
     /// once per batch.
     pub fn flush_stats(&mut self) {
         self.local.flush(&self.store.stats);
+        if let Some(r) = &mut self.relay {
+            r.tick(self.store.clock.now(), &self.store.stats.relay);
+        }
         if self.handle.generation() != self.mapper_generation {
             let (mapper, generation) = self.handle.load();
             self.mapper = mapper;

@@ -99,6 +99,8 @@ pub struct Stats {
     reloads_failed: AtomicU64,
     /// Rules in the mapping in force.
     loaded_mappings: AtomicU64,
+    /// Relay counters.
+    pub relay: crate::relay::RelayStats,
     /// Scrapes served.
     pub scrapes: AtomicU64,
     /// Total seconds spent rendering scrapes.
@@ -417,6 +419,30 @@ pub fn collect(store: &Store) -> Vec<SelfFamily> {
                 ("_sum", vec![], s.scrape_seconds.load()),
                 ("_count", vec![], get(&s.scrapes)),
             ],
+        ),
+        single(
+            "promstatsd_relay_packets_total",
+            "counter",
+            "Datagrams relayed upstream.",
+            get(&s.relay.packets),
+        ),
+        single(
+            "promstatsd_relay_lines_relayed_total",
+            "counter",
+            "Lines relayed upstream.",
+            get(&s.relay.lines),
+        ),
+        single(
+            "promstatsd_relay_long_lines_total",
+            "counter",
+            "Lines too long for a relay datagram, not relayed.",
+            get(&s.relay.long_lines),
+        ),
+        single(
+            "promstatsd_relay_errors_total",
+            "counter",
+            "Relay datagrams the kernel refused (dead upstream, full buffer).",
+            get(&s.relay.errors),
         ),
         family(
             "promstatsd_config_reloads_total",

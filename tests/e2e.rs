@@ -425,3 +425,42 @@ fn unix_stream_listener_like_airflow_statsd_socket_path() {
     assert!(d.terminate().success());
     assert!(!path.exists(), "the socket file is removed on exit");
 }
+
+#[test]
+fn relay_forwards_valid_lines_packed_and_survives_a_dead_upstream() {
+    let upstream = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    upstream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let flag = format!("--statsd.relay.address={}", upstream.local_addr().unwrap());
+    let d = Daemon::start(&[&flag, "--statsd.relay.packet-length=64"]);
+    let long = format!("{}:1|c", "l".repeat(80));
+    d.send_udp(format!("r.one:1|c\nbad line\nr.two:2|g\n{long}\nr.three:3|ms|#k:v").as_bytes());
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    // Flushed within about a second even though no datagram filled up.
+    while got.join("\n").matches('|').count() < 4 {
+        let n = upstream
+            .recv(&mut buf)
+            .expect("relayed datagram within 5 s");
+        assert!(n <= 64, "datagram of {n} bytes");
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert_eq!(got.join("\n"), "r.one:1|c\nr.two:2|g\nr.three:3|ms|#k:v");
+    let page = d.wait_for(|p| value(p, "promstatsd_relay_lines_relayed_total") == Some(3.0));
+    assert_eq!(value(&page, "promstatsd_relay_long_lines_total"), Some(1.0));
+
+    // A dead upstream: counted, never fatal, ingestion goes on.
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let flag = format!("--statsd.relay.address={dead}");
+    let d = Daemon::start(&[&flag]);
+    for i in 0..5 {
+        d.send_udp(format!("alive:{i}|c").as_bytes());
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    let page = d.wait_for(|p| value(p, "promstatsd_relay_errors_total").unwrap_or(0.0) >= 1.0);
+    assert_eq!(value(&page, "alive"), Some(10.0));
+}
