@@ -93,6 +93,8 @@ pub struct Stats {
     pub tcp_too_long: AtomicU64,
     /// Socket receive errors other than "would block".
     pub recv_errors: AtomicU64,
+    /// UDP datagrams the kernel dropped for lack of socket buffer (SO_RXQ_OVFL).
+    pub udp_kernel_drops: AtomicU64,
     /// Successful mapping reloads.
     reloads_ok: AtomicU64,
     /// Failed mapping reloads.
@@ -419,6 +421,12 @@ pub fn collect(store: &Store) -> Vec<SelfFamily> {
                 ("_sum", vec![], s.scrape_seconds.load()),
                 ("_count", vec![], get(&s.scrapes)),
             ],
+        ),
+        single(
+            "promstatsd_udp_kernel_drops_total",
+            "counter",
+            "UDP datagrams the kernel dropped because the socket's receive buffer was full (SO_RXQ_OVFL); raise --statsd.read-buffer.",
+            get(&s.udp_kernel_drops),
         ),
         single(
             "promstatsd_relay_packets_total",

@@ -464,3 +464,29 @@ fn relay_forwards_valid_lines_packed_and_survives_a_dead_upstream() {
     let page = d.wait_for(|p| value(p, "promstatsd_relay_errors_total").unwrap_or(0.0) >= 1.0);
     assert_eq!(value(&page, "alive"), Some(10.0));
 }
+
+#[test]
+fn kernel_drops_are_reported() {
+    // A small receive buffer, and the daemon paused while a burst arrives.
+    let d = Daemon::start(&["--statsd.read-buffer=4096"]);
+    common::signal(&d, 19); // SIGSTOP
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sent = 2000;
+    for i in 0..sent {
+        sock.send_to(format!("burst:{i}|g").as_bytes(), d.udp.unwrap())
+            .unwrap();
+    }
+    common::signal(&d, 18); // SIGCONT
+                            // The drop count rides on the next datagram the daemon reads.
+    std::thread::sleep(Duration::from_millis(200));
+    sock.send_to(b"after:1|c", d.udp.unwrap()).unwrap();
+    let page = d.wait_for(|p| value(p, "after") == Some(1.0));
+    let received = value(&page, "promstatsd_packets_total{listener=\"udp\"}").unwrap();
+    let drops = value(&page, "promstatsd_udp_kernel_drops_total").unwrap();
+    assert!(drops > 0.0, "{page}");
+    assert_eq!(
+        received + drops,
+        f64::from(sent) + 1.0,
+        "every datagram is received or counted as dropped"
+    );
+}

@@ -233,6 +233,7 @@ fn bind_udp(
     if reuse_port {
         sock.set_reuse_port(true)?;
     }
+    recv::enable_drop_reports(std::os::fd::AsRawFd::as_raw_fd(&sock))?;
     if let Some(size) = read_buffer {
         set_read_buffer(&socket2::SockRef::from(&sock), size, "UDP")?;
     }
@@ -362,6 +363,8 @@ pub struct Listener {
     free: Vec<usize>,
     open: usize,
     batch: RecvBatch,
+    /// The UDP socket's kernel drop count already added to the self-metric.
+    kernel_drops: u32,
     read_buf: Vec<u8>,
     opts: ListenOptions,
     ingester: Ingester,
@@ -410,6 +413,7 @@ impl Listener {
             free: Vec::new(),
             open: 0,
             batch: RecvBatch::new(BATCH, MAX_DATAGRAM),
+            kernel_drops: 0,
             read_buf: vec![0; 64 * 1024],
             opts,
             ingester,
@@ -486,6 +490,9 @@ impl Listener {
         for _ in 0..BATCHES_PER_TURN {
             match self.batch.recv(fd) {
                 Ok(n) => {
+                    if kind == ListenerKind::Udp {
+                        self.note_kernel_drops();
+                    }
                     for i in 0..n {
                         let (msg, truncated) = self.batch.message(i);
                         if truncated {
@@ -518,6 +525,21 @@ impl Listener {
             }
         }
         true
+    }
+
+    /// Add the growth of the UDP socket's kernel drop count to the self-metric.
+    fn note_kernel_drops(&mut self) {
+        if let Some(v) = self.batch.kernel_drops() {
+            if v > self.kernel_drops {
+                // Relaxed: a self-metric counter.
+                self.ingester
+                    .store()
+                    .stats
+                    .udp_kernel_drops
+                    .fetch_add(u64::from(v - self.kernel_drops), Ordering::Relaxed);
+                self.kernel_drops = v;
+            }
+        }
     }
 
     fn accept_tcp(&mut self) {
