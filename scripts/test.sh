@@ -12,7 +12,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 if [ -n "${CI:-}" ] || ! command -v promtool >/dev/null 2>&1; then
   echo "== installing prometheus (promtool) from Debian's packages"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus openssl curl >/dev/null
 fi
 if [ -n "${CI:-}" ] || ! python3 -c 'import prometheus_client, statsd, datadog' >/dev/null 2>&1; then
   echo "== installing Python's prometheus_client, statsd and datadog clients"
@@ -20,6 +20,8 @@ if [ -n "${CI:-}" ] || ! python3 -c 'import prometheus_client, statsd, datadog' 
 fi
 command -v promtool >/dev/null
 command -v prometheus >/dev/null
+command -v openssl >/dev/null
+command -v curl >/dev/null
 python3 -c 'import prometheus_client, statsd, datadog'
 
 echo "== cargo test"

@@ -240,6 +240,11 @@ pub struct Args {
     #[arg(long = "statsd.max-series", value_name = "N", default_value_t = crate::store::DEFAULT_MAX_SERIES)]
     pub max_series: usize,
 
+    /// TLS and basic auth for the web port: a file in the Prometheus exporter-toolkit
+    /// format (tls_server_config.cert_file/key_file, basic_auth_users with bcrypt hashes).
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+
     /// Serve PUT/POST /-/reload to reload the mapping file.
     #[arg(long = "web.enable-lifecycle")]
     pub enable_lifecycle: bool,
@@ -415,6 +420,10 @@ impl Args {
                 }
             },
         };
+        if let Some(f) = &self.web_config_file {
+            cfg.web.config = crate::exposition::webconfig::WebConfig::load(f)
+                .map_err(|e| FlagError(format!("--web.config.file: {e}")))?;
+        }
         cfg.web.enable_lifecycle = self.enable_lifecycle;
         cfg.web.enable_openmetrics = self.enable_openmetrics;
         cfg.mapping = match self.mapping_config.as_deref().map(str::trim) {

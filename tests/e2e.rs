@@ -490,3 +490,25 @@ fn kernel_drops_are_reported() {
         "every datagram is received or counted as dropped"
     );
 }
+
+#[test]
+fn bad_web_config_is_refused_at_start() {
+    let dir = common::temp_dir("webcfg");
+    let cases = [
+        ("tls_server_config:\n  cert_file: nope.pem\n  key_file: nope.key\n", "nope.pem"),
+        ("basic_auth_users:\n  u: plaintext\n", "not a bcrypt hash"),
+        ("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAndVerifyClientCert\n", "client certificates"),
+        ("http_server_config:\n  http2: true\n", "unknown field `http_server_config`"),
+    ];
+    for (i, (yaml, want)) in cases.iter().enumerate() {
+        let f = dir.join(format!("web{i}.yml"));
+        std::fs::write(&f, yaml).unwrap();
+        let out = std::process::Command::new(common::BIN)
+            .arg(format!("--web.config.file={}", f.display()))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{yaml}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{yaml}: {err}");
+    }
+}

@@ -32,12 +32,18 @@ fn free_port() -> u16 {
 }
 
 fn start_prometheus(target: SocketAddr) -> Prometheus {
+    start_prometheus_with(target, "")
+}
+
+/// Start Prometheus with one job scraping `target`; `extra` is added to the job
+/// (indented YAML, e.g. a scheme and credentials).
+fn start_prometheus_with(target: SocketAddr, extra: &str) -> Prometheus {
     let dir = common::temp_dir("prometheus");
     let config = dir.join("prometheus.yml");
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: airflow\n    static_configs:\n      - targets: [\"{target}\"]\n"
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: airflow\n{extra}    static_configs:\n      - targets: [\"{target}\"]\n"
         ),
     )
     .unwrap();
@@ -208,4 +214,69 @@ fn real_prometheus_scrapes_openmetrics_when_enabled() {
     assert_eq!(wait_query(&p, "om_hits_total", |_| true), 7.0);
     let p50 = wait_query(&p, "histogram_quantile(0.5, om_lat_bucket)", |_| true);
     assert!((0.25..=0.5).contains(&p50), "p50 {p50}");
+}
+
+/// curl's HTTP status for a GET over TLS (certificate not verified).
+fn curl_status(url: &str, user: Option<&str>) -> String {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", url]);
+    if let Some(u) = user {
+        cmd.args(["-u", u]);
+    }
+    String::from_utf8_lossy(&cmd.output().expect("curl").stdout).into_owned()
+}
+
+#[test]
+fn tls_and_basic_auth_with_a_real_prometheus() {
+    let dir = common::temp_dir("tls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(ok.success());
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    let web = dir.join("web.yml");
+    std::fs::write(
+        &web,
+        format!("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\nbasic_auth_users:\n  prometheus: '{hash}'\n"),
+    )
+    .unwrap();
+    let flag = format!("--web.config.file={}", web.display());
+    let d = Daemon::start(&[&flag]);
+    d.send_udp(b"secure.hits:4|c");
+    let url = format!("https://{}/metrics", d.web);
+    assert_eq!(curl_status(&url, Some("prometheus:s3cret")), "200");
+    assert_eq!(curl_status(&url, Some("prometheus:wrong")), "401");
+    assert_eq!(curl_status(&url, None), "401");
+    assert_eq!(
+        curl_status(&format!("http://{}/metrics", d.web), None),
+        "000",
+        "plain HTTP is refused"
+    );
+
+    let extra = format!(
+        "    scheme: https\n    tls_config:\n      ca_file: {}\n    basic_auth:\n      username: prometheus\n      password: s3cret\n",
+        cert.display()
+    );
+    let p = start_prometheus_with(d.web, &extra);
+    assert_eq!(wait_query(&p, "up{job=\"airflow\"}", |v| v == 1.0), 1.0);
+    assert_eq!(wait_query(&p, "secure_hits", |_| true), 4.0);
 }

@@ -30,6 +30,8 @@ pub struct WebOptions {
     /// Answer `Accept: application/openmetrics-text` with OpenMetrics
     /// (`--web.enable-openmetrics`).
     pub enable_openmetrics: bool,
+    /// TLS and basic auth (`--web.config.file`).
+    pub config: super::webconfig::WebConfig,
 }
 
 /// Reloads the mapping; `Ok` or `Err` carries a line for the HTTP response.
@@ -43,6 +45,7 @@ impl Default for WebOptions {
             header_timeout: Duration::from_secs(10),
             enable_lifecycle: false,
             enable_openmetrics: false,
+            config: super::webconfig::WebConfig::default(),
         }
     }
 }
@@ -98,19 +101,41 @@ pub fn serve(
             let state = Arc::clone(&state);
             let open = Arc::clone(&open);
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(|req| handle(Arc::clone(&state), req));
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(state.opts.header_timeout)
-                    .max_buf_size(64 * 1024)
-                    .serve_connection(TokioIo::new(stream), service);
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "web: connection ended with an error");
+                match state.opts.config.tls.clone() {
+                    Some(tls) => {
+                        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+                        let handshake = tokio::time::timeout(
+                            state.opts.header_timeout,
+                            acceptor.accept(stream),
+                        );
+                        match handshake.await {
+                            Ok(Ok(tls_stream)) => serve_io(tls_stream, state).await,
+                            Ok(Err(e)) => tracing::debug!(error = %e, "web: TLS handshake failed"),
+                            Err(_) => tracing::debug!("web: TLS handshake timed out"),
+                        }
+                    }
+                    None => serve_io(stream, state).await,
                 }
                 open.fetch_sub(1, Ordering::Relaxed);
             });
         }
     })
+}
+
+/// Serve HTTP/1.1 on one connection (plain or TLS).
+async fn serve_io<I>(io: I, state: Arc<State>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(|req| handle(Arc::clone(&state), req));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.opts.header_timeout)
+        .max_buf_size(64 * 1024)
+        .serve_connection(TokioIo::new(io), service);
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "web: connection ended with an error");
+    }
 }
 
 fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
@@ -241,6 +266,18 @@ async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if !state.opts.config.authorized(
+        req.headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    ) {
+        let mut r = plain(StatusCode::UNAUTHORIZED, "Unauthorized.\n");
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"promstatsd\""),
+        );
+        return Ok(r);
+    }
     let path = req.uri().path();
     if path == "/-/reload" {
         if let Some(reload) = &state.reload {

@@ -7,3 +7,4 @@
 pub mod check;
 pub mod http;
 pub mod text;
+pub mod webconfig;

@@ -1,0 +1,202 @@
+//! `--web.config.file`: TLS and basic auth for the web port, in the Prometheus
+//! exporter-toolkit format (the file Prometheus' own exporters take).
+//!
+//! ```yaml
+//! tls_server_config:
+//!   cert_file: server.crt
+//!   key_file: server.key
+//! basic_auth_users:
+//!   prometheus: $2y$10$...   # bcrypt hash (htpasswd -nBC 10 "" | tr -d ':\n')
+//! ```
+//!
+//! Keys of the toolkit that promstatsd does not implement (client certificates,
+//! cipher and curve choices, HTTP/2) are refused with a clear error rather than
+//! silently ignored, since they are security settings.
+
+use base64::Engine;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio_rustls::rustls;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    client_auth_type: Option<String>,
+    min_version: Option<String>,
+    max_version: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebConfig {
+    tls_server_config: Option<RawTls>,
+    #[serde(default)]
+    basic_auth_users: BTreeMap<String, String>,
+}
+
+/// A loaded web configuration.
+#[derive(Clone, Default)]
+pub struct WebConfig {
+    /// TLS, when configured.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// User name → bcrypt hash; empty means no authentication.
+    users: Arc<BTreeMap<String, String>>,
+    /// Credentials already verified (bcrypt is deliberately slow; a scrape every
+    /// few seconds must not pay it every time). Bounded.
+    verified: Arc<Mutex<HashSet<(String, String)>>>,
+}
+
+impl std::fmt::Debug for WebConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebConfig")
+            .field("tls", &self.tls.is_some())
+            .field("users", &self.users.len())
+            .finish()
+    }
+}
+
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+impl WebConfig {
+    /// Load and check a web configuration file.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let at = |m: String| format!("{}: {m}", path.display());
+        let text = std::fs::read_to_string(path).map_err(|e| at(format!("cannot read: {e}")))?;
+        let raw: RawWebConfig = if text.trim().is_empty() {
+            RawWebConfig::default()
+        } else {
+            serde_saphyr::from_str(&text).map_err(|e| {
+                let m = e.to_string();
+                at(m.lines()
+                    .next()
+                    .unwrap_or("invalid YAML")
+                    .trim_start_matches("error: ")
+                    .to_owned())
+            })?
+        };
+        // Relative paths are relative to the file, as in exporter-toolkit.
+        let base = path.parent().unwrap_or(Path::new("."));
+        let tls = match raw.tls_server_config {
+            None => None,
+            Some(t) => {
+                if t.client_auth_type
+                    .as_deref()
+                    .is_some_and(|c| !c.is_empty() && c != "NoClientCert")
+                {
+                    return Err(at(
+                        "client certificates (client_auth_type) are not supported".into(),
+                    ));
+                }
+                let (Some(cert), Some(key)) = (t.cert_file, t.key_file) else {
+                    return Err(at("tls_server_config needs cert_file and key_file".into()));
+                };
+                let versions: Vec<&'static rustls::SupportedProtocolVersion> =
+                    match (t.min_version.as_deref(), t.max_version.as_deref()) {
+                        (Some("TLS13"), _) => vec![&rustls::version::TLS13],
+                        (_, Some("TLS12")) => vec![&rustls::version::TLS12],
+                        (None | Some("TLS12"), None | Some("TLS13")) => {
+                            vec![&rustls::version::TLS13, &rustls::version::TLS12]
+                        }
+                        (min, max) => return Err(at(format!(
+                            "unsupported TLS versions min {min:?} max {max:?} (use TLS12 or TLS13)"
+                        ))),
+                    };
+                Some(Arc::new(
+                    tls_config(&resolve(base, &cert), &resolve(base, &key), &versions)
+                        .map_err(at)?,
+                ))
+            }
+        };
+        for (user, hash) in &raw.basic_auth_users {
+            if !(hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$")) {
+                return Err(at(format!(
+                    "the password of user {user:?} is not a bcrypt hash"
+                )));
+            }
+        }
+        Ok(Self {
+            tls,
+            users: Arc::new(raw.basic_auth_users),
+            verified: Arc::default(),
+        })
+    }
+
+    /// True when requests must carry credentials.
+    pub fn needs_auth(&self) -> bool {
+        !self.users.is_empty()
+    }
+
+    /// Check an `Authorization` header value.
+    pub fn authorized(&self, header: Option<&str>) -> bool {
+        if !self.needs_auth() {
+            return true;
+        }
+        let Some(encoded) = header.and_then(|h| h.strip_prefix("Basic ")) else {
+            return false;
+        };
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+            return false;
+        };
+        let Ok(text) = String::from_utf8(decoded) else {
+            return false;
+        };
+        let Some((user, pass)) = text.split_once(':') else {
+            return false;
+        };
+        let Some(hash) = self.users.get(user) else {
+            return false;
+        };
+        let key = (user.to_owned(), pass.to_owned());
+        if self
+            .verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&key)
+        {
+            return true;
+        }
+        let ok = bcrypt::verify(pass, hash).unwrap_or(false);
+        if ok {
+            let mut v = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+            if v.len() >= 64 {
+                v.clear();
+            }
+            v.insert(key);
+        }
+        ok
+    }
+}
+
+fn tls_config(
+    cert: &Path,
+    key: &Path,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<rustls::ServerConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("{}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate found", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("certificate and key do not fit: {e}"))
+}
