@@ -70,12 +70,19 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
 impl WebConfig {
     /// Load and check a web configuration file.
     pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        Self::parse(path, &text)
+    }
+
+    /// Check a web configuration's text; `path` names it in errors and anchors
+    /// the relative certificate paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, String> {
         let at = |m: String| format!("{}: {m}", path.display());
-        let text = std::fs::read_to_string(path).map_err(|e| at(format!("cannot read: {e}")))?;
         let raw: RawWebConfig = if text.trim().is_empty() {
             RawWebConfig::default()
         } else {
-            serde_saphyr::from_str(&text).map_err(|e| {
+            serde_saphyr::from_str(text).map_err(|e| {
                 let m = e.to_string();
                 at(m.lines()
                     .next()
@@ -107,9 +114,11 @@ impl WebConfig {
                         (None | Some("TLS12"), None | Some("TLS13")) => {
                             vec![&rustls::version::TLS13, &rustls::version::TLS12]
                         }
-                        (min, max) => return Err(at(format!(
+                        (min, max) => {
+                            return Err(at(format!(
                             "unsupported TLS versions min {min:?} max {max:?} (use TLS12 or TLS13)"
-                        ))),
+                        )))
+                        }
                     };
                 Some(Arc::new(
                     tls_config(&resolve(base, &cert), &resolve(base, &key), &versions)
