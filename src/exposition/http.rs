@@ -172,37 +172,29 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn wants_gzip(req: &Request<Incoming>) -> bool {
+/// True if a list header (`Accept`, `Accept-Encoding`) names `token` without
+/// refusing it with `q=0`.
+fn header_accepts(req: &Request<Incoming>, header: hyper::header::HeaderName, token: &str) -> bool {
     req.headers()
-        .get_all(ACCEPT_ENCODING)
+        .get_all(header)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|enc| {
-            let mut parts = enc.split(';');
+        .any(|item| {
+            let mut parts = item.split(';');
             let name = parts.next().unwrap_or("").trim();
-            let refused = parts.any(|p| {
-                let p = p.trim();
-                p == "q=0" || p == "q=0.0" || p == "q=0.00" || p == "q=0.000"
-            });
-            name.eq_ignore_ascii_case("gzip") && !refused
+            let refused = parts.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+            name.eq_ignore_ascii_case(token) && !refused
         })
 }
 
-/// True if the client lists OpenMetrics among the types it accepts (and does not
-/// refuse it with `q=0`).
+fn wants_gzip(req: &Request<Incoming>) -> bool {
+    header_accepts(req, ACCEPT_ENCODING, "gzip")
+}
+
+/// True if the client lists OpenMetrics among the types it accepts.
 fn wants_openmetrics(req: &Request<Incoming>) -> bool {
-    req.headers()
-        .get_all(hyper::header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| {
-            let mut parts = t.split(';');
-            let ty = parts.next().unwrap_or("").trim();
-            let refused = parts.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
-            ty.eq_ignore_ascii_case("application/openmetrics-text") && !refused
-        })
+    header_accepts(req, hyper::header::ACCEPT, "application/openmetrics-text")
 }
 
 fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
