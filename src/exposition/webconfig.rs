@@ -46,8 +46,11 @@ pub struct WebConfig {
     /// User name → bcrypt hash; empty means no authentication.
     users: Arc<BTreeMap<String, String>>,
     /// Credentials already verified (bcrypt is deliberately slow; a scrape every
-    /// few seconds must not pay it every time). Bounded.
-    verified: Arc<Mutex<HashSet<(String, String)>>>,
+    /// few seconds must not pay it every time), kept as a keyed 64-bit hash of
+    /// user and password so no password stays in memory. Bounded.
+    verified: Arc<Mutex<HashSet<u64>>>,
+    /// Per-process random key for `verified`.
+    key: foldhash::quality::RandomState,
 }
 
 impl std::fmt::Debug for WebConfig {
@@ -137,6 +140,7 @@ impl WebConfig {
             tls,
             users: Arc::new(raw.basic_auth_users),
             verified: Arc::default(),
+            key: foldhash::quality::RandomState::default(),
         })
     }
 
@@ -165,7 +169,7 @@ impl WebConfig {
         let Some(hash) = self.users.get(user) else {
             return false;
         };
-        let key = (user.to_owned(), pass.to_owned());
+        let key = std::hash::BuildHasher::hash_one(&self.key, (user, pass));
         if self
             .verified
             .lock()
