@@ -349,8 +349,8 @@ struct Conn {
     discarding: bool,
 }
 
-/// The event loop; [`Listener::run`] blocks until [`Listener::waker`] is woken
-/// with the stop flag set.
+/// The event loop; [`Listener::run`] blocks until a [`Stopper`] from
+/// [`Listener::stopper`] stops it.
 pub struct Listener {
     poll: Poll,
     waker: Arc<Waker>,
