@@ -7,4 +7,5 @@
 pub mod check;
 pub mod http;
 pub mod text;
+pub mod textparse;
 pub mod webconfig;
