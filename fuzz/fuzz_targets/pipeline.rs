@@ -59,6 +59,11 @@ fuzz_target!(|input: Input| {
     if let Err(e) = check(&page) {
         panic!("invalid page: {e}\n{}", String::from_utf8_lossy(&page));
     }
+    // The strict body parser (the one pushes will go through) reads it back too.
+    let text = String::from_utf8_lossy(&page);
+    if let Err(e) = promstatsd::exposition::textparse::parse(&text) {
+        panic!("page does not parse back: {e}\n{text}");
+    }
     let fams = stats::collect(agg.store());
     let samples = total(&fams, "promstatsd_samples_total");
     let accounted = total(&fams, "promstatsd_events_total")
