@@ -7,20 +7,7 @@
 
 use std::collections::HashSet;
 
-fn valid_metric_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_' || b[0] == b':')
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b':')
-}
-
-fn valid_label_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
-}
+use super::textparse::{valid_label as valid_label_name, valid_name as valid_metric_name};
 
 fn valid_value(s: &str) -> bool {
     matches!(s, "NaN" | "+Inf" | "-Inf")

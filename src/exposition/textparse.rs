@@ -36,7 +36,8 @@ pub struct ParsedSample<'a> {
     pub value: f64,
 }
 
-fn valid_name(s: &str) -> bool {
+/// A valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub(crate) fn valid_name(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && (b[0].is_ascii_alphabetic() || b[0] == b'_' || b[0] == b':')
@@ -44,7 +45,8 @@ fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b':')
 }
 
-fn valid_label(s: &str) -> bool {
+/// A valid label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub(crate) fn valid_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && (b[0].is_ascii_alphabetic() || b[0] == b'_')
