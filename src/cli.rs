@@ -254,6 +254,42 @@ pub struct Args {
     /// would rename every counter series statsd_exporter dashboards query.
     #[arg(long = "web.enable-openmetrics")]
     pub enable_openmetrics: bool,
+
+    /// Address of the Pushgateway-compatible push API (PUT/POST/DELETE
+    /// /metrics/job/<job>{/<label>/<value>}); pushed metrics appear on the
+    /// metrics page. Empty disables it. TLS and basic auth follow --web.config.file.
+    #[arg(
+        long = "push.listen-address",
+        value_name = "ADDR",
+        default_value = ":9091"
+    )]
+    pub push_listen: String,
+
+    /// Largest push body accepted, in bytes (also after gzip decompression);
+    /// larger pushes get 413.
+    #[arg(long = "push.max-body-bytes", value_name = "BYTES",
+          default_value_t = crate::push::DEFAULT_MAX_BODY_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 32))]
+    pub push_max_body: u64,
+
+    /// Keep pushed groups in this file across restarts (written atomically when
+    /// they changed, every --push.persistence.interval and at shutdown; read at start).
+    #[arg(long = "push.persistence.file", value_name = "FILE")]
+    pub push_persistence_file: Option<PathBuf>,
+
+    /// How often changed push groups are written to --push.persistence.file
+    /// (Go duration: 30s, 5m).
+    #[arg(
+        long = "push.persistence.interval",
+        value_name = "DURATION",
+        default_value = "5m"
+    )]
+    pub push_persistence_interval: String,
+
+    /// Remove a pushed group this long after its last push (Go duration); 0 keeps
+    /// groups until they are deleted, as the Pushgateway does.
+    #[arg(long = "push.ttl", value_name = "DURATION", default_value = "0")]
+    pub push_ttl: String,
     /// Forward every valid line to this StatsD (host:port) as well.
     #[arg(long = "statsd.relay.address", value_name = "ADDR")]
     pub relay_address: Option<String>,
@@ -279,6 +315,18 @@ impl std::fmt::Display for FlagError {
 }
 
 impl std::error::Error for FlagError {}
+
+/// Parse a Go-syntax duration flag (`30s`, `5m`, `1h30m`, `0`).
+fn parse_duration_flag(flag: &str, value: &str) -> Result<std::time::Duration, FlagError> {
+    crate::mapper::config::parse_go_duration(value)
+        .filter(|s| (0.0..1e12).contains(s))
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| {
+            FlagError(format!(
+                "--{flag}={value:?}: expected a duration such as 30s, 5m or 1h30m"
+            ))
+        })
+}
 
 /// Parse a listen address as statsd_exporter does: empty disables, `:port`
 /// means every interface, otherwise `host:port` (resolved; the first address wins).
@@ -424,6 +472,20 @@ impl Args {
             cfg.web.config = crate::exposition::webconfig::WebConfig::load(f)
                 .map_err(|e| FlagError(format!("--web.config.file: {e}")))?;
         }
+        cfg.push_listen = parse_listen_addr("push.listen-address", &self.push_listen)?;
+        cfg.push.max_body_bytes = usize::try_from(self.push_max_body).unwrap_or(usize::MAX);
+        cfg.push.persistence_file = self
+            .push_persistence_file
+            .clone()
+            .filter(|f| !f.as_os_str().is_empty());
+        cfg.push.persistence_interval =
+            parse_duration_flag("push.persistence.interval", &self.push_persistence_interval)?;
+        if cfg.push.persistence_interval.is_zero() {
+            return Err(FlagError(
+                "--push.persistence.interval must be longer than 0".to_owned(),
+            ));
+        }
+        cfg.push.ttl = parse_duration_flag("push.ttl", &self.push_ttl)?;
         cfg.web.enable_lifecycle = self.enable_lifecycle;
         cfg.web.enable_openmetrics = self.enable_openmetrics;
         cfg.mapping = match self.mapping_config.as_deref().map(str::trim) {

@@ -34,6 +34,10 @@ pub struct Config {
     pub web: WebOptions,
     /// Relay to an upstream StatsD, if any.
     pub relay: Option<crate::relay::RelayOptions>,
+    /// Push API listener address (`--push.listen-address`); `None` disables it.
+    pub push_listen: Option<SocketAddr>,
+    /// Push API settings.
+    pub push: crate::push::PushOptions,
 }
 
 impl Default for Config {
@@ -48,6 +52,8 @@ impl Default for Config {
             web_listen: Some(SocketAddr::from(([0, 0, 0, 0], 9102))),
             web: WebOptions::default(),
             relay: None,
+            push_listen: Some(SocketAddr::from(([0, 0, 0, 0], 9091))),
+            push: crate::push::PushOptions::default(),
         }
     }
 }

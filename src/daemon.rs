@@ -61,6 +61,13 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         ),
         None => None,
     };
+    let push = match cfg.push_listen {
+        Some(addr) => Some(
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| RunError(format!("cannot listen on push {addr}: {e} (--push.listen-address=\"\" disables the push API)")))?,
+        ),
+        None => None,
+    };
     if let Some(a) = sockets.udp_addr() {
         tracing::info!(listener = "udp", address = %a, workers = extra_udp.len() + 1, "listening");
     }
@@ -76,6 +83,9 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     if let Some(a) = web.as_ref().and_then(|w| w.local_addr().ok()) {
         tracing::info!(listener = "web", address = %a, path = %cfg.web.telemetry_path, "listening");
     }
+    if let Some(a) = push.as_ref().and_then(|w| w.local_addr().ok()) {
+        tracing::info!(listener = "push", address = %a, "listening");
+    }
 
     let mapper = match &cfg.mapping {
         Some(src) => {
@@ -89,6 +99,10 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         None => Mapper::new(cfg.mapper.clone()),
     };
     let store = Arc::new(Store::new(cfg.store.clone()));
+    if let Some(f) = &cfg.push.persistence_file {
+        let n = crate::push::load(&store, f).map_err(RunError)?;
+        tracing::info!(file = %f.display(), groups = n, "push groups loaded");
+    }
     store.stats.set_loaded_mappings(mapper.rule_count());
     let handle = Arc::new(MapperHandle::new(mapper));
     let reloader = Arc::new(Reloader::new(
@@ -164,12 +178,17 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         ingest_threads.push(t);
     }
 
-    // TTL expiry, once a second.
+    // TTL expiry once a second; push groups' TTL and persistence.
     let (house_stop, house_rx) = mpsc::channel::<()>();
     let house_store = Arc::clone(&store);
+    let push_opts = cfg.push.clone();
     let house_thread = thread::Builder::new()
         .name("housekeeping".into())
         .spawn(move || {
+            let mut persister = push_opts
+                .persistence_file
+                .clone()
+                .map(|f| Persister::new(f, push_opts.persistence_interval, &house_store));
             while let Err(mpsc::RecvTimeoutError::Timeout) =
                 house_rx.recv_timeout(Duration::from_secs(1))
             {
@@ -177,13 +196,31 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
                 if n > 0 {
                     tracing::debug!(series = n, "expired series removed");
                 }
+                if !push_opts.ttl.is_zero() {
+                    let n = house_store
+                        .expire_pushed(crate::push::unix_now(), push_opts.ttl.as_secs_f64());
+                    if n > 0 {
+                        tracing::info!(groups = n, "push groups expired (--push.ttl)");
+                    }
+                }
+                if let Some(p) = &mut persister {
+                    p.tick(&house_store, false);
+                }
+            }
+            if let Some(p) = &mut persister {
+                p.tick(&house_store, true);
             }
         })
         .map_err(|e| RunError(format!("cannot start the housekeeping thread: {e}")))?;
 
     let web_stop = Arc::new(tokio::sync::Notify::new());
-    let web_thread = match web {
-        Some(l) => {
+    let web_thread = match (web, push) {
+        (None, None) => None,
+        (l, push) => {
+            let push = push.map(|listener| http::PushListener {
+                listener,
+                opts: cfg.push.clone(),
+            });
             let store = Arc::clone(&store);
             let opts = cfg.web.clone();
             let stop = Arc::clone(&web_stop);
@@ -198,14 +235,13 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
                 thread::Builder::new()
                     .name("web".into())
                     .spawn(move || {
-                        if let Err(e) = http::serve(l, store, opts, stop, reload) {
+                        if let Err(e) = http::serve(l, push, store, opts, stop, reload) {
                             let _ = web_tx.send(Event::Failed("web", e));
                         }
                     })
                     .map_err(|e| RunError(format!("cannot start the web thread: {e}")))?,
             )
         }
-        None => None,
     };
     drop(tx);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "promstatsd started");
@@ -233,16 +269,59 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         s.stop();
     }
     web_stop.notify_one();
+    if let Some(t) = web_thread {
+        let _ = t.join();
+    }
+    // After the web thread: the final persistence write sees the last push.
     drop(house_stop);
     let _ = house_thread.join();
     signal_handle.close();
     for t in ingest_threads {
         let _ = t.join();
     }
-    if let Some(t) = web_thread {
-        let _ = t.join();
-    }
     let _ = sig_thread.join();
     tracing::info!("stopped");
     result
+}
+
+/// Writes the push groups to their persistence file when they changed, at most
+/// once per interval, and at shutdown.
+struct Persister {
+    file: std::path::PathBuf,
+    interval: Duration,
+    written: u64,
+    last: std::time::Instant,
+}
+
+impl Persister {
+    fn new(file: std::path::PathBuf, interval: Duration, store: &Store) -> Self {
+        Self {
+            file,
+            interval,
+            written: store.pushed().changes(),
+            last: std::time::Instant::now(),
+        }
+    }
+
+    fn tick(&mut self, store: &Store, last_time: bool) {
+        let changes = store.pushed().changes();
+        if changes == self.written || (!last_time && self.last.elapsed() < self.interval) {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        match crate::push::persist(store, &self.file) {
+            Ok(()) => {
+                self.written = changes;
+                tracing::debug!(file = %self.file.display(), "push groups written");
+            }
+            Err(e) => {
+                // Relaxed: a self-metric counter.
+                store
+                    .stats
+                    .push_persist_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!(file = %self.file.display(), error = %e, "cannot write the push persistence file; will retry");
+            }
+        }
+    }
 }

@@ -57,6 +57,7 @@ pub mod ingest;
 pub mod listener;
 pub mod mapper;
 pub mod parser;
+pub mod push;
 pub mod relay;
 pub mod reload;
 pub mod stats;

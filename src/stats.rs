@@ -103,6 +103,11 @@ pub struct Stats {
     loaded_mappings: AtomicU64,
     /// Relay counters.
     pub relay: crate::relay::RelayStats,
+    /// Push API requests, by method (put, post, delete) and outcome (ok,
+    /// invalid, too_large, unsupported).
+    pub push_requests: [[AtomicU64; 4]; 3],
+    /// Failed writes of the push persistence file.
+    pub push_persist_errors: AtomicU64,
     /// Scrapes served.
     pub scrapes: AtomicU64,
     /// Total seconds spent rendering scrapes.
@@ -460,6 +465,39 @@ pub fn collect(store: &Store) -> Vec<SelfFamily> {
                 ("", vec![("outcome", "success")], get(&s.reloads_ok)),
                 ("", vec![("outcome", "failure")], get(&s.reloads_failed)),
             ],
+        ),
+        family(
+            "promstatsd_push_requests_total",
+            "counter",
+            "Push API requests, by method and result (ok, invalid, too_large, unsupported).",
+            ["put", "post", "delete"]
+                .iter()
+                .enumerate()
+                .flat_map(|(m, method)| {
+                    ["ok", "invalid", "too_large", "unsupported"]
+                        .iter()
+                        .enumerate()
+                        .map(move |(r, result)| {
+                            (
+                                "",
+                                vec![("method", *method), ("result", *result)],
+                                get(&s.push_requests[m][r]),
+                            )
+                        })
+                })
+                .collect(),
+        ),
+        single(
+            "promstatsd_push_groups",
+            "gauge",
+            "Groups held by the push API.",
+            store.pushed().group_count() as f64,
+        ),
+        single(
+            "promstatsd_push_persist_errors_total",
+            "counter",
+            "Failed writes of the push persistence file.",
+            get(&s.push_persist_errors),
         ),
         single(
             "promstatsd_loaded_mappings",

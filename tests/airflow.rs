@@ -271,6 +271,7 @@ fn check_config_validates_without_starting() {
         "--statsd.listen-udp=127.0.0.1:0",
         "--statsd.listen-tcp=",
         "--web.listen-address=127.0.0.1:0",
+        "--push.listen-address=127.0.0.1:0",
     ]);
     let log = start.err().expect("must not start");
     assert!(log.contains("unknown field `bogus`"), "{log}");

@@ -232,6 +232,7 @@ fn port_in_use_is_a_clear_error() {
         &flag,
         "--statsd.listen-tcp=",
         "--web.listen-address=127.0.0.1:0",
+        "--push.listen-address=127.0.0.1:0",
     ])
     .err()
     .expect("must not start");
@@ -418,6 +419,7 @@ fn unix_stream_listener_like_airflow_statsd_socket_path() {
         "--statsd.listen-udp=",
         "--statsd.listen-tcp=",
         "--web.listen-address=127.0.0.1:0",
+        "--push.listen-address=127.0.0.1:0",
     ])
     .err()
     .expect("must not start");

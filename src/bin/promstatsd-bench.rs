@@ -235,6 +235,7 @@ fn start_daemon(o: &Opts, udp: u16, web: u16) -> Target {
         .arg(format!("--statsd.listen-udp=127.0.0.1:{udp}"))
         .arg("--statsd.listen-tcp=")
         .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+        .arg("--push.listen-address=")
         .arg("--statsd.read-buffer=26214400")
         .arg("--log.level=warn")
         .args(&o.extra)

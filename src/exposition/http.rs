@@ -2,9 +2,10 @@
 //! lives on its own thread, so scrapes never run on the ingest thread.
 
 use super::text;
+use crate::push::{self, PushOptions};
 use crate::store::Store;
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -55,42 +56,90 @@ struct State {
     opts: WebOptions,
     last_size: AtomicUsize,
     reload: Option<ReloadFn>,
+    push: Option<PushOptions>,
 }
 
-/// Serve HTTP on `listener` until `shutdown` is notified. Blocks the calling thread.
+/// Which listener a connection came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// The web port: metrics, health, lifecycle.
+    Web,
+    /// The push port (`--push.listen-address`): the Pushgateway API, plus the
+    /// metrics page and health checks as the Pushgateway serves them.
+    Push,
+}
+
+/// The push listener and its settings.
+pub struct PushListener {
+    /// The bound socket.
+    pub listener: std::net::TcpListener,
+    /// Settings.
+    pub opts: PushOptions,
+}
+
+/// Accept on `l`, or wait forever when there is no such listener.
+async fn accept_opt(
+    l: Option<&tokio::net::TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    match l {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Serve HTTP on `listener` (and the push API on `push`, if given) until
+/// `shutdown` is notified. Blocks the calling thread.
 pub fn serve(
-    listener: std::net::TcpListener,
+    listener: Option<std::net::TcpListener>,
+    push: Option<PushListener>,
     store: Arc<Store>,
     opts: WebOptions,
     shutdown: Arc<Notify>,
     reload: Option<ReloadFn>,
 ) -> std::io::Result<()> {
-    listener.set_nonblocking(true)?;
+    if let Some(l) = &listener {
+        l.set_nonblocking(true)?;
+    }
+    let (push_listener, push_opts) = match push {
+        Some(p) => {
+            p.listener.set_nonblocking(true)?;
+            (Some(p.listener), Some(p.opts))
+        }
+        None => (None, None),
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let listener = listener
+            .map(tokio::net::TcpListener::from_std)
+            .transpose()?;
+        let push_listener = push_listener
+            .map(tokio::net::TcpListener::from_std)
+            .transpose()?;
         let state = Arc::new(State {
             store,
             opts,
             last_size: AtomicUsize::new(4096),
             reload,
+            push: push_opts,
         });
         let open = Arc::new(AtomicUsize::new(0));
         loop {
-            let (stream, _peer) = tokio::select! {
+            let (accepted, role) = tokio::select! {
                 _ = shutdown.notified() => return Ok(()),
-                r = listener.accept() => match r {
-                    Ok(c) => c,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait, do not spin.
-                        tracing::warn!(error = %e, "web: accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+                r = accept_opt(listener.as_ref()) => (r, Role::Web),
+                r = accept_opt(push_listener.as_ref()) => (r, Role::Push),
+            };
+            let stream = match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!(error = %e, ?role, "web: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
             };
             // Relaxed: a connection count, only read by this thread.
             if open.load(Ordering::Relaxed) >= state.opts.max_connections {
@@ -109,12 +158,12 @@ pub fn serve(
                             acceptor.accept(stream),
                         );
                         match handshake.await {
-                            Ok(Ok(tls_stream)) => serve_io(tls_stream, state).await,
+                            Ok(Ok(tls_stream)) => serve_io(tls_stream, state, role).await,
                             Ok(Err(e)) => tracing::debug!(error = %e, "web: TLS handshake failed"),
                             Err(_) => tracing::debug!("web: TLS handshake timed out"),
                         }
                     }
-                    None => serve_io(stream, state).await,
+                    None => serve_io(stream, state, role).await,
                 }
                 open.fetch_sub(1, Ordering::Relaxed);
             });
@@ -123,11 +172,11 @@ pub fn serve(
 }
 
 /// Serve HTTP/1.1 on one connection (plain or TLS).
-async fn serve_io<I>(io: I, state: Arc<State>)
+async fn serve_io<I>(io: I, state: Arc<State>, role: Role)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(|req| handle(Arc::clone(&state), req));
+    let service = hyper::service::service_fn(|req| handle(Arc::clone(&state), req, role));
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(state.opts.header_timeout)
@@ -254,9 +303,139 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
+/// The push port: the Pushgateway API, `/metrics` and health checks.
+async fn handle_push(
+    state: &State,
+    opts: &PushOptions,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_owned();
+    let method = match *req.method() {
+        Method::PUT => Some(push::PushMethod::Put),
+        Method::POST => Some(push::PushMethod::Post),
+        Method::DELETE => Some(push::PushMethod::Delete),
+        _ => None,
+    };
+    let key = match push::parse_group_path(&path) {
+        Some(Ok(k)) => k,
+        Some(Err(e)) => {
+            if let Some(m) = method {
+                push::record(
+                    &state.store,
+                    m,
+                    None,
+                    opts,
+                    &push::PushOutcome::Invalid(e.clone()),
+                );
+            }
+            return text(StatusCode::BAD_REQUEST, format!("{e}\n"));
+        }
+        None => {
+            let get_or_head = req.method() == Method::GET || req.method() == Method::HEAD;
+            return match path.as_str() {
+                "/metrics" | "/-/healthy" | "/-/ready" if !get_or_head => {
+                    let mut r = plain(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "Method not allowed: use GET or HEAD.\n",
+                    );
+                    r.headers_mut()
+                        .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+                    r
+                }
+                "/metrics" => metrics(state, &req),
+                "/-/healthy" => plain(StatusCode::OK, "Healthy.\n"),
+                "/-/ready" => plain(StatusCode::OK, "Ready.\n"),
+                _ => plain(
+                    StatusCode::NOT_FOUND,
+                    "Not found. Push to /metrics/job/<job>{/<label>/<value>}.\n",
+                ),
+            };
+        }
+    };
+    let Some(method) = method else {
+        let mut r = plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed: use PUT, POST or DELETE.\n",
+        );
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("PUT, POST, DELETE"));
+        return r;
+    };
+    let header = |h: hyper::header::HeaderName| {
+        req.headers()
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let content_type = header(CONTENT_TYPE);
+    let content_encoding = header(CONTENT_ENCODING);
+    let declared_len = header(hyper::header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "push body over the limit of {} bytes (--push.max-body-bytes)\n",
+                opts.max_body_bytes
+            ),
+        )
+    };
+    if declared_len.is_some_and(|n| n > opts.max_body_bytes as u64) {
+        push::record(
+            &state.store,
+            method,
+            Some(&key),
+            opts,
+            &push::PushOutcome::TooLarge,
+        );
+        return too_large();
+    }
+    let body = match http_body_util::Limited::new(req.into_body(), opts.max_body_bytes)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            push::record(
+                &state.store,
+                method,
+                Some(&key),
+                opts,
+                &push::PushOutcome::TooLarge,
+            );
+            return too_large();
+        }
+        Err(e) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("could not read the request body: {e}\n"),
+            )
+        }
+    };
+    match push::handle(
+        &state.store,
+        opts,
+        method,
+        &key,
+        content_type.as_deref(),
+        content_encoding.as_deref(),
+        &body,
+    ) {
+        push::PushOutcome::Applied if method == push::PushMethod::Delete => {
+            plain(StatusCode::ACCEPTED, "")
+        }
+        push::PushOutcome::Applied => plain(StatusCode::OK, ""),
+        push::PushOutcome::Invalid(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+        push::PushOutcome::TooLarge => too_large(),
+        push::PushOutcome::Unsupported(e) => {
+            text(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("{e}\n"))
+        }
+    }
+}
+
 async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
+    role: Role,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if !state.opts.config.authorized(
         req.headers()
@@ -269,6 +448,11 @@ async fn handle(
             HeaderValue::from_static("Basic realm=\"promstatsd\""),
         );
         return Ok(r);
+    }
+    if role == Role::Push {
+        if let Some(opts) = &state.push {
+            return Ok(handle_push(&state, opts, req).await);
+        }
     }
     let path = req.uri().path();
     if path == "/-/reload" {

@@ -6,6 +6,7 @@
 //! statsd_exporter's.
 
 use crate::stats::{self, SelfFamily};
+use crate::store::pushed::PushedView;
 use crate::store::{Family, Series, SeriesValue, Store};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
@@ -165,18 +166,22 @@ fn parse_exp(b: &[u8]) -> i32 {
 
 fn write_help(out: &mut Vec<u8>, name: &str, help: &str, kind: &str, format: Format) {
     let name = type_name(name, kind, format);
-    out.extend_from_slice(b"# HELP ");
-    out.extend_from_slice(name.as_bytes());
-    out.push(b' ');
-    for c in help.bytes() {
-        match c {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'"' if format == Format::OpenMetrics => out.extend_from_slice(b"\\\""),
-            c => out.push(c),
+    // A pushed family may have no HELP; StatsD families always have one.
+    if !help.is_empty() {
+        out.extend_from_slice(b"# HELP ");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b' ');
+        for c in help.bytes() {
+            match c {
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'"' if format == Format::OpenMetrics => out.extend_from_slice(b"\\\""),
+                c => out.push(c),
+            }
         }
+        out.push(b'\n');
     }
-    out.extend_from_slice(b"\n# TYPE ");
+    out.extend_from_slice(b"# TYPE ");
     out.extend_from_slice(name.as_bytes());
     out.push(b' ');
     out.extend_from_slice(kind.as_bytes());
@@ -304,32 +309,83 @@ pub fn render(store: &Store, out: &mut Vec<u8>) {
     render_as(store, out, Format::Text);
 }
 
+/// Write a pushed family's samples (no HELP/TYPE lines).
+fn write_pushed_samples(out: &mut Vec<u8>, v: &PushedView, format: Format) {
+    for s in v.parts.iter().flat_map(|p| p.samples.iter()) {
+        let suffix = if v.kind == "counter" && *s.name == *v.name {
+            counter_suffix(&s.name, format)
+        } else {
+            ""
+        };
+        write_sample(out, &s.name, suffix, &s.labels, None, s.value, format);
+    }
+}
+
+/// Render the whole page as a `String` (tests, embedding).
+pub fn render_to_string(store: &Store) -> String {
+    let mut out = Vec::new();
+    render(store, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Render in the given format.
+///
+/// Three sorted streams are merged by family name: the StatsD series, the
+/// pushed families and promstatsd's own. A pushed family with the name of a
+/// StatsD family (the push API made sure the types agree) is written inside
+/// that family's block, after its StatsD series, so no family appears twice.
 pub fn render_as(store: &Store, out: &mut Vec<u8>, format: Format) {
     let now = store.clock.tick();
     let own = stats::collect(store);
     let mut own = own.iter().peekable();
+    let pushed = store.pushed_view();
+    let mut pushed = pushed.iter().peekable();
+    // Write every own or pushed family whose name sorts before `name`, in order.
+    let mut before = |out: &mut Vec<u8>,
+                      own: &mut std::iter::Peekable<std::slice::Iter<'_, SelfFamily>>,
+                      name: Option<&str>| loop {
+        let below = |n: &str| name.is_none_or(|name| n < name);
+        let next_own = own.peek().map(|f| f.name).filter(|n| below(n));
+        let next_pushed = pushed.peek().map(|v| &*v.name).filter(|n| below(n));
+        let own_first = match (next_own, next_pushed) {
+            (None, None) => return pushed.next_if(|v| name.is_some_and(|n| *v.name == *n)),
+            (Some(o), Some(p)) => o < p,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+        };
+        if own_first {
+            if let Some(sf) = own.next() {
+                write_self(out, sf, format);
+            }
+        } else if let Some(v) = pushed.next() {
+            write_help(out, &v.name, &v.help, v.kind, format);
+            write_pushed_samples(out, v, format);
+        }
+    };
     let mut scratch = Vec::new();
     store.with_sorted(|series| {
         let mut current: Option<&Arc<Family>> = None;
+        let mut attached: Option<&PushedView> = None;
         for s in series {
             if s.is_retired() {
                 continue;
             }
             let f = s.family();
             if !current.is_some_and(|c| Arc::ptr_eq(c, f)) {
-                while let Some(sf) = own.next_if(|sf| sf.name < &*f.name) {
-                    write_self(out, sf, format);
+                if let Some(v) = attached.take() {
+                    write_pushed_samples(out, v, format);
                 }
+                attached = before(out, &mut own, Some(&f.name));
                 write_help(out, &f.name, &f.help, f.kind.prom_type(), format);
                 current = Some(f);
             }
             write_series(out, s, now, &mut scratch, format);
         }
+        if let Some(v) = attached {
+            write_pushed_samples(out, v, format);
+        }
     });
-    for sf in own {
-        write_self(out, sf, format);
-    }
+    before(out, &mut own, None);
     if format == Format::OpenMetrics {
         out.extend_from_slice(b"# EOF\n");
     }

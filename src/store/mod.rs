@@ -19,6 +19,7 @@
 //! `le="+Inf"` always equals `_count`; its `_sum` may be a few samples ahead.
 
 pub mod atomic;
+pub mod pushed;
 pub mod set;
 pub mod summary;
 
@@ -298,6 +299,8 @@ pub struct Store {
     pub clock: Clock,
     /// Self-metrics.
     pub stats: Stats,
+    /// Groups pushed through the Pushgateway-compatible API.
+    pushed: pushed::Pushed,
 }
 
 impl Default for Store {
@@ -307,8 +310,13 @@ impl Default for Store {
 }
 
 fn render_labels(labels: &[(String, String)]) -> Box<str> {
+    render_label_pairs(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// Render label pairs (already sorted) as `k="v",k2="v2"`, values escaped.
+fn render_label_pairs<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> Box<str> {
     let mut out = String::new();
-    for (i, (k, v)) in labels.iter().enumerate() {
+    for (i, (k, v)) in labels.enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -357,6 +365,7 @@ impl Store {
             has_ttl: AtomicBool::new(false),
             clock: Clock::default(),
             stats: Stats::default(),
+            pushed: pushed::Pushed::default(),
         }
     }
 
@@ -364,6 +373,11 @@ impl Store {
     pub fn series_count(&self, kind: FamilyKind) -> usize {
         // Relaxed: a gauge for self-metrics.
         self.series_by_kind[kind.index()].load(Ordering::Relaxed)
+    }
+
+    /// The pushed groups.
+    pub fn pushed(&self) -> &pushed::Pushed {
+        &self.pushed
     }
 
     /// Number of series in total.
@@ -466,7 +480,10 @@ impl Store {
             families.remove(m.name.as_str());
             self.retire_where(|s| Arc::ptr_eq(&s.family, &old));
         }
-        if m.name.starts_with(SELF_PREFIX) || collides(&families, &m.name, kind) {
+        if m.name.starts_with(SELF_PREFIX)
+            || collides(&families, &m.name, kind)
+            || self.pushed.clashes(&m.name, kind.prom_type())
+        {
             return Err(Refusal::Conflict);
         }
         if m.ttl_secs > 0 {

@@ -17,6 +17,7 @@ pub struct Daemon {
     pub udp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
     pub web: SocketAddr,
+    pub push: Option<SocketAddr>,
     pub log: Arc<Mutex<String>>,
 }
 
@@ -34,6 +35,7 @@ impl Daemon {
             "--statsd.listen-udp=127.0.0.1:0",
             "--statsd.listen-tcp=127.0.0.1:0",
             "--web.listen-address=127.0.0.1:0",
+            "--push.listen-address=127.0.0.1:0",
         ];
         args.extend_from_slice(extra);
         Self::start_raw(&args).unwrap_or_else(|log| panic!("daemon did not start:\n{log}"))
@@ -67,6 +69,7 @@ impl Daemon {
                     udp: parse("udp"),
                     tcp: parse("tcp"),
                     web: parse("web").ok_or_else(|| format!("no web address in:\n{text}"))?,
+                    push: parse("push"),
                     child,
                     log,
                 });

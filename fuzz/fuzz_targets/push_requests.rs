@@ -1,0 +1,48 @@
+//! A sequence of push requests (method, path, body) against one store: never
+//! panics, the page stays valid after every request, and the persistence file
+//! round-trips whatever was accepted.
+//!
+//! Input: requests separated by `\0`; in each, the first byte picks the method
+//! (PUT, POST, DELETE), then the path up to the first `\n`, then the body.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use promstatsd::exposition::{check::check, text::render_to_string};
+use promstatsd::push::{self, PushMethod, PushOptions};
+use promstatsd::store::Store;
+
+fuzz_target!(|data: &[u8]| {
+    let store = Store::default();
+    let opts = PushOptions {
+        max_body_bytes: 4096,
+        ..PushOptions::default()
+    };
+    for req in data.split(|b| *b == 0).take(16) {
+        let Some((&m, rest)) = req.split_first() else { continue };
+        let method = match m % 3 {
+            0 => PushMethod::Put,
+            1 => PushMethod::Post,
+            _ => PushMethod::Delete,
+        };
+        let split = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
+        let (path, body) = rest.split_at(split);
+        let body = body.get(1..).unwrap_or_default();
+        let Ok(path) = std::str::from_utf8(path) else { continue };
+        let Some(Ok(key)) = push::parse_group_path(path) else { continue };
+        // Every accepted key names itself again through its canonical path.
+        let again = push::parse_group_path(&format!("/metrics{}", key.to_path()));
+        assert_eq!(again, Some(Ok(key.clone())));
+        push::handle(&store, &opts, method, &key, None, None, body);
+        let page = render_to_string(&store);
+        if let Err(e) = check(page.as_bytes()) {
+            panic!("invalid page after {method:?} {path:?} {body:?}: {e}\n{page}");
+        }
+    }
+    let saved = push::serialize(&store);
+    let restored = Store::default();
+    let text = std::str::from_utf8(&saved).expect("the state file is UTF-8");
+    if let Err(e) = push::restore(&restored, text) {
+        panic!("state does not load back: {e}\n{text}");
+    }
+    assert_eq!(push::serialize(&restored), saved);
+});

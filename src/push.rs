@@ -1,0 +1,664 @@
+//! The Pushgateway-compatible push API: request handling and persistence.
+//!
+//! `PUT`, `POST` and `DELETE` on `/metrics/job/<job>{/<label>/<value>}` (a name
+//! ending in `@base64` marks a URL-safe base64 value, the only way to push a value
+//! with a `/` or an empty one). Bodies are the Prometheus text format, parsed by
+//! [`crate::exposition::textparse`]; what they hold goes into the store's pushed
+//! groups (see [`crate::store::pushed`]) and from there onto the metrics page.
+//!
+//! Persistence (`--push.persistence.file`) writes every group to one text file,
+//! atomically (a temporary file in the same directory, fsynced, then renamed),
+//! when the groups changed and at shutdown; the file is read back at start.
+
+use crate::exposition::text::write_float;
+use crate::exposition::textparse;
+use crate::store::pushed::{GroupKey, PushedFamily};
+use crate::store::Store;
+use base64::Engine as _;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Default bound on a push body, compressed or not (`--push.max-body-bytes`).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Push API settings.
+#[derive(Clone, Debug)]
+pub struct PushOptions {
+    /// Largest body accepted (after gzip decompression too); larger gets 413.
+    pub max_body_bytes: usize,
+    /// Where groups are kept across restarts, if anywhere.
+    pub persistence_file: Option<PathBuf>,
+    /// How often changed groups are written to the persistence file.
+    pub persistence_interval: Duration,
+    /// Groups not changed for this long are removed; zero keeps them forever.
+    pub ttl: Duration,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            persistence_file: None,
+            persistence_interval: Duration::from_secs(300),
+            ttl: Duration::ZERO,
+        }
+    }
+}
+
+/// What a push request does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushMethod {
+    /// Replace the whole group.
+    Put,
+    /// Replace the families named in the body.
+    Post,
+    /// Remove the group.
+    Delete,
+}
+
+impl PushMethod {
+    /// Lower-case name, for logs and self-metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Put => "put",
+            Self::Post => "post",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+/// How a push request ended, for the response and the self-metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// Applied (200 for PUT/POST, 202 for DELETE, as the Pushgateway answers).
+    Applied,
+    /// A bad URL, body or an inconsistent push: 400 with the reason.
+    Invalid(String),
+    /// Body over the size limit: 413.
+    TooLarge,
+    /// A body encoding promstatsd does not read (protobuf): 415.
+    Unsupported(String),
+}
+
+impl PushOutcome {
+    /// The label value of `promstatsd_push_requests_total{result=...}`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Applied => "ok",
+            Self::Invalid(_) => "invalid",
+            Self::TooLarge => "too_large",
+            Self::Unsupported(_) => "unsupported",
+        }
+    }
+}
+
+/// The current time as Unix seconds.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("invalid percent-encoding in {s:?}"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8 once decoded"))
+}
+
+/// Decode a URL-safe base64 value; trailing `=` padding is ignored (so `=` alone
+/// is the empty string), as the Pushgateway does.
+fn decode_base64(s: &str) -> Result<String, String> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s.trim_end_matches('='))
+        .map_err(|e| format!("invalid base64 {s:?}: {e}"))?;
+    String::from_utf8(bytes).map_err(|_| format!("base64 value {s:?} is not UTF-8"))
+}
+
+/// Parse the grouping key from a request path, `/metrics/job/<job>{/<l>/<v>}`.
+/// `None` if the path is not a push path at all.
+pub fn parse_group_path(path: &str) -> Option<Result<GroupKey, String>> {
+    let rest = path.strip_prefix("/metrics/")?;
+    let mut parts = rest.split('/');
+    let first = parts.next()?;
+    if first != "job" && first != "job@base64" {
+        return None;
+    }
+    Some((|| {
+        let job_raw = parts.next().ok_or("job name is required")?;
+        let job = percent_decode(job_raw)?;
+        let job = if first == "job@base64" {
+            decode_base64(&job)?
+        } else {
+            job
+        };
+        let rest: Vec<&str> = parts.collect();
+        if rest.len() % 2 != 0 {
+            return Err(format!(
+                "odd number of components in the label path {:?}",
+                rest.join("/")
+            ));
+        }
+        let mut labels = Vec::with_capacity(rest.len() / 2);
+        for pair in rest.chunks(2) {
+            let name = percent_decode(pair[0])?;
+            let value = percent_decode(pair[1])?;
+            let (name, value) = match name.strip_suffix("@base64") {
+                Some(n) => (n.to_owned(), decode_base64(&value)?),
+                None => (name, value),
+            };
+            if name == "job" {
+                return Err("the job label must come first in the path".to_owned());
+            }
+            labels.push((name, value));
+        }
+        GroupKey::new(&job, labels)
+    })())
+}
+
+/// Read a gzip body, refusing more than `limit` bytes of output.
+fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, PushOutcome> {
+    let mut out = Vec::new();
+    let mut dec = flate2::read::GzDecoder::new(body).take(limit as u64 + 1);
+    dec.read_to_end(&mut out)
+        .map_err(|e| PushOutcome::Invalid(format!("invalid gzip body: {e}")))?;
+    if out.len() > limit {
+        return Err(PushOutcome::TooLarge);
+    }
+    Ok(out)
+}
+
+/// Handle one push request whose body was read (within the size limit).
+pub fn handle(
+    store: &Store,
+    opts: &PushOptions,
+    method: PushMethod,
+    key: &GroupKey,
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+    body: &[u8],
+) -> PushOutcome {
+    let outcome = apply(
+        store,
+        opts,
+        method,
+        key,
+        content_type,
+        content_encoding,
+        body,
+    );
+    record(store, method, Some(key), opts, &outcome);
+    outcome
+}
+
+/// Count a push request's outcome and log a refusal.
+pub fn record(
+    store: &Store,
+    method: PushMethod,
+    key: Option<&GroupKey>,
+    opts: &PushOptions,
+    outcome: &PushOutcome,
+) {
+    let key = key.map_or_else(|| "(bad path)".to_owned(), GroupKey::to_string);
+    // Relaxed: a self-metric counter.
+    store.stats.push_requests[method as usize][outcome_index(outcome)]
+        .fetch_add(1, Ordering::Relaxed);
+    match outcome {
+        PushOutcome::Applied => {
+            tracing::debug!(method = method.name(), group = %key, "push applied")
+        }
+        PushOutcome::Invalid(e) | PushOutcome::Unsupported(e) => {
+            tracing::warn!(method = method.name(), group = %key, error = %e, "push refused")
+        }
+        PushOutcome::TooLarge => tracing::warn!(
+            method = method.name(),
+            group = %key,
+            limit = opts.max_body_bytes,
+            "push refused: body over --push.max-body-bytes"
+        ),
+    }
+}
+
+fn outcome_index(o: &PushOutcome) -> usize {
+    match o {
+        PushOutcome::Applied => 0,
+        PushOutcome::Invalid(_) => 1,
+        PushOutcome::TooLarge => 2,
+        PushOutcome::Unsupported(_) => 3,
+    }
+}
+
+fn apply(
+    store: &Store,
+    opts: &PushOptions,
+    method: PushMethod,
+    key: &GroupKey,
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+    body: &[u8],
+) -> PushOutcome {
+    if method == PushMethod::Delete {
+        store.delete_group(key);
+        return PushOutcome::Applied;
+    }
+    if content_type.is_some_and(|ct| {
+        ct.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("application/vnd.google.protobuf")
+    }) {
+        return PushOutcome::Unsupported(
+            "protobuf push bodies are not supported; push the text format (text/plain; version=0.0.4)"
+                .to_owned(),
+        );
+    }
+    let decoded;
+    let body = match content_encoding.map(str::trim) {
+        None | Some("") | Some("identity") => body,
+        Some(e) if e.eq_ignore_ascii_case("gzip") => match gunzip(body, opts.max_body_bytes) {
+            Ok(b) => {
+                decoded = b;
+                &decoded[..]
+            }
+            Err(o) => return o,
+        },
+        Some(e) => {
+            return PushOutcome::Unsupported(format!(
+                "unsupported Content-Encoding {e:?} (use gzip or none)"
+            ))
+        }
+    };
+    if body.len() > opts.max_body_bytes {
+        return PushOutcome::TooLarge;
+    }
+    let Ok(text) = std::str::from_utf8(body) else {
+        return PushOutcome::Invalid("the body is not UTF-8".to_owned());
+    };
+    let families = match textparse::parse(text) {
+        Ok(f) => f,
+        Err(e) => return PushOutcome::Invalid(format!("invalid text format: {e}")),
+    };
+    match store.push(key, &families, method == PushMethod::Put, unix_now()) {
+        Ok(()) => PushOutcome::Applied,
+        Err(e) => PushOutcome::Invalid(format!(
+            "pushed metrics are invalid or inconsistent with existing metrics: {e}"
+        )),
+    }
+}
+
+const FILE_HEADER: &str = "# promstatsd push persistence v1\n";
+const GROUP_MARK: &str = "#@group ";
+
+fn write_family(out: &mut Vec<u8>, f: &PushedFamily) {
+    if let Some(h) = &f.help {
+        out.extend_from_slice(b"# HELP ");
+        out.extend_from_slice(f.name.as_bytes());
+        out.push(b' ');
+        for c in h.bytes() {
+            match c {
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"# TYPE ");
+    out.extend_from_slice(f.name.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(f.kind.as_bytes());
+    out.push(b'\n');
+    for s in &f.samples {
+        out.extend_from_slice(s.name.as_bytes());
+        if !s.labels.is_empty() {
+            out.push(b'{');
+            out.extend_from_slice(s.labels.as_bytes());
+            out.push(b'}');
+        }
+        out.push(b' ');
+        write_float(out, s.value);
+        out.push(b'\n');
+    }
+}
+
+/// Every group in the persistence format: a header line, then per group a
+/// `#@group <path> <push time> <failure time>` line and its families in the
+/// text format (labels already merged, so re-applying them is idempotent).
+pub fn serialize(store: &Store) -> Vec<u8> {
+    let mut out = Vec::from(FILE_HEADER.as_bytes());
+    for g in store.pushed().export() {
+        out.extend_from_slice(GROUP_MARK.as_bytes());
+        out.extend_from_slice(g.key.to_path().as_bytes());
+        out.push(b' ');
+        write_float(&mut out, g.push_time);
+        out.push(b' ');
+        write_float(&mut out, g.failure_time);
+        out.push(b'\n');
+        for f in &g.families {
+            write_family(&mut out, f);
+        }
+    }
+    out
+}
+
+/// Restore groups from the persistence format; returns how many were loaded.
+/// Stops at the first bad group (the error names its line).
+pub fn restore(store: &Store, text: &str) -> Result<usize, String> {
+    let body = text
+        .strip_prefix(FILE_HEADER)
+        .ok_or("not a promstatsd push persistence file (bad first line)")?;
+    let mut loaded = 0;
+    let mut line_no = 1;
+    let mut chunks = body.split_inclusive('\n').peekable();
+    while let Some(head) = chunks.next() {
+        line_no += 1;
+        let head_line = line_no;
+        let at = |e: String| format!("line {head_line}: {e}");
+        let header = head
+            .trim_end()
+            .strip_prefix(GROUP_MARK)
+            .ok_or_else(|| at("expected a #@group line".to_owned()))?;
+        let mut fields = header.split(' ');
+        let (path, push, fail) = (
+            fields.next().unwrap_or(""),
+            fields.next().unwrap_or(""),
+            fields.next().unwrap_or(""),
+        );
+        let key = parse_group_path(&format!("/metrics{path}"))
+            .ok_or_else(|| at(format!("bad group path {path:?}")))?
+            .map_err(at)?;
+        let time = |s: &str| s.parse::<f64>().map_err(|_| at(format!("bad time {s:?}")));
+        let (push, fail) = (time(push)?, time(fail)?);
+        let mut group_text = String::new();
+        while let Some(l) = chunks.next_if(|l| !l.starts_with(GROUP_MARK)) {
+            line_no += 1;
+            group_text.push_str(l);
+        }
+        let families = textparse::parse(&group_text)
+            .map_err(|e| format!("group starting at line {head_line}: {e}"))?;
+        if !families.is_empty() || push > 0.0 {
+            store
+                .push(&key, &families, true, push)
+                .map_err(|e| at(format!("group {key}: {e}")))?;
+        }
+        if fail > 0.0 {
+            store.set_push_failure_time(&key, fail);
+        }
+        store.set_push_time(&key, push);
+        loaded += 1;
+    }
+    Ok(loaded)
+}
+
+/// Write the groups to `path` atomically: a temporary file beside it, fsynced,
+/// renamed over it, and the directory fsynced.
+pub fn persist(store: &Store, path: &Path) -> std::io::Result<()> {
+    let data = serialize(store);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "push".to_owned());
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Load the persistence file at start. A missing file is an empty start; a
+/// damaged one is moved aside (`<file>.corrupt`) so the next write does not
+/// destroy it, and the groups read before the damage are kept.
+pub fn load(store: &Store, path: &Path) -> Result<usize, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    match restore(store, &text) {
+        Ok(n) => Ok(n),
+        Err(e) => {
+            let aside = PathBuf::from(format!("{}.corrupt", path.display()));
+            let moved = std::fs::rename(path, &aside);
+            tracing::error!(
+                file = %path.display(),
+                moved_to = %aside.display(),
+                moved = moved.is_ok(),
+                error = %e,
+                "push persistence file is damaged; groups after the damage are lost"
+            );
+            Ok(store.pushed().group_count())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(path: &str) -> Result<GroupKey, String> {
+        parse_group_path(path).unwrap_or_else(|| Err("not a push path".into()))
+    }
+
+    #[test]
+    fn group_paths() {
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            ("/metrics/job/airflow", Ok("{job=\"airflow\"}")),
+            (
+                "/metrics/job/a/instance/h1/x/y",
+                Ok("{instance=\"h1\",job=\"a\",x=\"y\"}"),
+            ),
+            ("/metrics/job@base64/YS9i", Ok("{job=\"a/b\"}")),
+            ("/metrics/job@base64/YS9i==", Ok("{job=\"a/b\"}")),
+            (
+                "/metrics/job/a/path@base64/L3Zhci90bXA",
+                Ok("{job=\"a\",path=\"/var/tmp\"}"),
+            ),
+            (
+                "/metrics/job/a/empty@base64/=",
+                Ok("{empty=\"\",job=\"a\"}"),
+            ),
+            ("/metrics/job/my%20job", Ok("{job=\"my job\"}")),
+            ("/metrics/job/a/x/1/x/2", Ok("{job=\"a\",x=\"2\"}")),
+            ("/metrics/job/", Err("job name is required")),
+            ("/metrics/job", Err("job name is required")),
+            ("/metrics/job/a/x", Err("odd number")),
+            ("/metrics/job/a/1x/y", Err("improper label name")),
+            ("/metrics/job/a/__x/y", Err("improper label name")),
+            ("/metrics/job@base64/!!", Err("invalid base64")),
+            ("/metrics/job/a%zz", Err("percent-encoding")),
+            ("/metrics/job/a/job/b", Err("must come first")),
+        ];
+        for (path, want) in cases {
+            let got = key(path).map(|k| k.to_string());
+            match want {
+                Ok(w) => assert_eq!(got.as_deref(), Ok(*w), "{path}"),
+                Err(w) => {
+                    let e = got.expect_err(path);
+                    assert!(e.contains(w), "{path}: {e:?} lacks {w:?}");
+                }
+            }
+        }
+        assert!(parse_group_path("/metrics").is_none());
+        assert!(parse_group_path("/metrics/other/x").is_none());
+    }
+
+    #[test]
+    fn every_key_round_trips_through_its_path() {
+        for k in [
+            "/metrics/job/a",
+            "/metrics/job@base64/YS9i/e@base64/=/z/%C3%BC",
+        ] {
+            let k = key(k).unwrap();
+            assert_eq!(key(&format!("/metrics{}", k.to_path())).unwrap(), k);
+        }
+    }
+
+    fn put(store: &Store, path: &str, body: &str) -> PushOutcome {
+        handle(
+            store,
+            &PushOptions::default(),
+            PushMethod::Put,
+            &key(path).unwrap(),
+            Some("text/plain; version=0.0.4"),
+            None,
+            body.as_bytes(),
+        )
+    }
+
+    #[test]
+    fn bodies_are_checked() {
+        let store = Store::default();
+        assert_eq!(put(&store, "/metrics/job/a", "x 1\n"), PushOutcome::Applied);
+        assert!(
+            matches!(put(&store, "/metrics/job/a", "x 1 2\n"), PushOutcome::Invalid(e) if e.contains("timestamps"))
+        );
+        let opts = PushOptions {
+            max_body_bytes: 4,
+            ..PushOptions::default()
+        };
+        let k = key("/metrics/job/a").unwrap();
+        let big = handle(
+            &store,
+            &opts,
+            PushMethod::Post,
+            &k,
+            None,
+            None,
+            b"x 12345\n",
+        );
+        assert_eq!(big, PushOutcome::TooLarge);
+        let proto = handle(
+            &store,
+            &opts,
+            PushMethod::Put,
+            &k,
+            Some("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"),
+            None,
+            b"",
+        );
+        assert!(matches!(proto, PushOutcome::Unsupported(_)));
+        // The refused pushes left the first one in place.
+        assert!(crate::exposition::text::render_to_string(&store)
+            .contains("x{instance=\"\",job=\"a\"} 1\n"));
+    }
+
+    #[test]
+    fn gzip_bodies_are_read_and_bounded() {
+        let store = Store::default();
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(b"y 2\n").unwrap();
+        let z = enc.finish().unwrap();
+        let k = key("/metrics/job/z").unwrap();
+        let opts = PushOptions::default();
+        let ok = handle(&store, &opts, PushMethod::Put, &k, None, Some("gzip"), &z);
+        assert_eq!(ok, PushOutcome::Applied);
+        let small = PushOptions {
+            max_body_bytes: 3,
+            ..PushOptions::default()
+        };
+        let big = handle(&store, &small, PushMethod::Put, &k, None, Some("gzip"), &z);
+        assert_eq!(big, PushOutcome::TooLarge);
+        let bad = handle(
+            &store,
+            &opts,
+            PushMethod::Put,
+            &k,
+            None,
+            Some("gzip"),
+            b"nope",
+        );
+        assert!(matches!(bad, PushOutcome::Invalid(_)));
+    }
+
+    #[test]
+    fn persistence_round_trips() {
+        let store = Store::default();
+        assert_eq!(
+            put(
+                &store,
+                "/metrics/job@base64/YS9i/instance/h",
+                "# HELP h Help with \\\\ and \\n.\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3.5\nh_count 2\n"
+            ),
+            PushOutcome::Applied
+        );
+        assert_eq!(
+            put(&store, "/metrics/job/b", "q{v=\"a\\\"b\"} 1e-300\n"),
+            PushOutcome::Applied
+        );
+        // A failed push stamps only the failure time.
+        assert!(matches!(
+            put(&store, "/metrics/job/c", "# TYPE q counter\nq 1\n"),
+            PushOutcome::Invalid(_)
+        ));
+        let text = serialize(&store);
+        let again = Store::default();
+        let n = restore(&again, std::str::from_utf8(&text).unwrap()).unwrap();
+        assert_eq!(n, 3);
+        let page = |s: &Store| {
+            crate::exposition::text::render_to_string(s)
+                .lines()
+                .filter(|l| !l.contains("promstatsd_"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(page(&store), page(&again));
+        assert_eq!(serialize(&again), text);
+    }
+
+    #[test]
+    fn damaged_files_are_refused_with_a_line() {
+        let store = Store::default();
+        let cases: &[(&str, &str)] = &[
+            ("garbage", "bad first line"),
+            (
+                "# promstatsd push persistence v1\nx 1\n",
+                "line 2: expected a #@group",
+            ),
+            (
+                "# promstatsd push persistence v1\n#@group /job/a 1 0\nx{ 1\n",
+                "group starting at line 2",
+            ),
+            (
+                "# promstatsd push persistence v1\n#@group /job/a one 0\n",
+                "bad time",
+            ),
+            (
+                "# promstatsd push persistence v1\n#@group /nope 1 0\n",
+                "bad group path",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = restore(&store, text).unwrap_err();
+            assert!(e.contains(want), "{text:?}: {e:?} lacks {want:?}");
+        }
+    }
+}
