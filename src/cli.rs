@@ -290,6 +290,74 @@ pub struct Args {
     /// groups until they are deleted, as the Pushgateway does.
     #[arg(long = "push.ttl", value_name = "DURATION", default_value = "0")]
     pub push_ttl: String,
+
+    /// Send every series to this remote-write receiver (Prometheus remote write
+    /// 1.0: Mimir, Cortex, Thanos Receive, VictoriaMetrics, Prometheus with
+    /// --web.enable-remote-write-receiver). Repeat for several receivers.
+    #[arg(long = "remote-write.url", value_name = "URL")]
+    pub remote_write_url: Vec<String>,
+
+    /// Time between two remote-write snapshots (Go duration).
+    #[arg(
+        long = "remote-write.interval",
+        value_name = "DURATION",
+        default_value = "15s"
+    )]
+    pub remote_write_interval: String,
+
+    /// Most samples in one remote-write request.
+    #[arg(long = "remote-write.max-samples-per-send", value_name = "N", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub remote_write_max_samples: u64,
+
+    /// Most samples queued per receiver while it is slow or down; past it the
+    /// oldest are dropped (counted), so a dead receiver costs bounded memory.
+    #[arg(long = "remote-write.queue-capacity", value_name = "SAMPLES", default_value_t = 500_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub remote_write_queue_capacity: u64,
+
+    /// Time one remote-write request may take (Go duration).
+    #[arg(
+        long = "remote-write.timeout",
+        value_name = "DURATION",
+        default_value = "30s"
+    )]
+    pub remote_write_timeout: String,
+
+    /// A label added to every remote-written series that lacks it, as name=value;
+    /// repeatable. Without an `instance` one, instance=<hostname> is added so
+    /// several promstatsd instances do not overwrite each other's series.
+    #[arg(long = "remote-write.external-label", value_name = "NAME=VALUE")]
+    pub remote_write_external_labels: Vec<String>,
+
+    /// Basic-auth user for the remote-write receivers.
+    #[arg(long = "remote-write.basic-auth.username", value_name = "USER")]
+    pub remote_write_user: Option<String>,
+
+    /// File holding the basic-auth password (needs --remote-write.basic-auth.username).
+    #[arg(long = "remote-write.basic-auth.password-file", value_name = "FILE")]
+    pub remote_write_password_file: Option<PathBuf>,
+
+    /// File holding a bearer token for the remote-write receivers (re-read
+    /// before every request, so a rotated token is picked up).
+    #[arg(long = "remote-write.bearer-token-file", value_name = "FILE")]
+    pub remote_write_bearer_file: Option<PathBuf>,
+
+    /// PEM CA bundle to verify https receivers with (default: the Mozilla roots).
+    #[arg(long = "remote-write.tls.ca-file", value_name = "FILE")]
+    pub remote_write_ca: Option<PathBuf>,
+
+    /// PEM client certificate for mutual TLS (with --remote-write.tls.key-file).
+    #[arg(long = "remote-write.tls.cert-file", value_name = "FILE")]
+    pub remote_write_cert: Option<PathBuf>,
+
+    /// PEM private key for mutual TLS (with --remote-write.tls.cert-file).
+    #[arg(long = "remote-write.tls.key-file", value_name = "FILE")]
+    pub remote_write_key: Option<PathBuf>,
+
+    /// Do not verify the receiver's certificate (testing only).
+    #[arg(long = "remote-write.tls.insecure-skip-verify")]
+    pub remote_write_insecure: bool,
     /// Forward every valid line to this StatsD (host:port) as well.
     #[arg(long = "statsd.relay.address", value_name = "ADDR")]
     pub relay_address: Option<String>,
@@ -357,7 +425,114 @@ pub fn parse_listen_addr(flag: &str, value: &str) -> Result<Option<SocketAddr>, 
         .ok_or_else(|| bad("the host resolves to no address"))
 }
 
+/// The machine's host name (the default `instance` of remote-written series).
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: `buf` is valid and writable for `buf.len()` bytes for the call.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    match (rc, std::str::from_utf8(&buf[..end])) {
+        (0, Ok(h)) if !h.is_empty() => h.to_owned(),
+        _ => "localhost".to_owned(),
+    }
+}
+
 impl Args {
+    fn build_remote_write(
+        &self,
+        rw: &mut crate::remote_write::RemoteWriteOptions,
+    ) -> Result<(), FlagError> {
+        let any_setting = self.remote_write_user.is_some()
+            || self.remote_write_bearer_file.is_some()
+            || self.remote_write_ca.is_some()
+            || self.remote_write_cert.is_some()
+            || !self.remote_write_external_labels.is_empty();
+        rw.urls = self
+            .remote_write_url
+            .iter()
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+            .collect();
+        if rw.urls.is_empty() {
+            if any_setting {
+                return Err(FlagError(
+                    "--remote-write.* settings need at least one --remote-write.url".to_owned(),
+                ));
+            }
+            return Ok(());
+        }
+        for u in &rw.urls {
+            crate::remote_write::check_url(u)
+                .map_err(|e| FlagError(format!("--remote-write.url: {e}")))?;
+        }
+        rw.interval = parse_duration_flag("remote-write.interval", &self.remote_write_interval)?;
+        rw.timeout = parse_duration_flag("remote-write.timeout", &self.remote_write_timeout)?;
+        if rw.interval.is_zero() || rw.timeout.is_zero() {
+            return Err(FlagError(
+                "--remote-write.interval and --remote-write.timeout must be longer than 0"
+                    .to_owned(),
+            ));
+        }
+        rw.max_samples_per_send = self.remote_write_max_samples as usize;
+        rw.queue_capacity = self.remote_write_queue_capacity as usize;
+        rw.external_labels.clear();
+        for l in &self.remote_write_external_labels {
+            let (k, v) = l.split_once('=').ok_or_else(|| {
+                FlagError(format!(
+                    "--remote-write.external-label={l:?}: expected name=value"
+                ))
+            })?;
+            if !crate::exposition::textparse::valid_label(k) || k.starts_with("__") {
+                return Err(FlagError(format!(
+                    "--remote-write.external-label={l:?}: {k:?} is not a valid label name"
+                )));
+            }
+            rw.external_labels.retain(|(n, _)| n != k);
+            rw.external_labels.push((k.to_owned(), v.to_owned()));
+        }
+        if !rw.external_labels.iter().any(|(k, _)| k == "instance") {
+            rw.external_labels.push(("instance".to_owned(), hostname()));
+        }
+        rw.basic_auth = match (&self.remote_write_user, &self.remote_write_password_file) {
+            (None, None) => None,
+            (Some(u), Some(f)) => {
+                let p = std::fs::read_to_string(f).map_err(|e| {
+                    FlagError(format!(
+                        "--remote-write.basic-auth.password-file={}: {e}",
+                        f.display()
+                    ))
+                })?;
+                Some((u.clone(), p.trim_end_matches(['\r', '\n']).to_owned()))
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(FlagError(
+                    "--remote-write.basic-auth.username and --remote-write.basic-auth.password-file go together".to_owned(),
+                ))
+            }
+        };
+        if rw.basic_auth.is_some() && self.remote_write_bearer_file.is_some() {
+            return Err(FlagError(
+                "remote write takes basic auth or a bearer token, not both".to_owned(),
+            ));
+        }
+        rw.bearer_token_file = self.remote_write_bearer_file.clone();
+        rw.tls_ca_file = self.remote_write_ca.clone();
+        rw.tls_client = match (&self.remote_write_cert, &self.remote_write_key) {
+            (None, None) => None,
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            _ => {
+                return Err(FlagError(
+                    "--remote-write.tls.cert-file and --remote-write.tls.key-file go together"
+                        .to_owned(),
+                ))
+            }
+        };
+        rw.tls_insecure_skip_verify = self.remote_write_insecure;
+        // Fail at start, not at the first send, on unreadable TLS files.
+        crate::remote_write::agent(rw).map_err(|e| FlagError(format!("remote write TLS: {e}")))?;
+        Ok(())
+    }
+
     /// Validate the flags and build the configuration, with warnings to log.
     pub fn build(&self) -> Result<(Config, Vec<String>), FlagError> {
         let mut warnings = Vec::new();
@@ -486,6 +661,7 @@ impl Args {
             ));
         }
         cfg.push.ttl = parse_duration_flag("push.ttl", &self.push_ttl)?;
+        self.build_remote_write(&mut cfg.remote_write)?;
         cfg.web.enable_lifecycle = self.enable_lifecycle;
         cfg.web.enable_openmetrics = self.enable_openmetrics;
         cfg.mapping = match self.mapping_config.as_deref().map(str::trim) {

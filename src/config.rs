@@ -38,6 +38,8 @@ pub struct Config {
     pub push_listen: Option<SocketAddr>,
     /// Push API settings.
     pub push: crate::push::PushOptions,
+    /// Remote write (off while it has no URL).
+    pub remote_write: crate::remote_write::RemoteWriteOptions,
 }
 
 impl Default for Config {
@@ -54,6 +56,7 @@ impl Default for Config {
             relay: None,
             push_listen: Some(SocketAddr::from(([0, 0, 0, 0], 9091))),
             push: crate::push::PushOptions::default(),
+            remote_write: crate::remote_write::RemoteWriteOptions::default(),
         }
     }
 }

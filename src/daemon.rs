@@ -243,6 +243,14 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
             )
         }
     };
+    let remote_write = if cfg.remote_write.urls.is_empty() {
+        None
+    } else {
+        Some(
+            crate::remote_write::RemoteWrite::start(Arc::clone(&store), cfg.remote_write.clone())
+                .map_err(RunError)?,
+        )
+    };
     drop(tx);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "promstatsd started");
 
@@ -267,6 +275,9 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     }
     for s in &stoppers {
         s.stop();
+    }
+    if let Some(rw) = remote_write {
+        rw.stop();
     }
     web_stop.notify_one();
     if let Some(t) = web_thread {

@@ -60,6 +60,7 @@ pub mod parser;
 pub mod push;
 pub mod relay;
 pub mod reload;
+pub mod remote_write;
 pub mod stats;
 pub mod store;
 

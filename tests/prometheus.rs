@@ -5,31 +5,10 @@
 
 mod common;
 
+use common::prom::{wait_query, Prometheus};
 use common::Daemon;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-struct Prometheus {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 
 fn start_prometheus(target: SocketAddr) -> Prometheus {
     start_prometheus_with(target, "")
@@ -38,80 +17,12 @@ fn start_prometheus(target: SocketAddr) -> Prometheus {
 /// Start Prometheus with one job scraping `target`; `extra` is added to the job
 /// (indented YAML, e.g. a scheme and credentials).
 fn start_prometheus_with(target: SocketAddr, extra: &str) -> Prometheus {
-    let dir = common::temp_dir("prometheus");
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
+    Prometheus::start(
+        &format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: airflow\n{extra}    static_configs:\n      - targets: [\"{target}\"]\n"
         ),
+        &[],
     )
-    .unwrap();
-    let port = free_port();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus is required (scripts/test.sh installs Debian's package)");
-    Prometheus {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-    }
-}
-
-fn http_get(addr: SocketAddr, path_and_query: &str) -> Option<String> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path_and_query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).ok()?;
-    let r = common::parse_response(&out);
-    (r.status == 200).then(|| String::from_utf8_lossy(&r.body).into_owned())
-}
-
-fn encode(q: &str) -> String {
-    q.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// The single value of an instant query, once Prometheus has one.
-fn query(p: &Prometheus, q: &str) -> Option<f64> {
-    let body = http_get(p.addr, &format!("/api/v1/query?query={}", encode(q)))?;
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    let result = v["data"]["result"].as_array()?;
-    let first = result.first()?;
-    first["value"][1].as_str()?.parse().ok()
-}
-
-fn wait_query(p: &Prometheus, q: &str, ok: impl Fn(f64) -> bool) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = query(p, q) {
-            if ok(v) {
-                return v;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "query {q:?} never satisfied; last {:?}",
-            query(p, q)
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 fn python(code: &str) {

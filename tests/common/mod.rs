@@ -2,6 +2,8 @@
 //! a minimal HTTP client (the tests need raw control over requests).
 #![allow(dead_code)]
 
+pub mod prom;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;

@@ -1,0 +1,217 @@
+//! Remote write into a real receiver: Debian's Prometheus with
+//! `--web.enable-remote-write-receiver` (installed by scripts/test.sh). StatsD goes
+//! in over UDP; the values come back through Prometheus' query API.
+
+mod common;
+
+use common::prom::{query, wait_query, Prometheus};
+use common::{value, Daemon};
+use std::time::{Duration, Instant};
+
+fn receiver() -> Prometheus {
+    let p = Prometheus::start(
+        "global:\n  scrape_interval: 15s\n",
+        &["--web.enable-remote-write-receiver"],
+    );
+    p.wait_ready();
+    p
+}
+
+fn daemon(p: &Prometheus, instance: &str, extra: &[&str]) -> Daemon {
+    let url = format!("--remote-write.url=http://{}/api/v1/write", p.addr);
+    let label = format!("--remote-write.external-label=instance={instance}");
+    let mut args = vec![url.as_str(), label.as_str(), "--remote-write.interval=1s"];
+    args.extend_from_slice(extra);
+    Daemon::start(&args)
+}
+
+fn self_metric(d: &Daemon, name: &str) -> f64 {
+    let page = d.scrape();
+    page.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{page}"))
+}
+
+#[test]
+fn statsd_values_arrive_in_a_real_receiver() {
+    let p = receiver();
+    let d = daemon(&p, "node1", &["--statsd.observer-type=histogram"]);
+    // Counters, a gauge and a histogram (timers in ms become seconds).
+    d.send_udp(b"jobs.done:2|c\njobs.done:3|c|#queue:default\npool.open_slots:128|g");
+    d.send_udp(b"task.duration:100|ms\ntask.duration:300|ms\ntask.duration:2000|ms");
+    d.wait_lines(6);
+    // A pushed gauge travels too; its instance="" gives way to the external label.
+    let r = common::raw_http(
+        d.push.unwrap(),
+        b"PUT /metrics/job/airflow HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 31\r\n\r\njob_last_success_unixtime 1.5e9\n",
+    );
+    assert_eq!(r.status, 200);
+
+    assert_eq!(
+        wait_query(&p, "jobs_done{instance=\"node1\",queue=\"\"}", |v| v == 2.0),
+        2.0
+    );
+    assert_eq!(
+        wait_query(&p, "jobs_done{instance=\"node1\",queue=\"default\"}", |v| v
+            == 3.0),
+        3.0
+    );
+    assert_eq!(wait_query(&p, "pool_open_slots", |v| v == 128.0), 128.0);
+    assert_eq!(wait_query(&p, "task_duration_count", |v| v == 3.0), 3.0);
+    assert_eq!(wait_query(&p, "task_duration_sum", |v| v > 0.0), 2.4);
+    // Observations 0.1, 0.3 and 2 s; the median interpolates inside (0.25, 0.5].
+    let median = wait_query(
+        &p,
+        "histogram_quantile(0.5, sum by (le) (task_duration_bucket))",
+        |v| v.is_finite(),
+    );
+    assert!((median - 0.375).abs() < 1e-9, "median {median}");
+    assert_eq!(
+        wait_query(
+            &p,
+            "job_last_success_unixtime{job=\"airflow\",instance=\"node1\"}",
+            |v| v > 0.0
+        ),
+        1.5e9
+    );
+    // Later values follow on the next interval.
+    d.send_udp(b"jobs.done:5|c");
+    assert_eq!(wait_query(&p, "jobs_done{queue=\"\"}", |v| v == 7.0), 7.0);
+    assert!(self_metric(&d, "promstatsd_remote_write_samples_sent_total{") > 0.0);
+    assert!(
+        self_metric(
+            &d,
+            "promstatsd_remote_write_last_success_timestamp_seconds{"
+        ) > 1.7e9
+    );
+    assert_eq!(
+        self_metric(&d, "promstatsd_remote_write_samples_failed_total{"),
+        0.0
+    );
+}
+
+#[test]
+fn two_instances_sum_in_the_receiver() {
+    let p = receiver();
+    let a = daemon(&p, "a", &[]);
+    let b = daemon(&p, "b", &[]);
+    a.send_udp(b"dag.runs:3|c\ndag.runs:1|c");
+    b.send_udp(b"dag.runs:4|c");
+    a.wait_lines(2);
+    b.wait_lines(1);
+    assert_eq!(wait_query(&p, "sum(dag_runs)", |v| v == 8.0), 8.0);
+    assert_eq!(wait_query(&p, "count(dag_runs)", |v| v == 2.0), 2.0);
+    assert_eq!(query(&p, "dag_runs{instance=\"a\"}"), Some(4.0));
+    assert_eq!(query(&p, "dag_runs{instance=\"b\"}"), Some(4.0));
+}
+
+#[test]
+fn a_receiver_restart_is_retried_within_the_queue_bound() {
+    let mut p = receiver();
+    let capacity = 400;
+    let cap_flag = format!("--remote-write.queue-capacity={capacity}");
+    let d = daemon(
+        &p,
+        "n",
+        &[&cap_flag, "--remote-write.max-samples-per-send=50"],
+    );
+    d.send_udp(b"beats:1|c");
+    d.wait_lines(1);
+    wait_query(&p, "beats", |v| v == 1.0);
+
+    p.stop();
+    d.send_udp(b"beats:1|c");
+    // About 130 samples a second queue up against a bound of 400: the queue fills,
+    // stays at the bound, and the oldest go.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let queued = self_metric(&d, "promstatsd_remote_write_queue_samples{");
+        assert!(queued <= capacity as f64, "queue {queued} over its bound");
+        if self_metric(&d, "promstatsd_remote_write_samples_dropped_total{") > 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing dropped while the receiver was down"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(self_metric(&d, "promstatsd_remote_write_samples_retried_total{") > 0.0);
+    let down_since = self_metric(
+        &d,
+        "promstatsd_remote_write_last_success_timestamp_seconds{",
+    );
+
+    p.restart();
+    p.wait_ready();
+    d.send_udp(b"beats:1|c");
+    assert_eq!(wait_query(&p, "beats", |v| v == 3.0), 3.0);
+    let url = format!("{{url=\"http://{}/api/v1/write\"}}", p.addr);
+    let page = d.wait_for_secs(30, |page| {
+        value(
+            page,
+            &format!("promstatsd_remote_write_last_success_timestamp_seconds{url}"),
+        )
+        .is_some_and(|t| t > down_since)
+    });
+    assert!(
+        value(
+            &page,
+            &format!("promstatsd_remote_write_queue_samples{url}")
+        )
+        .unwrap()
+            <= capacity as f64
+    );
+}
+
+#[test]
+fn bad_remote_write_flags_are_refused() {
+    for (args, why) in [
+        (
+            vec!["--remote-write.url=localhost:9090"],
+            "http:// or https://",
+        ),
+        (
+            vec!["--remote-write.external-label=instance=x"],
+            "need at least one --remote-write.url",
+        ),
+        (
+            vec![
+                "--remote-write.url=http://h/w",
+                "--remote-write.external-label=1x=y",
+            ],
+            "not a valid label name",
+        ),
+        (
+            vec![
+                "--remote-write.url=http://h/w",
+                "--remote-write.basic-auth.username=u",
+            ],
+            "go together",
+        ),
+        (
+            vec![
+                "--remote-write.url=http://h/w",
+                "--remote-write.tls.ca-file=/nonexistent",
+            ],
+            "cannot read",
+        ),
+        (
+            vec![
+                "--remote-write.url=http://h/w",
+                "--remote-write.interval=soon",
+            ],
+            "duration",
+        ),
+    ] {
+        let out = std::process::Command::new(common::BIN)
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(why), "{args:?}: {err:?} lacks {why:?}");
+    }
+}
