@@ -140,29 +140,7 @@ fn curl_status(url: &str, user: Option<&str>) -> String {
 #[test]
 fn tls_and_basic_auth_with_a_real_prometheus() {
     let dir = common::temp_dir("tls");
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl");
-    assert!(ok.success());
+    let (cert, _key) = common::self_signed_cert(&dir);
     let hash = bcrypt::hash("s3cret", 4).unwrap();
     let web = dir.join("web.yml");
     std::fs::write(

@@ -166,6 +166,81 @@ fn a_receiver_restart_is_retried_within_the_queue_bound() {
     );
 }
 
+/// An instant query through curl (the receiver speaks only TLS here).
+fn curl_query(addr: std::net::SocketAddr, q: &str) -> Option<f64> {
+    let out = std::process::Command::new("curl")
+        .args(["-sk", "-u", "writer:s3cret", "--get", "--data-urlencode"])
+        .arg(format!("query={q}"))
+        .arg(format!("https://{addr}/api/v1/query"))
+        .output()
+        .expect("curl is required (scripts/test.sh installs it)");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+#[test]
+fn tls_and_basic_auth_to_a_real_receiver() {
+    let dir = common::temp_dir("rw-tls");
+    let (cert, _key) = common::self_signed_cert(&dir);
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    let web = dir.join("web.yml");
+    std::fs::write(
+        &web,
+        format!("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\nbasic_auth_users:\n  writer: '{hash}'\n"),
+    )
+    .unwrap();
+    let web_flag = format!("--web.config.file={}", web.display());
+    let p = Prometheus::start(
+        "global:\n  scrape_interval: 15s\n",
+        &["--web.enable-remote-write-receiver", &web_flag],
+    );
+    let pw = dir.join("pw");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    let url = format!("--remote-write.url=https://{}/api/v1/write", p.addr);
+    let ca = format!("--remote-write.tls.ca-file={}", cert.display());
+    let pw_flag = format!("--remote-write.basic-auth.password-file={}", pw.display());
+    let d = Daemon::start(&[
+        &url,
+        &ca,
+        "--remote-write.basic-auth.username=writer",
+        &pw_flag,
+        "--remote-write.interval=1s",
+    ]);
+    d.send_udp(b"secure.writes:6|c");
+    d.wait_lines(1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while curl_query(p.addr, "secure_writes") != Some(6.0) {
+        assert!(Instant::now() < deadline, "never arrived:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // The default instance is the host name.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(
+        curl_query(
+            p.addr,
+            &format!("secure_writes{{instance=\"{}\"}}", host.trim())
+        ),
+        Some(6.0)
+    );
+
+    // A wrong password is a 401: refused for good, counted, not retried forever.
+    std::fs::write(&pw, "wrong\n").unwrap();
+    let bad_pw = format!("--remote-write.basic-auth.password-file={}", pw.display());
+    let bad = Daemon::start(&[
+        &url,
+        &ca,
+        "--remote-write.basic-auth.username=writer",
+        &bad_pw,
+        "--remote-write.interval=1s",
+    ]);
+    bad.wait_for_secs(20, |page| {
+        page.lines().any(|l| {
+            l.starts_with("promstatsd_remote_write_samples_failed_total{") && !l.ends_with(" 0")
+        })
+    });
+    assert!(bad.log().contains("HTTP 401"), "{}", bad.log());
+}
+
 #[test]
 fn bad_remote_write_flags_are_refused() {
     for (args, why) in [
