@@ -8,7 +8,7 @@ mod common;
 use common::prom::{wait_query, Prometheus};
 use common::Daemon;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 fn start_prometheus(target: SocketAddr) -> Prometheus {
     start_prometheus_with(target, "")
