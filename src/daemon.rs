@@ -47,6 +47,24 @@ fn raise_nofile_limit() {
     }
 }
 
+/// The nice value of the threads that are not on the ingest path (web, push,
+/// housekeeping, remote write): on a busy machine the scheduler then gives the
+/// ingest threads the CPU first, so rendering a large page does not starve the
+/// receive loop and lose datagrams. A scrape takes longer under contention.
+pub const BACKGROUND_NICE: i32 = 10;
+
+/// Lower the calling thread's priority to [`BACKGROUND_NICE`] (Linux: the nice
+/// value is per thread). Failure leaves it as it was.
+pub fn lower_thread_priority() {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    // SAFETY: plain syscall on our own thread id; an error only leaves the old value.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, BACKGROUND_NICE) };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower a background thread's priority");
+    }
+}
+
 /// Run until SIGTERM or SIGINT (or a thread fails). Binding errors are returned
 /// before anything starts.
 pub fn run(cfg: Config) -> Result<(), RunError> {
@@ -185,6 +203,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
     let house_thread = thread::Builder::new()
         .name("housekeeping".into())
         .spawn(move || {
+            lower_thread_priority();
             let mut persister = push_opts
                 .persistence_file
                 .clone()
@@ -235,6 +254,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
                 thread::Builder::new()
                     .name("web".into())
                     .spawn(move || {
+                        lower_thread_priority();
                         if let Err(e) = http::serve(l, push, store, opts, stop, reload) {
                             let _ = web_tx.send(Event::Failed("web", e));
                         }

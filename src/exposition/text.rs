@@ -256,7 +256,7 @@ fn write_series(out: &mut Vec<u8>, s: &Series, now: u64, scratch: &mut Vec<f64>,
         }
         SeriesValue::Histogram(h) => {
             let mut cumulative = 0u64;
-            for (i, c) in h.counts.iter().enumerate() {
+            for (i, c) in h.counts().iter().enumerate() {
                 // Relaxed: see the store's consistency note.
                 cumulative += c.load(Ordering::Relaxed);
                 let le = f.buckets.get(i).copied().unwrap_or(f64::INFINITY);
@@ -270,7 +270,7 @@ fn write_series(out: &mut Vec<u8>, s: &Series, now: u64, scratch: &mut Vec<f64>,
                     format,
                 );
             }
-            write_sample(out, name, "_sum", labels, None, h.sum.load(), format);
+            write_sample(out, name, "_sum", labels, None, h.sum(), format);
             write_sample(out, name, "_count", labels, None, cumulative as f64, format);
         }
     }

@@ -359,7 +359,10 @@ impl RemoteWrite {
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("remote-write-{i}"))
-                    .spawn(move || sender_loop(&ep2, &agent, &o))
+                    .spawn(move || {
+                        crate::daemon::lower_thread_priority();
+                        sender_loop(&ep2, &agent, &o)
+                    })
                     .map_err(|e| format!("cannot start a remote-write thread: {e}"))?,
             );
             tracing::info!(url = %redact(url), interval = ?opts.interval, "remote write enabled");
@@ -370,7 +373,10 @@ impl RemoteWrite {
         threads.push(
             std::thread::Builder::new()
                 .name("remote-write".into())
-                .spawn(move || collector_loop(&store, &eps, &st, &o))
+                .spawn(move || {
+                    crate::daemon::lower_thread_priority();
+                    collector_loop(&store, &eps, &st, &o)
+                })
                 .map_err(|e| format!("cannot start the remote-write thread: {e}"))?,
         );
         Ok(Self {

@@ -34,17 +34,21 @@ impl AtomicF64 {
     /// writes a series).
     #[inline]
     pub fn add(&self, d: f64) {
-        let mut cur = self.0.load(Ordering::Relaxed);
-        loop {
-            let new = (f64::from_bits(cur) + d).to_bits();
-            // Relaxed on both paths: see the type's comment.
-            match self
-                .0
-                .compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => return,
-                Err(actual) => cur = actual,
-            }
+        add_f64_bits(&self.0, d);
+    }
+}
+
+/// Add `d` to the `f64` whose bits `cell` holds (for an `f64` kept among integer
+/// cells, such as a histogram's sum beside its counts).
+#[inline]
+pub fn add_f64_bits(cell: &AtomicU64, d: f64) {
+    let mut cur = cell.load(Ordering::Relaxed);
+    loop {
+        let new = (f64::from_bits(cur) + d).to_bits();
+        // Relaxed on both paths: see `AtomicF64`'s comment.
+        match cell.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(actual) => cur = actual,
         }
     }
 }

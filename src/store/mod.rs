@@ -31,7 +31,7 @@ use set::DistinctSet;
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use summary::{Summary, SummaryOptions};
 
@@ -126,13 +126,40 @@ impl Family {
     }
 }
 
-/// A histogram's state: one atomic count per bucket (the last is `+Inf`) and the sum.
+/// A histogram's state in one allocation: one atomic count per bucket (the last
+/// is `+Inf`), then the bits of the `f64` sum.
 #[derive(Debug)]
 pub struct HistogramCells {
+    cells: Box<[AtomicU64]>,
+}
+
+impl HistogramCells {
+    fn new(buckets: usize) -> Self {
+        Self {
+            cells: (0..buckets + 2).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
     /// Non-cumulative counts, one per bound plus `+Inf`.
-    pub counts: Box<[AtomicU64]>,
+    #[inline]
+    pub fn counts(&self) -> &[AtomicU64] {
+        self.cells.split_last().map_or(&[], |(_, c)| c)
+    }
+
     /// Sum of observations.
-    pub sum: AtomicF64,
+    pub fn sum(&self) -> f64 {
+        // Relaxed: see the module's consistency note.
+        self.cells
+            .last()
+            .map_or(0.0, |s| f64::from_bits(s.load(Ordering::Relaxed)))
+    }
+
+    #[inline]
+    fn add_sum(&self, d: f64) {
+        if let Some(s) = self.cells.last() {
+            atomic::add_f64_bits(s, d);
+        }
+    }
 }
 
 /// The value of one series.
@@ -159,9 +186,9 @@ pub struct Series {
     value: SeriesValue,
     retired: AtomicBool,
     /// Copy of the family's TTL, so the hot path does not chase the family pointer.
-    ttl_secs: u64,
+    ttl_secs: u32,
     /// Store clock second of the last update (only kept when `ttl_secs > 0`).
-    last_seen: AtomicU64,
+    last_seen: AtomicU32,
 }
 
 impl Series {
@@ -193,7 +220,7 @@ impl Series {
     pub fn touch(&self, now: u64) {
         if self.ttl_secs != 0 {
             // Relaxed: a timestamp read by the expiry sweep; one second of skew is harmless.
-            self.last_seen.store(now, Ordering::Relaxed);
+            self.last_seen.store(now as u32, Ordering::Relaxed);
         }
     }
 
@@ -231,11 +258,11 @@ impl Series {
         match &self.value {
             SeriesValue::Histogram(h) => {
                 let idx = self.family.buckets.partition_point(|b| *b < v);
-                if let Some(c) = h.counts.get(idx) {
+                if let Some(c) = h.counts().get(idx) {
                     // Relaxed: an independent statistic, see the module's consistency note.
                     c.fetch_add(n, Ordering::Relaxed);
                 }
-                h.sum.add(v * n as f64);
+                h.add_sum(v * n as f64);
             }
             SeriesValue::Summary(s) => {
                 let mut s = s.lock().unwrap_or_else(PoisonError::into_inner);
@@ -424,21 +451,18 @@ impl Store {
             FamilyKind::Summary => {
                 SeriesValue::Summary(Box::new(Mutex::new(Summary::new(&family.summary))))
             }
-            FamilyKind::Histogram => SeriesValue::Histogram(HistogramCells {
-                counts: (0..=family.buckets.len())
-                    .map(|_| AtomicU64::new(0))
-                    .collect(),
-                sum: AtomicF64::new(0.0),
-            }),
+            FamilyKind::Histogram => {
+                SeriesValue::Histogram(HistogramCells::new(family.buckets.len()))
+            }
         };
-        let ttl_secs = family.ttl_secs;
+        let ttl_secs = u32::try_from(family.ttl_secs).unwrap_or(u32::MAX);
         let series = Arc::new(Series {
             family,
             labels,
             value,
             retired: AtomicBool::new(false),
             ttl_secs,
-            last_seen: AtomicU64::new(self.clock.now()),
+            last_seen: AtomicU32::new(self.clock.now() as u32),
         });
         let hasher = &self.hasher;
         map.insert_unique(hash, Arc::clone(&series), |s| {
@@ -553,7 +577,9 @@ impl Store {
         }
         let removed = self.retire_where(|s| {
             // Relaxed: see `touch`.
-            s.ttl_secs != 0 && now.saturating_sub(s.last_seen.load(Ordering::Relaxed)) >= s.ttl_secs
+            s.ttl_secs != 0
+                && now.saturating_sub(u64::from(s.last_seen.load(Ordering::Relaxed)))
+                    >= u64::from(s.ttl_secs)
         });
         if removed > 0 {
             let mut families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
@@ -761,10 +787,24 @@ mod tests {
         let SeriesValue::Histogram(h) = s.value() else {
             panic!("not a histogram")
         };
-        let counts: Vec<u64> = h.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        let counts: Vec<u64> = h
+            .counts()
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
         assert_eq!(counts[0], 1);
         assert_eq!(counts[1], 2);
         assert_eq!(counts[11], 1);
-        assert!((h.sum.load() - 100.0152).abs() < 1e-9);
+        assert!((h.sum() - 100.0152).abs() < 1e-9);
+    }
+}
+#[cfg(test)]
+mod size_guard {
+    /// Memory per series is a budget (BENCHMARKS.md): a field added to `Series`
+    /// or a bigger value variant must be a decision, not an accident.
+    #[test]
+    fn a_series_fits_in_64_bytes() {
+        assert!(std::mem::size_of::<super::Series>() <= 64);
+        assert!(std::mem::size_of::<super::SeriesValue>() <= 24);
     }
 }
