@@ -65,6 +65,33 @@ impl Key {
     }
 }
 
+/// Byte equality without a `memcmp` call for the short pieces keys are made of
+/// (a call per piece was an eighth of the ingest thread's time).
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |x: &[u8], at: usize| {
+        x.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map(u64::from_ne_bytes)
+    };
+    match n {
+        0 => true,
+        // Two overlapping 8-byte words cover 8..=16 bytes.
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        17..=32 => {
+            word(a, 0) == word(b, 0)
+                && word(a, 8) == word(b, 8)
+                && word(a, n - 16) == word(b, n - 16)
+                && word(a, n - 8) == word(b, n - 8)
+        }
+        _ => a == b,
+    }
+}
+
 #[inline]
 fn key_matches(key: &Key, s: &Sample<'_>) -> bool {
     let key = key.as_slice();
@@ -72,11 +99,11 @@ fn key_matches(key: &Key, s: &Sample<'_>) -> bool {
     let d = s.dog_tags.len();
     key.len() == 3 + n + d + s.container_id.len()
         && key[0] == s.metric_type.code()
-        && key[1..1 + n] == *s.name_section
+        && same(&key[1..1 + n], s.name_section)
         && key[1 + n] == 0xFF
-        && key[2 + n..2 + n + d] == *s.dog_tags
+        && same(&key[2 + n..2 + n + d], s.dog_tags)
         && key[2 + n + d] == 0xFF
-        && key[3 + n + d..] == *s.container_id
+        && same(&key[3 + n + d..], s.container_id)
 }
 
 fn build_key(s: &Sample<'_>) -> Key {
@@ -628,6 +655,21 @@ mod tests {
             ParseOptions::default(),
             DEFAULT_CACHE_ENTRIES,
         )
+    }
+
+    #[test]
+    fn short_byte_equality_agrees_with_slices() {
+        let base: Vec<u8> = (0..40u8).collect();
+        for n in 0..40 {
+            let a = &base[..n];
+            assert!(same(a, a), "{n}");
+            for i in 0..n {
+                let mut b = a.to_vec();
+                b[i] ^= 0x20;
+                assert!(!same(a, &b), "{n} differs at {i}");
+            }
+            assert!(!same(a, &base[..n + 1]));
+        }
     }
 
     #[test]
