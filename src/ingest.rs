@@ -10,7 +10,6 @@ use crate::mapper::{MapOutcome, Mapper, MapperHandle, ObserverType};
 use crate::parser::{self, tags, MetricType, ParseOptions, Sample, Value};
 use crate::stats::{EventKind, ListenerKind, LocalStats};
 use crate::store::{FamilyKind, Refusal, Series, Store};
-use hashbrown::HashTable;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
