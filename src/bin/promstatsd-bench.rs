@@ -45,7 +45,10 @@ fn usage() -> ! {
         "usage: promstatsd-bench [--daemon PATH] [--series N] [--lines-per-datagram K] \
          [--mix counter|counter-timer|timer] [--tags none|dogstatsd] [--rate LINES_PER_S] \
          [--secs S] [--search] [--scrape-during] [--bare] [--memory N] [--preload N] \
-         [-- DAEMON_FLAGS...]"
+         [-- DAEMON_FLAGS...]\n\
+         with --memory, --mix is one of counter (a family per series), labelled \
+         (one family, a label per series), timer, histogram, labelled-timer, \
+         labelled-histogram"
     );
     std::process::exit(2)
 }
@@ -183,6 +186,8 @@ fn load_series(target: &Target, dst: SocketAddr, n: usize, mix: &str) {
             "timer" => line.push_str(&format!("mem.series_{i}:{}|ms\n", i % 100)),
             "histogram" => line.push_str(&format!("mem.series_{i}:{}|h\n", i % 100)),
             "labelled" => line.push_str(&format!("mem.requests:1|c|#id:{i}\n")),
+            "labelled-timer" => line.push_str(&format!("mem.latency:{}|ms|#id:{i}\n", i % 100)),
+            "labelled-histogram" => line.push_str(&format!("mem.latency:{}|h|#id:{i}\n", i % 100)),
             _ => line.push_str(&format!("mem.series_{i}:1|c\n")),
         }
         if line.len() > 1300 || i + 1 == n {

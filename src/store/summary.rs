@@ -207,7 +207,10 @@ fn bucket_value(index: i32, ln_gamma: f64) -> f64 {
 /// The mutable state of one summary series (kept behind a per-series mutex).
 #[derive(Clone, Debug)]
 pub struct Summary {
-    slots: Vec<Sketch>,
+    /// One sketch per age slot, allocated when the slot is first written: a
+    /// series observed in one slot only (most, in a cardinality flood) costs one
+    /// sketch, not `age_buckets` of them.
+    slots: Box<[Option<Box<Sketch>>]>,
     sum: f64,
     count: u64,
 }
@@ -216,9 +219,7 @@ impl Summary {
     /// An empty summary for these options.
     pub fn new(opts: &SummaryOptions) -> Self {
         Self {
-            slots: (0..opts.age_buckets.max(1))
-                .map(|_| Sketch::empty(u64::MAX))
-                .collect(),
+            slots: (0..opts.age_buckets.max(1)).map(|_| None).collect(),
             sum: 0.0,
             count: 0,
         }
@@ -233,6 +234,7 @@ impl Summary {
         let Some(slot) = self.slots.get_mut((epoch % len) as usize) else {
             return;
         };
+        let slot = slot.get_or_insert_with(|| Box::new(Sketch::empty(epoch)));
         if slot.epoch != epoch {
             slot.reset(epoch);
         }
@@ -256,7 +258,7 @@ impl Summary {
         let len = self.slots.len() as u64;
         let live = |s: &&Sketch| s.epoch != u64::MAX && s.epoch <= epoch && epoch - s.epoch < len;
         let ln_gamma = gamma_ln();
-        let live_slots = || self.slots.iter().filter(live);
+        let live_slots = || self.slots.iter().filter_map(|s| s.as_deref()).filter(live);
         if live_slots().all(|s| !s.spilled) {
             // Exact: every live slot still holds its raw observations.
             let mut all: Vec<f64> = live_slots().flat_map(|s| s.exact.iter().copied()).collect();
@@ -412,7 +414,7 @@ mod tests {
         for e in -300..300 {
             s.observe(&opts, 0, 10f64.powi(e / 10), 1);
         }
-        for slot in &s.slots {
+        for slot in s.slots.iter().flatten() {
             assert!(slot.pos.counts.len() <= MAX_BINS);
         }
         assert_eq!(s.count(), 600);
