@@ -22,7 +22,15 @@ enum Target {
     Drop,
     Conflict,
     EmptyName,
+    /// Refused at the series limit. Remembered (at most [`MAX_REFUSED`] keys, and
+    /// forgotten whenever series are removed) so that a client that keeps sending
+    /// a refused series costs a lookup per sample, not a mapping.
+    Refused,
 }
+
+/// Most refused keys the cache remembers (about 0.5 MB); past it they are all
+/// forgotten, so a flood of new names past the limit cannot grow the cache.
+const MAX_REFUSED: usize = 4096;
 
 #[derive(Debug)]
 struct Entry {
@@ -374,6 +382,8 @@ pub struct Ingester {
     opts: ParseOptions,
     cache: Cache,
     cache_cap: usize,
+    /// Refused keys in the cache.
+    refused: usize,
     hasher: foldhash::fast::RandomState,
     /// Counters not yet added to the store's stats; see [`Ingester::flush_stats`].
     pub local: LocalStats,
@@ -400,6 +410,7 @@ impl Ingester {
             opts,
             cache: Cache::default(),
             cache_cap,
+            refused: 0,
             hasher: foldhash::fast::RandomState::default(),
             local: LocalStats::default(),
             relay: None,
@@ -564,12 +575,18 @@ impl Ingester {
             // Every key is mapped again: series whose mapping did not change are
             // found again in the store with their values.
             self.cache.clear();
+            self.refused = 0;
         }
         let removals = self.store.removals();
         if removals != self.removals {
             self.removals = removals;
-            self.cache
-                .retain(|e| !matches!(&e.target, Target::Series(s) if s.is_retired()));
+            // Room was made: refused keys may fit now.
+            self.cache.retain(|e| match &e.target {
+                Target::Series(s) => !s.is_retired(),
+                Target::Refused => false,
+                _ => true,
+            });
+            self.refused = 0;
         }
     }
 
@@ -657,9 +674,12 @@ impl Ingester {
                     Ok(series) => Target::Series(series),
                     Err(Refusal::Conflict) => Target::Conflict,
                     Err(Refusal::Limit) => {
-                        self.local.series_refused += 1;
-                        self.local.tag_errors += u64::from(tag_errors);
-                        return;
+                        if self.refused >= MAX_REFUSED {
+                            self.cache.retain(|e| !matches!(e.target, Target::Refused));
+                            self.refused = 0;
+                        }
+                        self.refused += 1;
+                        Target::Refused
                     }
                 }
             }
@@ -684,6 +704,7 @@ impl Ingester {
             self.cache.retain(|e| e.hash & bit == 0);
             if self.cache.len() >= self.cache_cap {
                 self.cache.clear();
+                self.refused = 0;
             }
             self.local.cache_flushes += 1;
         }
@@ -716,6 +737,10 @@ fn apply(entry: &Entry, local: &mut LocalStats, s: &Sample<'_>, value: f64, now:
         }
         Target::Conflict => {
             local.conflict(kind);
+            return;
+        }
+        Target::Refused => {
+            local.series_refused += 1;
             return;
         }
         Target::EmptyName => {
@@ -931,6 +956,36 @@ mod tests {
                 proptest::prop_assert_eq!(found, model.contains(&k).then_some(u32::from(k)));
             }
         }
+    }
+
+    #[test]
+    fn refusals_at_the_limit_are_remembered_until_room_is_made() {
+        let store = Arc::new(Store::new(crate::store::StoreOptions {
+            max_series: 1,
+            ..Default::default()
+        }));
+        let mut ing = Ingester::new(
+            Arc::clone(&store),
+            Arc::new(MapperHandle::new(Mapper::new(MapperDefaults::default()))),
+            ParseOptions::default(),
+            DEFAULT_CACHE_ENTRIES,
+        );
+        ing.ingest_lines(b"kept:1|c\nover:1|c\nover:1|c\nover:1|c");
+        assert_eq!(ing.local.series_refused, 3);
+        assert!(matches!(
+            ing.cache
+                .entries
+                .iter()
+                .find(|e| matches!(e.target, Target::Refused)),
+            Some(_)
+        ));
+        // Room is made (the kept series is removed): the refused key maps again.
+        store.retire_where(|_| true);
+        ing.flush_stats();
+        ing.ingest_lines(b"over:1|c");
+        assert_eq!(store.total_series(), 1);
+        let page = crate::exposition::text::render_to_string(&store);
+        assert!(page.contains("\nover 1\n"), "{page}");
     }
 
     #[test]

@@ -514,3 +514,16 @@ fn bad_web_config_is_refused_at_start() {
         assert!(err.contains(want), "{yaml}: {err}");
     }
 }
+
+#[test]
+fn collect_self_renders_only_promstatsd_metrics() {
+    let d = Daemon::start(&[]);
+    d.send_udp(b"app.hits:1|c");
+    d.wait_lines(1);
+    let r = d.get("/metrics?collect[]=self", &[]);
+    assert_eq!(r.status, 200);
+    let page = String::from_utf8(r.body).unwrap();
+    assert!(page.contains("promstatsd_lines_total 1\n"), "{page}");
+    assert!(!page.contains("app_hits"), "{page}");
+    assert!(d.scrape().contains("app_hits 1\n"));
+}

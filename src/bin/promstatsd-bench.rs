@@ -220,9 +220,10 @@ enum Target {
 impl Target {
     fn lines(&self) -> f64 {
         match self {
-            Target::Daemon { web, .. } => {
-                metric(&http_get(*web, "/metrics"), "promstatsd_lines_total")
-            }
+            Target::Daemon { web, .. } => metric(
+                &http_get(*web, "/metrics?collect[]=self"),
+                "promstatsd_lines_total",
+            ),
             Target::Bare { lines, .. } => lines.load(Ordering::Relaxed) as f64,
         }
     }
@@ -450,7 +451,8 @@ fn main() {
         let before = rss_kib(child.id());
         load_series(&target, dst, n, &o.mix);
         let got = settle(&target);
-        let page = http_get(*web, "/metrics");
+        // Only the self-metrics: a full page would add its own buffers to the RSS.
+        let page = http_get(*web, "/metrics?collect[]=self");
         let series = metric(&page, "promstatsd_series");
         let after = rss_kib(child.id());
         println!(
@@ -540,7 +542,7 @@ fn main() {
         }
     }
     if let Target::Daemon { web, .. } = &target {
-        let page = http_get(*web, "/metrics");
+        let page = http_get(*web, "/metrics?collect[]=self");
         eprintln!(
             "daemon: {} series, {} samples refused at the series limit, {} lines received",
             metric(&page, "promstatsd_series"),

@@ -248,15 +248,27 @@ fn wants_openmetrics(req: &Request<Incoming>) -> bool {
 
 fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let started = Instant::now();
-    // Relaxed: a size hint only.
-    let mut page = Vec::with_capacity(state.last_size.load(Ordering::Relaxed) + 1024);
     let format = if state.opts.enable_openmetrics && wants_openmetrics(req) {
         text::Format::OpenMetrics
     } else {
         text::Format::Text
     };
-    text::render_as(&state.store, &mut page, format);
-    state.last_size.store(page.len(), Ordering::Relaxed);
+    // `?collect[]=self` (node_exporter's parameter): only promstatsd's own
+    // metrics, cheap to poll however many series the store holds.
+    let self_only = req.uri().query().is_some_and(|q| {
+        q.split('&')
+            .any(|p| matches!(p, "collect[]=self" | "collect%5B%5D=self"))
+    });
+    let mut page;
+    if self_only {
+        page = Vec::with_capacity(16 * 1024);
+        text::render_self(&state.store, &mut page, format);
+    } else {
+        // Relaxed: a size hint only.
+        page = Vec::with_capacity(state.last_size.load(Ordering::Relaxed) + 1024);
+        text::render_as(&state.store, &mut page, format);
+        state.last_size.store(page.len(), Ordering::Relaxed);
+    }
     let gzip = wants_gzip(req);
     let body = if gzip {
         let mut enc = flate2::write::GzEncoder::new(

@@ -321,6 +321,16 @@ fn write_pushed_samples(out: &mut Vec<u8>, v: &PushedView, format: Format) {
     }
 }
 
+/// Render only promstatsd's own metrics (`/metrics?collect[]=self`).
+pub fn render_self(store: &Store, out: &mut Vec<u8>, format: Format) {
+    for sf in &stats::collect(store) {
+        write_self(out, sf, format);
+    }
+    if format == Format::OpenMetrics {
+        out.extend_from_slice(b"# EOF\n");
+    }
+}
+
 /// Render the whole page as a `String` (tests, embedding).
 pub fn render_to_string(store: &Store) -> String {
     let mut out = Vec::new();
