@@ -28,8 +28,9 @@ enum Target {
     Refused,
 }
 
-/// Most refused keys the cache remembers (about 0.5 MB); past it they are all
-/// forgotten, so a flood of new names past the limit cannot grow the cache.
+/// Most refused keys the cache remembers (about 0.5 MB) until series are
+/// removed; later refusals are mapped each time, so a flood of new names past
+/// the limit cannot grow the cache.
 const MAX_REFUSED: usize = 4096;
 
 #[derive(Debug)]
@@ -673,13 +674,15 @@ impl Ingester {
                 match self.store.get_or_create(&m, family_kind) {
                     Ok(series) => Target::Series(series),
                     Err(Refusal::Conflict) => Target::Conflict,
-                    Err(Refusal::Limit) => {
-                        if self.refused >= MAX_REFUSED {
-                            self.cache.retain(|e| !matches!(e.target, Target::Refused));
-                            self.refused = 0;
-                        }
+                    Err(Refusal::Limit) if self.refused < MAX_REFUSED => {
                         self.refused += 1;
                         Target::Refused
+                    }
+                    Err(Refusal::Limit) => {
+                        // Enough refusals remembered: count this one, keep nothing.
+                        self.local.series_refused += 1;
+                        self.local.tag_errors += u64::from(tag_errors);
+                        return;
                     }
                 }
             }
