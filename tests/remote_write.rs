@@ -290,3 +290,31 @@ fn bad_remote_write_flags_are_refused() {
         assert!(err.contains(why), "{args:?}: {err:?} lacks {why:?}");
     }
 }
+
+#[test]
+fn a_silent_receiver_does_not_hold_up_shutdown() {
+    // Accepts connections and never answers.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = hole.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in hole.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let url = format!("--remote-write.url=http://{addr}/api/v1/write");
+    let d = Daemon::start(&[
+        &url,
+        "--remote-write.interval=1s",
+        "--remote-write.timeout=60s",
+    ]);
+    // Let a request go out and hang.
+    std::thread::sleep(Duration::from_millis(2500));
+    let started = Instant::now();
+    assert!(d.terminate().success());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+}

@@ -386,7 +386,9 @@ impl RemoteWrite {
         })
     }
 
-    /// Stop every thread (a request in flight finishes or times out first).
+    /// Stop every thread. Waits up to two seconds for requests in flight, so a
+    /// receiver that swallows packets cannot hold a shutdown for the whole
+    /// `--remote-write.timeout`; a sender still blocked then ends with the process.
     pub fn stop(self) {
         *self.stop.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
         self.stop.1.notify_all();
@@ -394,8 +396,18 @@ impl RemoteWrite {
             ep.lock().stopped = true;
             ep.ready.notify_all();
         }
+        let deadline = Instant::now() + Duration::from_secs(2);
         for t in self.threads {
-            let _ = t.join();
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                tracing::warn!(
+                    "remote write: a request is still in flight at shutdown; not waiting for it"
+                );
+            }
         }
     }
 }
