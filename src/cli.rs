@@ -256,7 +256,7 @@ pub struct Args {
     pub enable_openmetrics: bool,
 
     /// Address of the Pushgateway-compatible push API (PUT/POST/DELETE
-    /// /metrics/job/<job>{/<label>/<value>}); pushed metrics appear on the
+    /// /metrics/job/JOB{/LABEL/VALUE}); pushed metrics appear on the
     /// metrics page. Empty disables it. TLS and basic auth follow --web.config.file.
     #[arg(
         long = "push.listen-address",
@@ -325,7 +325,7 @@ pub struct Args {
     pub remote_write_timeout: String,
 
     /// A label added to every remote-written series that lacks it, as name=value;
-    /// repeatable. Without an `instance` one, instance=<hostname> is added so
+    /// repeatable. Without an `instance` one, instance=HOSTNAME is added so
     /// several promstatsd instances do not overwrite each other's series.
     #[arg(long = "remote-write.external-label", value_name = "NAME=VALUE")]
     pub remote_write_external_labels: Vec<String>,
