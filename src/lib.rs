@@ -120,8 +120,6 @@ impl Aggregator {
 
     /// The Prometheus text page as a string.
     pub fn render_to_string(&self) -> String {
-        let mut out = Vec::new();
-        self.render(&mut out);
-        String::from_utf8_lossy(&out).into_owned()
+        exposition::text::render_to_string(self.store())
     }
 }
