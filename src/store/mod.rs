@@ -434,6 +434,9 @@ impl Store {
             }
         }
         let family = self.family(m, kind)?;
+        if self.pushed.has_series(&m.name, &labels) {
+            return Err(Refusal::Conflict);
+        }
         let mut map = shard.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(s) = map.find(hash, eq) {
             if Arc::ptr_eq(&s.family, &family) {

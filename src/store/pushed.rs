@@ -252,6 +252,30 @@ impl Pushed {
         clashes(name, kind, |n| Self::kind_of(&inner, n))
     }
 
+    /// True if a pushed family `name` has a series with these rendered labels
+    /// (for a summary or histogram: the labels of its `_sum` sample), so a StatsD
+    /// series must not be created beside it.
+    pub(super) fn has_series(&self, name: &str, labels: &str) -> bool {
+        let inner = self.lock();
+        if !inner.kinds.contains_key(name) {
+            return false;
+        }
+        inner
+            .groups
+            .values()
+            .filter_map(|g| g.families.get(name))
+            .any(|f| {
+                f.samples.iter().any(|s| {
+                    &*s.labels == labels
+                        && if has_suffixes(f.kind) {
+                            s.name.strip_suffix("_sum") == Some(name)
+                        } else {
+                            *s.name == *name
+                        }
+                })
+            })
+    }
+
     /// Every group, for persistence.
     pub fn export(&self) -> Vec<GroupExport> {
         self.lock()
@@ -758,6 +782,23 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("already a StatsD series"), "{err}");
+        // A StatsD series identical to a pushed one is refused (a conflict).
+        push(
+            store,
+            &k,
+            "# TYPE pushed_first counter\npushed_first{instance=\"h\"} 5\n",
+            false,
+        )
+        .unwrap();
+        agg.ingest(b"pushed_first:1|c|#instance:h,job:j");
+        let page = agg.render_to_string();
+        assert_eq!(page.matches("pushed_first{").count(), 1, "{page}");
+        assert!(page.contains("pushed_first{instance=\"h\",job=\"j\"} 5\n"));
+        assert!(
+            page.contains("promstatsd_events_conflict_total{type=\"counter\"} 1\n"),
+            "{page}"
+        );
+        let store = agg.store();
         // A StatsD family of another type than a pushed one is refused in turn.
         push(store, &k, "# TYPE newone gauge\nnewone 1\n", false).unwrap();
         agg.ingest(b"newone:1|c");
