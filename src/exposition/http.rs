@@ -197,6 +197,20 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     r
 }
 
+/// 405 naming the allowed methods (`allow` is the `Allow` header's value).
+fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+    let mut r = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        match allow.rsplit_once(", ") {
+            Some((first, last)) => format!("Method not allowed: use {first} or {last}.\n"),
+            None => format!("Method not allowed: use {allow}.\n"),
+        },
+    );
+    r.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
 fn landing(path: &str) -> Response<Full<Bytes>> {
     let body = format!(
         "<!DOCTYPE html>\n<html><head><title>promstatsd</title></head><body>\n\
@@ -346,13 +360,7 @@ async fn handle_push(
             let get_or_head = req.method() == Method::GET || req.method() == Method::HEAD;
             return match path.as_str() {
                 "/metrics" | "/-/healthy" | "/-/ready" if !get_or_head => {
-                    let mut r = plain(
-                        StatusCode::METHOD_NOT_ALLOWED,
-                        "Method not allowed: use GET or HEAD.\n",
-                    );
-                    r.headers_mut()
-                        .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-                    r
+                    method_not_allowed("GET, HEAD")
                 }
                 "/metrics" => metrics(state, &req),
                 "/-/healthy" => plain(StatusCode::OK, "Healthy.\n"),
@@ -365,13 +373,7 @@ async fn handle_push(
         }
     };
     let Some(method) = method else {
-        let mut r = plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "Method not allowed: use PUT, POST or DELETE.\n",
-        );
-        r.headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("PUT, POST, DELETE"));
-        return r;
+        return method_not_allowed("PUT, POST, DELETE");
     };
     let header = |h: hyper::header::HeaderName| {
         req.headers()
@@ -470,13 +472,7 @@ async fn handle(
     if path == "/-/reload" {
         if let Some(reload) = &state.reload {
             if req.method() != Method::PUT && req.method() != Method::POST {
-                let mut r = plain(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "Method not allowed: use PUT or POST.\n",
-                );
-                r.headers_mut()
-                    .insert(ALLOW, HeaderValue::from_static("PUT, POST"));
-                return Ok(r);
+                return Ok(method_not_allowed("PUT, POST"));
             }
             return Ok(match reload() {
                 Ok(msg) => text(StatusCode::OK, format!("{msg}\n")),
@@ -491,13 +487,7 @@ async fn handle(
     let known =
         path == state.opts.telemetry_path || matches!(path, "/" | "/-/healthy" | "/-/ready");
     if known && !get_or_head {
-        let mut r = plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "Method not allowed: use GET or HEAD.\n",
-        );
-        r.headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return Ok(r);
+        return Ok(method_not_allowed("GET, HEAD"));
     }
     let resp = if path == state.opts.telemetry_path {
         metrics(&state, &req)
