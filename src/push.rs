@@ -59,6 +59,9 @@ pub enum PushMethod {
 }
 
 impl PushMethod {
+    /// Every method, in the self-metric's counter order.
+    pub const ALL: [PushMethod; 3] = [Self::Put, Self::Post, Self::Delete];
+
     /// Lower-case name, for logs and self-metrics.
     pub fn name(self) -> &'static str {
         match self {
@@ -82,14 +85,18 @@ pub enum PushOutcome {
     Unsupported(String),
 }
 
+/// The `result` label values of `promstatsd_push_requests_total`, in
+/// [`PushOutcome::index`] order.
+pub const RESULTS: [&str; 4] = ["ok", "invalid", "too_large", "unsupported"];
+
 impl PushOutcome {
-    /// The label value of `promstatsd_push_requests_total{result=...}`.
-    pub fn label(&self) -> &'static str {
+    /// Position in [`RESULTS`] (and in the self-metric's counters).
+    pub fn index(&self) -> usize {
         match self {
-            Self::Applied => "ok",
-            Self::Invalid(_) => "invalid",
-            Self::TooLarge => "too_large",
-            Self::Unsupported(_) => "unsupported",
+            Self::Applied => 0,
+            Self::Invalid(_) => 1,
+            Self::TooLarge => 2,
+            Self::Unsupported(_) => 3,
         }
     }
 }
@@ -217,8 +224,7 @@ pub fn record(
 ) {
     let key = key.map_or_else(|| "(bad path)".to_owned(), GroupKey::to_string);
     // Relaxed: a self-metric counter.
-    store.stats.push_requests[method as usize][outcome_index(outcome)]
-        .fetch_add(1, Ordering::Relaxed);
+    store.stats.push_requests[method as usize][outcome.index()].fetch_add(1, Ordering::Relaxed);
     match outcome {
         PushOutcome::Applied => {
             tracing::debug!(method = method.name(), group = %key, "push applied")
@@ -232,15 +238,6 @@ pub fn record(
             limit = opts.max_body_bytes,
             "push refused: body over --push.max-body-bytes"
         ),
-    }
-}
-
-fn outcome_index(o: &PushOutcome) -> usize {
-    match o {
-        PushOutcome::Applied => 0,
-        PushOutcome::Invalid(_) => 1,
-        PushOutcome::TooLarge => 2,
-        PushOutcome::Unsupported(_) => 3,
     }
 }
 

@@ -567,20 +567,16 @@ pub fn collect(store: &Store) -> Vec<SelfFamily> {
             "promstatsd_push_requests_total",
             "counter",
             "Push API requests, by method and result (ok, invalid, too_large, unsupported).",
-            ["put", "post", "delete"]
+            crate::push::PushMethod::ALL
                 .iter()
-                .enumerate()
-                .flat_map(|(m, method)| {
-                    ["ok", "invalid", "too_large", "unsupported"]
-                        .iter()
-                        .enumerate()
-                        .map(move |(r, result)| {
-                            (
-                                "",
-                                vec![("method", *method), ("result", *result)],
-                                get(&s.push_requests[m][r]),
-                            )
-                        })
+                .flat_map(|&method| {
+                    crate::push::RESULTS.iter().enumerate().map(move |(r, result)| {
+                        (
+                            "",
+                            vec![("method", method.name()), ("result", *result)],
+                            get(&s.push_requests[method as usize][r]),
+                        )
+                    })
                 })
                 .collect(),
         ),

@@ -393,7 +393,8 @@ async fn handle_push(
             ),
         )
     };
-    if declared_len.is_some_and(|n| n > opts.max_body_bytes as u64) {
+    // Refused before push::handle saw the body: count it here.
+    let refuse_too_large = || {
         push::record(
             &state.store,
             method,
@@ -401,23 +402,17 @@ async fn handle_push(
             opts,
             &push::PushOutcome::TooLarge,
         );
-        return too_large();
+        too_large()
+    };
+    if declared_len.is_some_and(|n| n > opts.max_body_bytes as u64) {
+        return refuse_too_large();
     }
     let body = match http_body_util::Limited::new(req.into_body(), opts.max_body_bytes)
         .collect()
         .await
     {
         Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            push::record(
-                &state.store,
-                method,
-                Some(&key),
-                opts,
-                &push::PushOutcome::TooLarge,
-            );
-            return too_large();
-        }
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return refuse_too_large(),
         Err(e) => {
             return text(
                 StatusCode::BAD_REQUEST,

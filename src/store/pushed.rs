@@ -224,16 +224,6 @@ impl Pushed {
         self.lock().groups.len()
     }
 
-    /// Number of pushed samples (push-time gauges excluded).
-    pub fn sample_count(&self) -> usize {
-        self.lock()
-            .groups
-            .values()
-            .flat_map(|g| g.families.values())
-            .map(|f| f.samples.len())
-            .sum()
-    }
-
     /// The `# TYPE` of a pushed family (the push-time gauges included once any
     /// group exists).
     fn kind_of(inner: &Inner, name: &str) -> Option<&'static str> {
