@@ -2,8 +2,11 @@
 //!
 //! Ingest threads count into plain integers ([`LocalStats`]) and add them to the
 //! shared atomics once per batch, so the hot path does no atomic read-modify-write
-//! per line. Every `Ordering` here is `Relaxed`: these are independent counters read
-//! by a scrape, and nothing else is published through them.
+//! per line. Every `Ordering` here is `Relaxed` (independent counters read by a
+//! scrape) except one pair: a flush adds `lines` last with `Release` and
+//! [`collect`] reads it first with `Acquire`, so a page that shows L lines shows
+//! every other ingest counter at least as far as the flush that brought `lines`
+//! to L (a test that waits for its lines can then read packets, samples, events).
 
 use crate::parser::ParseError;
 use crate::store::atomic::AtomicF64;
@@ -306,7 +309,6 @@ impl LocalStats {
         }
         add_all(&shared.packets, &self.packets);
         add_all(&shared.bytes, &self.bytes);
-        add(&shared.lines, self.lines);
         add(&shared.samples, self.samples);
         add_all(&shared.sample_errors, &self.sample_errors);
         add(&shared.tags, self.tags);
@@ -318,6 +320,11 @@ impl LocalStats {
         add(&shared.series_refused, self.series_refused);
         add(&shared.dropped, self.dropped);
         add(&shared.cache_flushes, self.cache_flushes);
+        if self.lines != 0 {
+            // Release: publishes every add above to a `collect` that sees this one
+            // (see the module comment).
+            shared.lines.fetch_add(self.lines, Ordering::Release);
+        }
         *self = LocalStats::default();
     }
 }
@@ -364,6 +371,9 @@ fn single(name: &'static str, kind: &'static str, help: &'static str, v: f64) ->
 /// Read every self-metric, sorted by family name.
 pub fn collect(store: &Store) -> Vec<SelfFamily> {
     let s = &store.stats;
+    // Acquire, and first: pairs with the Release add in `LocalStats::flush`, so the
+    // counters read below are at least as new as this line count.
+    let lines = s.lines.load(Ordering::Acquire) as f64;
     let per_listener = |a: &[AtomicU64; 4]| {
         ListenerKind::ALL
             .iter()
@@ -393,7 +403,7 @@ pub fn collect(store: &Store) -> Vec<SelfFamily> {
             "promstatsd_lines_total",
             "counter",
             "StatsD lines received.",
-            get(&s.lines),
+            lines,
         ),
         single(
             "promstatsd_samples_total",
