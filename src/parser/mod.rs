@@ -253,7 +253,7 @@ impl<'a> Iterator for Lines<'a> {
             if self.rest.is_empty() {
                 return None;
             }
-            let (line, rest) = match memchr(b'\n', self.rest) {
+            let (line, rest) = match find_newline(self.rest) {
                 Some(i) => (&self.rest[..i], &self.rest[i + 1..]),
                 None => (self.rest, &[][..]),
             };
@@ -263,6 +263,20 @@ impl<'a> Iterator for Lines<'a> {
                 return Some(line);
             }
         }
+    }
+}
+
+/// Position of the first `\n`: inline 16-byte steps on x86_64, as lines are
+/// short and a call into `memchr` costs more than the search.
+#[inline]
+fn find_newline(buf: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        simd::find(b'\n', buf)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        memchr(b'\n', buf)
     }
 }
 
@@ -294,11 +308,13 @@ struct Head<'a> {
 #[derive(Clone, Debug)]
 enum Mode<'a> {
     Failed(Option<ParseError>),
-    /// `rest` holds `sample(:sample)*`, split on ':' unless `single`; `None` once
-    /// every sample was yielded.
+    /// One sample, already split into its value and `type|components`; `None`
+    /// once yielded.
+    Single(Option<(&'a [u8], &'a [u8])>),
+    /// `rest` holds `sample(:sample)*`, split on ':'; `None` once every sample
+    /// was yielded.
     Samples {
         rest: Option<&'a [u8]>,
-        single: bool,
     },
     /// `values` holds `v(:v)*`, all sharing `suffix` (`type|components`).
     Extended {
@@ -319,43 +335,21 @@ fn split_line(line: &[u8], opts: ParseOptions) -> Result<LineSamples<'_>, ParseE
     if line.len() > opts.max_line_length {
         return Err(ParseError::LineTooLong);
     }
-    // One pass over the name: find the ':' and note tag characters and non-ASCII
-    // bytes, so the common plain line needs no further scan of its name.
-    let mut high = 0u8;
-    let mut tag_chars = false;
-    let mut colon = None;
-    for (i, &b) in line.iter().enumerate() {
-        if b == b':' {
-            colon = Some(i);
-            break;
-        }
-        high |= b;
-        tag_chars |= matches!(b, b'#' | b',' | b'[' | b']');
-    }
-    let colon = colon.ok_or(ParseError::MalformedLine)?;
+    let Scan {
+        colon,
+        tag_chars,
+        high,
+        first_pipe,
+        colon_in_value,
+        more_colons,
+        dog,
+    } = scan(line).ok_or(ParseError::MalformedLine)?;
     if colon == 0 {
         return Err(ParseError::MalformedLine);
     }
     let name_section = &line[..colon];
     let after = &line[colon + 1..];
-    // One pass over the rest: the first '|', ':' before or after it, "|#".
-    let mut first_pipe = None;
-    let mut colon_in_value = false;
-    let mut more_colons = false;
-    let mut dog = false;
-    let mut prev = 0u8;
-    for (i, &b) in after.iter().enumerate() {
-        high |= b;
-        match b {
-            b'|' if first_pipe.is_none() => first_pipe = Some(i),
-            b'#' if prev == b'|' => dog = true,
-            b':' if first_pipe.is_none() => colon_in_value = true,
-            b':' => more_colons = true,
-            _ => {}
-        }
-        prev = b;
-    }
-    if high >= 0x80 && std::str::from_utf8(line).is_err() {
+    if high && std::str::from_utf8(line).is_err() {
         return Err(ParseError::MalformedLine);
     }
     let head = if tag_chars {
@@ -388,17 +382,262 @@ fn split_line(line: &[u8], opts: ParseOptions) -> Result<LineSamples<'_>, ParseE
             _ => return Err(ParseError::InvalidExtendedAggregateType),
         }
     } else {
-        Mode::Samples {
-            rest: Some(after),
-            // Without DogStatsD tags a line holds several samples split on ':';
-            // with no ':' after the first sample there is just one.
-            single: dog || !more_colons,
+        if dog || !more_colons {
+            // With DogStatsD tags a line holds one sample; without, samples are
+            // split on ':', and with no ':' after the first sample there is one.
+            Mode::Single(Some((first_value, suffix)))
+        } else {
+            Mode::Samples { rest: Some(after) }
         }
     };
     Ok(LineSamples {
         head: Some(head),
         mode,
     })
+}
+
+/// Where a line's delimiters are, found in one pass over its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Scan {
+    /// The first `:` (end of the name section).
+    colon: usize,
+    /// `#`, `,`, `[` or `]` in the name section (tags may be embedded).
+    tag_chars: bool,
+    /// A byte >= 0x80 anywhere (the line must be checked for UTF-8).
+    high: bool,
+    /// The first `|` after the name, relative to the byte after `colon`.
+    first_pipe: Option<usize>,
+    /// A `:` between the name's colon and the first `|` (several values).
+    colon_in_value: bool,
+    /// A `:` after the first `|` (several samples, or a tag value).
+    more_colons: bool,
+    /// `|#` after the name (DogStatsD tags).
+    dog: bool,
+}
+
+/// Find the delimiters of `line`; `None` when it has no `:`.
+#[inline]
+fn scan(line: &[u8]) -> Option<Scan> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if line.len() <= simd::LIMIT {
+            return simd::scan(line);
+        }
+        // A longer line (DogStatsD tags): the vector scan of its first 64 bytes
+        // usually finds the name, the value and the `|#`, and then the rest only
+        // matters for `:` and non-ASCII bytes.
+        let (head, tail) = line.split_at(simd::LIMIT);
+        if let Some(mut s) = simd::scan(head).filter(|s| s.first_pipe.is_some()) {
+            if s.dog {
+                let (high, colons) = tail
+                    .iter()
+                    .fold((0u8, false), |(h, c), &b| (h | b, c | (b == b':')));
+                s.high |= high >= 0x80;
+                s.more_colons |= colons;
+            } else {
+                let mut prev = head[simd::LIMIT - 1];
+                for &b in tail {
+                    s.high |= b >= 0x80;
+                    s.dog |= b == b'#' && prev == b'|';
+                    s.more_colons |= b == b':';
+                    prev = b;
+                }
+            }
+            return Some(s);
+        }
+    }
+    scan_bytes(line)
+}
+
+/// [`scan`] one byte at a time: for long lines, other targets, and as the oracle
+/// of the vector version.
+fn scan_bytes(line: &[u8]) -> Option<Scan> {
+    let mut high = 0u8;
+    let mut tag_chars = false;
+    let mut colon = None;
+    for (i, &b) in line.iter().enumerate() {
+        if b == b':' {
+            colon = Some(i);
+            break;
+        }
+        high |= b;
+        tag_chars |= matches!(b, b'#' | b',' | b'[' | b']');
+    }
+    let colon = colon?;
+    let mut first_pipe = None;
+    let mut colon_in_value = false;
+    let mut more_colons = false;
+    let mut dog = false;
+    let mut prev = 0u8;
+    for (i, &b) in line[colon + 1..].iter().enumerate() {
+        high |= b;
+        match b {
+            b'|' if first_pipe.is_none() => first_pipe = Some(i),
+            b'#' if prev == b'|' => dog = true,
+            b':' if first_pipe.is_none() => colon_in_value = true,
+            b':' => more_colons = true,
+            _ => {}
+        }
+        prev = b;
+    }
+    Some(Scan {
+        colon,
+        tag_chars,
+        high: high >= 0x80,
+        first_pipe,
+        colon_in_value,
+        more_colons,
+        dog,
+    })
+}
+
+/// The SSE2 version of [`scan`] for lines of at most 64 bytes: one bit per byte
+/// and byte class in a `u64`, so every question is a mask and a bit count.
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use super::Scan;
+
+    /// The longest line this version takes.
+    pub(super) const LIMIT: usize = 64;
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+
+    /// One bit per byte for each class the grammar needs.
+    #[derive(Default)]
+    struct Masks {
+        colon: u64,
+        pipe: u64,
+        hash: u64,
+        tag: u64,
+        high: u64,
+    }
+
+    impl Masks {
+        /// Move the bits gathered so far up by 16 and put the classes of
+        /// `chunk`'s bytes from `skip` on below them: chunks go in from the
+        /// line's end to its start, so every shift but `skip` is a constant.
+        #[inline(always)]
+        fn push(&mut self, chunk: &[u8; 16], skip: u32) {
+            let bits = |m: i32| u64::from(m as u16) >> skip;
+            // SAFETY: SSE2 is part of the x86_64 baseline, so every intrinsic here
+            // is available on any CPU this code runs on; the load reads the 16
+            // bytes `chunk` borrows and has no alignment requirement.
+            let [colon, pipe, hash, tag, high] = unsafe {
+                let v: __m128i = _mm_loadu_si128(chunk.as_ptr().cast());
+                let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+                let hash = eq(b'#');
+                let tag = _mm_or_si128(
+                    _mm_or_si128(hash, eq(b',')),
+                    _mm_or_si128(eq(b'['), eq(b']')),
+                );
+                [eq(b':'), eq(b'|'), hash, tag, v].map(|m| _mm_movemask_epi8(m))
+            };
+            self.colon = (self.colon << 16) | bits(colon);
+            self.pipe = (self.pipe << 16) | bits(pipe);
+            self.hash = (self.hash << 16) | bits(hash);
+            self.tag = (self.tag << 16) | bits(tag);
+            self.high = (self.high << 16) | bits(high);
+        }
+    }
+
+    /// Bit `i` set where `chunk[i] == b`.
+    #[inline(always)]
+    fn eq_mask(chunk: &[u8; 16], b: u8) -> u32 {
+        // SAFETY: SSE2 is part of the x86_64 baseline; the load reads the 16 bytes
+        // `chunk` borrows and has no alignment requirement.
+        let m = unsafe {
+            let v: __m128i = _mm_loadu_si128(chunk.as_ptr().cast());
+            _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8)))
+        };
+        u32::from(m as u16)
+    }
+
+    /// The first position of `b` in `hay`.
+    #[inline]
+    pub(super) fn find(b: u8, hay: &[u8]) -> Option<usize> {
+        let n = hay.len();
+        let mut at = 0;
+        while let Some(c) = hay
+            .get(at..at + 16)
+            .and_then(|c| <&[u8; 16]>::try_from(c).ok())
+        {
+            let m = eq_mask(c, b);
+            if m != 0 {
+                return Some(at + m.trailing_zeros() as usize);
+            }
+            at += 16;
+        }
+        if at == n {
+            return None;
+        }
+        if let Some(c) = hay
+            .get(n.wrapping_sub(16)..)
+            .and_then(|c| <&[u8; 16]>::try_from(c).ok())
+        {
+            // The last 16 bytes, without the ones already searched.
+            let m = eq_mask(c, b) >> (at + 16 - n);
+            return (m != 0).then(|| at + m.trailing_zeros() as usize);
+        }
+        super::find(b, hay)
+    }
+
+    /// See [`super::scan`]; `line` is at most 64 bytes.
+    #[inline]
+    pub(super) fn scan(line: &[u8]) -> Option<Scan> {
+        debug_assert!(line.len() <= LIMIT);
+        let mut m = Masks::default();
+        let n = line.len();
+        if n < 16 {
+            let mut buf = [0u8; 16];
+            buf[..n].copy_from_slice(line);
+            m.push(&buf, 0);
+        } else {
+            let full = n / 16;
+            if n % 16 != 0 {
+                // The last 16 bytes, without the ones the full chunks cover.
+                if let Some(c) = line.get(n - 16..).and_then(|c| c.try_into().ok()) {
+                    m.push(c, (16 - n % 16) as u32);
+                }
+            }
+            for k in (0..full).rev() {
+                if let Some(c) = line
+                    .get(k * 16..k * 16 + 16)
+                    .and_then(|c| c.try_into().ok())
+                {
+                    m.push(c, 0);
+                }
+            }
+        }
+        if m.colon == 0 {
+            return None;
+        }
+        let colon = m.colon.trailing_zeros();
+        let before = (1u64 << colon) - 1;
+        // Bits after the colon (colon < 64, so no shift overflows).
+        let after = !before & !(1u64 << colon);
+        let pipes = m.pipe & after;
+        let (first_pipe, before_pipe, after_pipe) = if pipes == 0 {
+            (None, after, 0)
+        } else {
+            let p = pipes.trailing_zeros();
+            let below = (1u64 << p) - 1;
+            (
+                Some((p - colon - 1) as usize),
+                after & below,
+                !below & !(1u64 << p),
+            )
+        };
+        Some(Scan {
+            colon: colon as usize,
+            tag_chars: m.tag & before != 0,
+            high: m.high != 0,
+            first_pipe,
+            colon_in_value: m.colon & before_pipe != 0,
+            more_colons: m.colon & after_pipe != 0,
+            dog: (pipes << 1) & m.hash != 0,
+        })
+    }
 }
 
 /// Position of `b` in a short slice (a plain loop beats `memchr`'s setup on the
@@ -465,13 +704,10 @@ impl<'a> Iterator for LineSamples<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         let (value, rest) = match &mut self.mode {
             Mode::Failed(e) => return e.take().map(Err),
-            Mode::Samples { rest, single } => {
-                let sample = if *single {
-                    rest.take()?
-                } else {
-                    next_field(rest, b':')?
-                };
-                match memchr(b'|', sample) {
+            Mode::Single(split) => split.take()?,
+            Mode::Samples { rest } => {
+                let sample = next_field(rest, b':')?;
+                match find(b'|', sample) {
                     Some(p) => (&sample[..p], &sample[p + 1..]),
                     None => return Some(Err(ParseError::MalformedComponent)),
                 }
@@ -594,15 +830,9 @@ fn parse_sample<'a>(
 /// Parse a number as Go's `strconv.ParseFloat` accepts it for decimal input:
 /// optional sign, digits, fraction, exponent, `inf`/`infinity`/`nan`. A finite
 /// literal that overflows to infinity is refused, as Go returns a range error.
+#[inline]
 pub fn parse_number(b: &[u8]) -> Option<f64> {
-    // Fast path: a short run of ASCII digits (the common `1|c`).
-    if !b.is_empty() && b.len() <= 15 && b.iter().all(u8::is_ascii_digit) {
-        let mut n: u64 = 0;
-        for &d in b {
-            n = n * 10 + u64::from(d - b'0');
-        }
-        return Some(n as f64);
-    }
+    // Fast path: the common `1|c` and `12.5|ms`.
     if let Some(v) = simple_decimal(b) {
         return Some(v);
     }
@@ -627,29 +857,30 @@ fn simple_decimal(b: &[u8]) -> Option<f64> {
         b'+' => (false, &b[1..]),
         _ => (false, b),
     };
-    let mut mantissa: u64 = 0;
-    let mut count = 0usize;
-    let mut frac: Option<usize> = None;
-    for &c in digits {
-        match c {
-            b'0'..=b'9' => {
-                mantissa = mantissa * 10 + u64::from(c - b'0');
-                count += 1;
-                if count > 15 {
-                    return None;
-                }
-                if let Some(f) = frac.as_mut() {
-                    *f += 1;
-                }
-            }
-            b'.' if frac.is_none() => frac = Some(0),
-            _ => return None,
-        }
-    }
-    if count == 0 {
+    // 15 digits and a dot at most, so the mantissa cannot overflow.
+    if digits.len() > 16 {
         return None;
     }
-    let v = mantissa as f64 / POW10.get(frac.unwrap_or(0)).copied()?;
+    let mut mantissa: u64 = 0;
+    let mut dot = None;
+    for (i, &c) in digits.iter().enumerate() {
+        let d = c.wrapping_sub(b'0');
+        if d < 10 {
+            mantissa = mantissa * 10 + u64::from(d);
+        } else if c == b'.' && dot.is_none() {
+            dot = Some(i);
+        } else {
+            return None;
+        }
+    }
+    let (count, frac) = match dot {
+        Some(i) => (digits.len() - 1, digits.len() - 1 - i),
+        None => (digits.len(), 0),
+    };
+    if count == 0 || count > 15 {
+        return None;
+    }
+    let v = mantissa as f64 / POW10.get(frac).copied()?;
     Some(if neg { -v } else { v })
 }
 

@@ -606,3 +606,31 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(20000))]
+
+    /// The vector scan finds what the byte loop finds, at every length up to and
+    /// past its 128-byte limit.
+    #[test]
+    fn scan_matches_byte_loop(line in prop::collection::vec(
+        prop_oneof![
+            Just(b':'), Just(b'|'), Just(b'#'), Just(b','), Just(b'['), Just(b']'),
+            Just(b'a'), Just(b'a'), Just(b'a'), Just(0x80u8), Just(0xffu8), any::<u8>(),
+        ],
+        0..150,
+    )) {
+        prop_assert_eq!(super::scan(&line), super::scan_bytes(&line), "{:?}", line);
+    }
+}
+
+proptest! {
+    /// The inline newline search agrees with `memchr` at every length and offset.
+    #[test]
+    fn newline_search_matches_memchr(buf in prop::collection::vec(
+        prop_oneof![Just(b'\n'), Just(b'a'), Just(b'a'), Just(b'a'), Just(b'a'), Just(b'a')],
+        0..80,
+    )) {
+        prop_assert_eq!(super::find_newline(&buf), memchr::memchr(b'\n', &buf));
+    }
+}
