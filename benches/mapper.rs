@@ -60,6 +60,36 @@ fn bench(c: &mut Criterion) {
         })
     });
 
+    // Datagrams of 40 counter lines over 10,000 known series, as the load
+    // harness sends them: the pipelined `ingest_lines` path, without the kernel.
+    let store = Arc::new(Store::default());
+    let mut ing = Ingester::new(
+        store,
+        Arc::new(MapperHandle::new(helm())),
+        ParseOptions::default(),
+        1 << 20,
+    );
+    let datagrams: Vec<Vec<u8>> = (0..250)
+        .map(|d| {
+            (0..40)
+                .map(|l| format!("app.requests.count.{}:1|c\n", (d * 40 + l) * 7919 % 10_000))
+                .collect::<String>()
+                .into_bytes()
+        })
+        .collect();
+    for d in &datagrams {
+        ing.ingest_lines(d);
+    }
+    let mut i = 0;
+    g.throughput(Throughput::Elements(40));
+    g.bench_function("datagram_40_counters_of_10k", |b| {
+        b.iter(|| {
+            i = (i + 1) % datagrams.len();
+            ing.ingest_lines(black_box(&datagrams[i]))
+        })
+    });
+    g.throughput(Throughput::Elements(1));
+
     // The mapper alone, as run for a series seen for the first time.
     let m = helm();
     g.bench_function("uncached_glob_helm", |b| {

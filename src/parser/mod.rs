@@ -284,7 +284,7 @@ fn find_newline(buf: &[u8]) -> Option<usize> {
 ///
 /// The iterator yields one `Ok(Sample)` per sample, an `Err` per rejected sample,
 /// or a single `Err` when the whole line is rejected.
-#[inline]
+#[inline(always)]
 pub fn parse_line(line: &[u8], opts: ParseOptions) -> LineSamples<'_> {
     match split_line(line, opts) {
         Ok(state) => state,
@@ -330,7 +330,7 @@ pub struct LineSamples<'a> {
     mode: Mode<'a>,
 }
 
-#[inline]
+#[inline(always)]
 fn split_line(line: &[u8], opts: ParseOptions) -> Result<LineSamples<'_>, ParseError> {
     if line.len() > opts.max_line_length {
         return Err(ParseError::LineTooLong);
@@ -707,7 +707,7 @@ fn split_name(section: &[u8], opts: ParseOptions) -> Head<'_> {
 impl<'a> Iterator for LineSamples<'a> {
     type Item = Result<Sample<'a>, ParseError>;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         let (value, rest) = match &mut self.mode {
             Mode::Failed(e) => return e.take().map(Err),
@@ -739,7 +739,7 @@ fn next_field<'a>(rest: &mut Option<&'a [u8]>, sep: u8) -> Option<&'a [u8]> {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn parse_sample<'a>(
     head: Head<'a>,
     value: &'a [u8],
