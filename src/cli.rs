@@ -90,7 +90,7 @@ pub struct Args {
     )]
     pub unixsocket_mode: String,
 
-    /// Receive buffer (SO_RCVBUF) of the datagram sockets, in bytes; the kernel caps it at net.core.rmem_max. Default: the OS default.
+    /// Receive buffer (SO_RCVBUF) of the datagram sockets, in bytes; the kernel caps it at net.core.rmem_max unless promstatsd has CAP_NET_ADMIN (then SO_RCVBUFFORCE lifts the cap). Default: the OS default.
     #[arg(long = "statsd.read-buffer", value_name = "BYTES")]
     pub read_buffer: Option<usize>,
 

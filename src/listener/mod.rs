@@ -208,8 +208,17 @@ pub fn bind(opts: &ListenOptions) -> Result<Sockets, BindError> {
 
 fn set_read_buffer(sock: &socket2::SockRef<'_>, size: usize, what: &str) -> io::Result<()> {
     sock.set_recv_buffer_size(size)?;
-    let got = sock.recv_buffer_size()?;
+    let mut got = sock.recv_buffer_size()?;
     // Linux reports twice the requested size (bookkeeping overhead included).
+    if got < size && force_read_buffer(sock, size) {
+        // A process with CAP_NET_ADMIN may go past net.core.rmem_max.
+        got = sock.recv_buffer_size()?;
+        tracing::info!(
+            requested = size,
+            granted = got,
+            "{what}: receive buffer set past net.core.rmem_max (SO_RCVBUFFORCE)"
+        );
+    }
     if got < size {
         tracing::warn!(
             requested = size,
@@ -218,6 +227,26 @@ fn set_read_buffer(sock: &socket2::SockRef<'_>, size: usize, what: &str) -> io::
         );
     }
     Ok(())
+}
+
+/// `SO_RCVBUFFORCE`: true if the kernel took it (needs CAP_NET_ADMIN).
+fn force_read_buffer(sock: &socket2::SockRef<'_>, size: usize) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(v) = libc::c_int::try_from(size) else {
+        return false;
+    };
+    // SAFETY: `sock` is an open socket for the duration of the call, and the option
+    // value is a live `c_int` whose size is passed with it.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    rc == 0
 }
 
 fn bind_udp(
