@@ -38,6 +38,8 @@ struct Opts {
     memory: usize,
     render: usize,
     preload: usize,
+    /// Receive buffer of the daemon's (or the bare loop's) UDP socket.
+    read_buffer: usize,
 }
 
 fn usage() -> ! {
@@ -45,6 +47,7 @@ fn usage() -> ! {
         "usage: promstatsd-bench [--daemon PATH] [--series N] [--lines-per-datagram K] \
          [--mix counter|counter-timer|timer] [--tags none|dogstatsd] [--rate LINES_PER_S] \
          [--secs S] [--search] [--scrape-during] [--bare] [--memory N] [--preload N] \
+         [--read-buffer BYTES (default 26214400, both targets)] \
          [-- DAEMON_FLAGS...]\n\
          with --memory, --mix is one of counter (a family per series), labelled \
          (one family, a label per series), timer, histogram, labelled-timer, \
@@ -69,6 +72,7 @@ fn parse_args() -> Opts {
         memory: 0,
         render: 0,
         preload: 0,
+        read_buffer: 26_214_400,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -87,6 +91,7 @@ fn parse_args() -> Opts {
             "--memory" => o.memory = val().parse().unwrap_or_else(|_| usage()),
             "--render" => o.render = val().parse().unwrap_or_else(|_| usage()),
             "--preload" => o.preload = val().parse().unwrap_or_else(|_| usage()),
+            "--read-buffer" => o.read_buffer = val().parse().unwrap_or_else(|_| usage()),
             "--" => {
                 o.extra.extend(args.by_ref());
             }
@@ -242,7 +247,7 @@ fn start_daemon(o: &Opts, udp: u16, web: u16) -> Target {
         .arg("--statsd.listen-tcp=")
         .arg(format!("--web.listen-address=127.0.0.1:{web}"))
         .arg("--push.listen-address=")
-        .arg("--statsd.read-buffer=26214400")
+        .arg(format!("--statsd.read-buffer={}", o.read_buffer))
         .arg("--log.level=warn")
         .args(&o.extra)
         .stdout(Stdio::null())
@@ -271,10 +276,27 @@ fn start_daemon(o: &Opts, udp: u16, web: u16) -> Target {
     Target::Daemon { child, web: addr }
 }
 
-fn start_bare(udp: u16) -> Target {
+fn start_bare(udp: u16, read_buffer: usize) -> Target {
     let sock = UdpSocket::bind(("127.0.0.1", udp)).expect("bind bare receiver");
     let s2 = socket2::SockRef::from(&sock);
-    let _ = s2.set_recv_buffer_size(25 * 1024 * 1024);
+    // The same buffer the daemon gets: forced past net.core.rmem_max when the
+    // process may (CAP_NET_ADMIN), as the daemon does.
+    let _ = s2.set_recv_buffer_size(read_buffer);
+    if s2.recv_buffer_size().unwrap_or(0) < read_buffer {
+        if let Ok(v) = libc::c_int::try_from(read_buffer) {
+            // SAFETY: the socket is open and the option value is a live c_int
+            // whose size is passed with it.
+            unsafe {
+                libc::setsockopt(
+                    sock.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUFFORCE,
+                    (&v as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
+    }
     let lines = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = std::sync::mpsc::channel();
@@ -430,7 +452,7 @@ fn main() {
     let (udp, web) = (18_125u16, 19_102u16);
     let dst = SocketAddr::from(([127, 0, 0, 1], udp));
     let target = if o.bare {
-        start_bare(udp)
+        start_bare(udp, o.read_buffer)
     } else {
         start_daemon(&o, udp, web)
     };
