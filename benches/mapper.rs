@@ -11,6 +11,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// An ingester with the Helm chart's mappings and room for every series.
+fn helm_ingester() -> Ingester {
+    Ingester::new(
+        Arc::new(Store::default()),
+        Arc::new(MapperHandle::new(helm())),
+        ParseOptions::default(),
+        1 << 20,
+    )
+}
+
 fn helm() -> Mapper {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/compat/airflow-helm-statsd-mappings.yml");
@@ -25,13 +35,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
 
     // A known series: parse + cache hit + atomic update (the hot path).
-    let store = Arc::new(Store::default());
-    let mut ing = Ingester::new(
-        store,
-        Arc::new(MapperHandle::new(helm())),
-        ParseOptions::default(),
-        1 << 20,
-    );
+    let mut ing = helm_ingester();
     let line = b"airflow.dag.corpus_etl.extract.duration:2084.5|ms";
     ing.ingest_line(line);
     g.bench_function("cache_hit_ingest_line", |b| {
@@ -39,13 +43,7 @@ fn bench(c: &mut Criterion) {
     });
 
     // Known series, 10,000 of them in turn: the cache working set exceeds L2.
-    let store = Arc::new(Store::default());
-    let mut ing = Ingester::new(
-        store,
-        Arc::new(MapperHandle::new(helm())),
-        ParseOptions::default(),
-        1 << 20,
-    );
+    let mut ing = helm_ingester();
     let lines: Vec<Vec<u8>> = (0..10_000)
         .map(|i| format!("app.requests.s{i}:1|c").into_bytes())
         .collect();
@@ -62,13 +60,7 @@ fn bench(c: &mut Criterion) {
 
     // Datagrams of 40 counter lines over 10,000 known series, as the load
     // harness sends them: the pipelined `ingest_lines` path, without the kernel.
-    let store = Arc::new(Store::default());
-    let mut ing = Ingester::new(
-        store,
-        Arc::new(MapperHandle::new(helm())),
-        ParseOptions::default(),
-        1 << 20,
-    );
+    let mut ing = helm_ingester();
     let datagrams: Vec<Vec<u8>> = (0..250)
         .map(|d| {
             (0..40)

@@ -283,19 +283,7 @@ fn start_bare(udp: u16, read_buffer: usize) -> Target {
     // process may (CAP_NET_ADMIN), as the daemon does.
     let _ = s2.set_recv_buffer_size(read_buffer);
     if s2.recv_buffer_size().unwrap_or(0) < read_buffer {
-        if let Ok(v) = libc::c_int::try_from(read_buffer) {
-            // SAFETY: the socket is open and the option value is a live c_int
-            // whose size is passed with it.
-            unsafe {
-                libc::setsockopt(
-                    sock.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_RCVBUFFORCE,
-                    (&v as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                );
-            }
-        }
+        promstatsd::listener::force_read_buffer(&s2, read_buffer);
     }
     let lines = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));

@@ -229,8 +229,9 @@ fn set_read_buffer(sock: &socket2::SockRef<'_>, size: usize, what: &str) -> io::
     Ok(())
 }
 
-/// `SO_RCVBUFFORCE`: true if the kernel took it (needs CAP_NET_ADMIN).
-fn force_read_buffer(sock: &socket2::SockRef<'_>, size: usize) -> bool {
+/// Set a socket's receive buffer with `SO_RCVBUFFORCE`, past `net.core.rmem_max`;
+/// true if the kernel took it (the process needs CAP_NET_ADMIN).
+pub fn force_read_buffer(sock: &socket2::SockRef<'_>, size: usize) -> bool {
     use std::os::fd::AsRawFd;
     let Ok(v) = libc::c_int::try_from(size) else {
         return false;
