@@ -9,6 +9,7 @@
 use crate::mapper::{MapOutcome, Mapper, MapperHandle, ObserverType};
 use crate::parser::{self, tags, MetricType, ParseOptions, Sample, Value};
 use crate::stats::{EventKind, ListenerKind, LocalStats};
+use crate::store::inline::InlineBytes;
 use crate::store::{FamilyKind, Refusal, Series, Store};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -16,11 +17,14 @@ use std::sync::Arc;
 /// Default bound on an ingester's cache entries.
 pub const DEFAULT_CACHE_ENTRIES: usize = 1 << 20;
 
-#[derive(Debug)]
-enum Target {
-    Series(Arc<Series>),
+/// Why a key resolved to no series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Miss {
+    /// Dropped by the mapping.
     Drop,
+    /// The family exists with another type.
     Conflict,
+    /// The mapping produced an empty name.
     EmptyName,
     /// Refused at the series limit. Remembered (at most [`MAX_REFUSED`] keys, and
     /// forgotten whenever series are removed) so that a client that keeps sending
@@ -33,43 +37,101 @@ enum Target {
 /// the limit cannot grow the cache.
 const MAX_REFUSED: usize = 4096;
 
+/// Most distinct mapping `scale`s the cache can name (an entry holds an index).
+const MAX_SCALES: usize = 256;
+
+/// A key's resolution, before it is cached.
 #[derive(Debug)]
-struct Entry {
-    hash: u64,
-    /// `type code, name section, 0xFF, dog tags, 0xFF, container id` (0xFF never
-    /// occurs in UTF-8, so the pieces cannot run into each other).
-    key: Key,
-    target: Target,
+struct Resolved {
+    target: Result<Arc<Series>, Miss>,
     /// The mapping's `scale` (1 when none).
+    scale: f64,
+    /// Malformed tags in the key, counted again for every sample.
+    tag_errors: u32,
+    has_tags: bool,
+}
+
+/// What applying a sample needs to know about its key, cached or not.
+#[derive(Clone, Copy, Debug)]
+struct Answer<'a> {
+    target: Result<&'a Series, Miss>,
     scale: f64,
     tag_errors: u32,
     has_tags: bool,
 }
 
-/// Longest key kept inside the cache entry; longer keys go to the heap. Inline
-/// keys save the hot path one dependent cache miss per sample.
-const INLINE_KEY: usize = 46;
-
-/// A cache key, inline when short.
-#[derive(Debug)]
-enum Key {
-    Inline { len: u8, bytes: [u8; INLINE_KEY] },
-    Heap(Box<[u8]>),
-}
-
-impl Default for Key {
-    fn default() -> Self {
-        Key::Heap(Box::default())
+impl Resolved {
+    fn answer(&self) -> Answer<'_> {
+        Answer {
+            target: self.target.as_deref().map_err(|m| *m),
+            scale: self.scale,
+            tag_errors: self.tag_errors,
+            has_tags: self.has_tags,
+        }
     }
 }
 
-impl Key {
+/// One cached key: 48 bytes, so that a million of them cost about 50 MB (plus
+/// the index, see [`Cache`]). A [`Resolved`] with its key, narrowed.
+#[derive(Debug)]
+struct Entry {
+    series: Option<Arc<Series>>,
+    /// Why there is no series (when `series` is `None`).
+    miss: Miss,
+    /// The name section, DogStatsD tags and container id, one after the other
+    /// (`name_len` and `tags_len` split them); in place when short.
+    key: InlineBytes,
+    /// The high half of the key's 64-bit hash, which is all the cache uses.
+    hash: u32,
+    name_len: u16,
+    tags_len: u16,
+    tag_errors: u16,
+    /// The scale, as an index into [`Cache::scales`] (0 is 1).
+    scale: u8,
+    /// The metric type's code ([`MetricType::code`]).
+    code: u8,
+    has_tags: bool,
+}
+
+impl Entry {
+    /// The entry for `s`, or `None` when a length or count does not fit the
+    /// narrow fields (a name or tag section of 64 KiB: such keys are mapped on
+    /// every sample instead).
+    fn new(hash: u32, s: &Sample<'_>, r: Resolved, scale: u8) -> Option<Self> {
+        let (series, miss) = match r.target {
+            // `miss` is not read when there is a series.
+            Ok(series) => (Some(series), Miss::Drop),
+            Err(miss) => (None, miss),
+        };
+        Some(Self {
+            key: InlineBytes::concat(&[s.name_section, s.dog_tags, s.container_id]),
+            hash,
+            name_len: u16::try_from(s.name_section.len()).ok()?,
+            tags_len: u16::try_from(s.dog_tags.len()).ok()?,
+            tag_errors: u16::try_from(r.tag_errors).ok()?,
+            scale,
+            code: s.metric_type.code(),
+            miss,
+            series,
+            has_tags: r.has_tags,
+        })
+    }
+
+    /// True if this entry is `s`'s key.
     #[inline]
-    fn as_slice(&self) -> &[u8] {
-        match self {
-            Key::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or(&[]),
-            Key::Heap(b) => b,
-        }
+    fn matches(&self, s: &Sample<'_>) -> bool {
+        let (n, d) = (usize::from(self.name_len), usize::from(self.tags_len));
+        let key = self.key.as_bytes();
+        self.code == s.metric_type.code()
+            && n == s.name_section.len()
+            && d == s.dog_tags.len()
+            && key.len() == n + d + s.container_id.len()
+            && key.split_at_checked(n).is_some_and(|(name, rest)| {
+                same(name, s.name_section)
+                    && rest.split_at_checked(d).is_some_and(|(tags, id)| {
+                        same(tags, s.dog_tags) && same(id, s.container_id)
+                    })
+            })
     }
 }
 
@@ -100,61 +162,33 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-#[inline]
-fn key_matches(key: &Key, s: &Sample<'_>) -> bool {
-    let key = key.as_slice();
-    let n = s.name_section.len();
-    let d = s.dog_tags.len();
-    key.len() == 3 + n + d + s.container_id.len()
-        && key[0] == s.metric_type.code()
-        && same(&key[1..1 + n], s.name_section)
-        && key[1 + n] == 0xFF
-        && same(&key[2 + n..2 + n + d], s.dog_tags)
-        && key[2 + n + d] == 0xFF
-        && same(&key[3 + n + d..], s.container_id)
-}
-
-fn build_key(s: &Sample<'_>) -> Key {
-    let mut k =
-        Vec::with_capacity(3 + s.name_section.len() + s.dog_tags.len() + s.container_id.len());
-    k.push(s.metric_type.code());
-    k.extend_from_slice(s.name_section);
-    k.push(0xFF);
-    k.extend_from_slice(s.dog_tags);
-    k.push(0xFF);
-    k.extend_from_slice(s.container_id);
-    if k.len() <= INLINE_KEY {
-        let mut bytes = [0u8; INLINE_KEY];
-        bytes[..k.len()].copy_from_slice(&k);
-        Key::Inline {
-            len: k.len() as u8,
-            bytes,
-        }
-    } else {
-        Key::Heap(k.into_boxed_slice())
-    }
-}
-
 /// The known-series cache: an open-addressing index of positions into a dense
 /// vector of entries.
 ///
-/// An index slot is 8 bytes: the entry's position and the high half of its hash,
+/// An index slot is 8 bytes: the entry's position and the 32-bit hash it keeps,
 /// so the index alone names the likely entry without touching it, and the slot a
-/// hash starts probing at is known as soon as the hash is:
+/// hash starts probing at (its low bits) is known as soon as the hash is:
 /// [`Ingester::ingest_lines`] prefetches the next samples' slots, entries and
 /// series before it needs them. Linear probing, at most half full; the entries
 /// sit packed in a vector that only grows as entries arrive, so at 1,000,000
-/// series the cache costs about half what a table of whole entries would.
-#[derive(Debug, Default)]
+/// series the cache costs 48 bytes an entry plus 16 of index.
+#[derive(Debug)]
 struct Cache {
-    /// 0 for an empty slot, else `(position + 1) << 32 | hash >> 32`.
+    /// 0 for an empty slot, else `(position + 1) << 32 | hash`.
     slots: Vec<u64>,
     entries: Vec<Entry>,
+    /// The scales entries name; the first is 1.
+    scales: Vec<f64>,
 }
 
-#[inline]
-fn hash_hi(hash: u64) -> u64 {
-    hash >> 32
+impl Default for Cache {
+    fn default() -> Self {
+        Self {
+            slots: Vec::new(),
+            entries: Vec::new(),
+            scales: vec![1.0],
+        }
+    }
 }
 
 /// Ask the CPU to start loading the cache line at `p` (no effect elsewhere).
@@ -183,20 +217,20 @@ impl Cache {
 
     /// Where probing for `hash` starts.
     #[inline]
-    fn home(&self, hash: u64) -> usize {
+    fn home(&self, hash: u32) -> usize {
         hash as usize & self.mask()
     }
 
     /// Prefetch the slot probing for `hash` starts at.
     #[inline]
-    fn prefetch_slot(&self, hash: u64) {
+    fn prefetch_slot(&self, hash: u32) {
         prefetch(self.slots.as_ptr().wrapping_add(self.home(hash)));
     }
 
     /// Positions whose slot matches `hash` (probe order), without reading entries.
     #[inline]
-    fn candidates(&self, hash: u64) -> impl Iterator<Item = usize> + '_ {
-        let (mask, hi) = (self.mask(), hash_hi(hash));
+    fn candidates(&self, hash: u32) -> impl Iterator<Item = usize> + '_ {
+        let mask = self.mask();
         let mut i = self.home(hash);
         let mut done = self.slots.is_empty();
         std::iter::from_fn(move || {
@@ -207,7 +241,7 @@ impl Cache {
                     return None;
                 }
                 i = (i + 1) & mask;
-                if slot & 0xFFFF_FFFF == hi {
+                if slot as u32 == hash {
                     return Some((slot >> 32) as usize - 1);
                 }
             }
@@ -217,32 +251,66 @@ impl Cache {
 
     /// The position the index names first for `hash`, without reading the entry.
     #[inline]
-    fn hint(&self, hash: u64) -> Option<usize> {
+    fn hint(&self, hash: u32) -> Option<usize> {
         self.candidates(hash).next()
     }
 
     /// The entry at `pos` if it is this sample's.
     #[inline]
-    fn at(&self, pos: usize, hash: u64, s: &Sample<'_>) -> Option<&Entry> {
+    fn at(&self, pos: usize, hash: u32, s: &Sample<'_>) -> Option<&Entry> {
         self.entries
             .get(pos)
-            .filter(|e| e.hash == hash && key_matches(&e.key, s))
+            .filter(|e| e.hash == hash && e.matches(s))
     }
 
     #[inline]
-    fn position(&self, hash: u64, s: &Sample<'_>) -> Option<usize> {
+    fn position(&self, hash: u32, s: &Sample<'_>) -> Option<usize> {
         self.candidates(hash)
             .find(|&p| self.at(p, hash, s).is_some())
     }
 
     #[inline]
-    fn find(&self, hash: u64, s: &Sample<'_>) -> Option<&Entry> {
+    fn find(&self, hash: u32, s: &Sample<'_>) -> Option<&Entry> {
         self.position(hash, s).and_then(|i| self.entries.get(i))
+    }
+
+    /// What an entry says, with its scale looked up.
+    #[inline]
+    fn answer<'a>(&self, e: &'a Entry) -> Answer<'a> {
+        Answer {
+            target: e.series.as_deref().ok_or(e.miss),
+            scale: self
+                .scales
+                .get(usize::from(e.scale))
+                .copied()
+                .unwrap_or(1.0),
+            tag_errors: u32::from(e.tag_errors),
+            has_tags: e.has_tags,
+        }
+    }
+
+    /// The index naming `scale`, added if new; `None` when [`MAX_SCALES`] are
+    /// named already (a key with yet another scale is then not cached).
+    fn scale_index(&mut self, scale: f64) -> Option<u8> {
+        let i = match self
+            .scales
+            .iter()
+            .position(|s| s.to_bits() == scale.to_bits())
+        {
+            Some(i) => i,
+            None if self.scales.len() < MAX_SCALES => {
+                self.scales.push(scale);
+                self.scales.len() - 1
+            }
+            None => return None,
+        };
+        u8::try_from(i).ok()
     }
 
     fn clear(&mut self) {
         self.slots.iter_mut().for_each(|s| *s = 0);
         self.entries.clear();
+        self.scales.truncate(1);
     }
 
     /// Rebuild the index for the entries, with room to grow (O(n): on growth,
@@ -261,14 +329,14 @@ impl Cache {
     }
 
     /// Put `pos` into the first free slot from `hash`'s home.
-    fn place(&mut self, hash: u64, pos: usize) {
+    fn place(&mut self, hash: u32, pos: usize) {
         let mask = self.mask();
         let mut i = self.home(hash);
         while self.slots.get(i).is_some_and(|s| *s != 0) {
             i = (i + 1) & mask;
         }
         if let Some(slot) = self.slots.get_mut(i) {
-            *slot = ((pos as u64 + 1) << 32) | hash_hi(hash);
+            *slot = ((pos as u64 + 1) << 32) | u64::from(hash);
         }
     }
 
@@ -279,7 +347,7 @@ impl Cache {
     }
 
     /// The slot holding `pos`.
-    fn slot_of(&self, hash: u64, pos: usize) -> Option<usize> {
+    fn slot_of(&self, hash: u32, pos: usize) -> Option<usize> {
         let mask = self.mask();
         let mut i = self.home(hash);
         loop {
@@ -305,8 +373,7 @@ impl Cache {
             if slot == 0 {
                 break;
             }
-            let pos = (slot >> 32) as usize - 1;
-            let k = self.entries.get(pos).map_or(j, |e| self.home(e.hash));
+            let k = self.home(slot as u32);
             // Move it back unless its home lies cyclically in (i, j].
             let stays = if i <= j {
                 i < k && k <= j
@@ -322,7 +389,7 @@ impl Cache {
     }
 
     /// Remove the entry for this sample's key, if any.
-    fn remove(&mut self, hash: u64, s: &Sample<'_>) {
+    fn remove(&mut self, hash: u32, s: &Sample<'_>) {
         let Some(pos) = self.position(hash, s) else {
             return;
         };
@@ -334,14 +401,14 @@ impl Cache {
             // The last entry moves into the hole: point its slot there.
             let moved = self.entries[last].hash;
             if let Some(i) = self.slot_of(moved, last) {
-                self.slots[i] = ((pos as u64 + 1) << 32) | hash_hi(moved);
+                self.slots[i] = ((pos as u64 + 1) << 32) | u64::from(moved);
             }
         }
         self.entries.swap_remove(pos);
     }
 
-    /// Add an entry (its key must not be present) and return it.
-    fn insert(&mut self, e: Entry) -> &Entry {
+    /// Add an entry (its key must not be present).
+    fn insert(&mut self, e: Entry) {
         let pos = self.entries.len();
         let hash = e.hash;
         self.entries.push(e);
@@ -350,7 +417,6 @@ impl Cache {
         } else {
             self.place(hash, pos);
         }
-        &self.entries[pos]
     }
 }
 
@@ -358,7 +424,7 @@ impl Cache {
 struct InFlight<'a> {
     s: Sample<'a>,
     value: f64,
-    hash: u64,
+    hash: u32,
     /// Where the index says its entry is (checked before use).
     hint: Option<usize>,
 }
@@ -480,16 +546,26 @@ impl Ingester {
     /// the series of `n - 2`, read the slot of `n - 1` and prefetch its entry.
     #[inline(always)]
     fn step(&mut self, ring: &mut [Option<InFlight<'_>>; 4], n: usize) {
-        if let Some(f) = ring[n.wrapping_add(1) & 3].take() {
-            self.finish(&f);
+        let done = &mut ring[n.wrapping_add(1) & 3];
+        // Applied where it lies: moving it out first was a 152-byte copy whose
+        // reads stalled on its own stores.
+        if let Some(f) = done {
+            self.finish(&f.s, f.value, f.hash, f.hint);
         }
+        *done = None;
         if let Some(f) = &ring[n.wrapping_add(2) & 3] {
             self.prefetch_series(f);
         }
         if let Some(f) = &mut ring[n.wrapping_add(3) & 3] {
             f.hint = self.cache.hint(f.hash);
             if let Some(e) = f.hint.and_then(|i| self.cache.entries.get(i)) {
+                // A 48-byte entry may straddle two cache lines: ask for both.
                 prefetch(e);
+                prefetch(
+                    (e as *const Entry)
+                        .cast::<u8>()
+                        .wrapping_add(size_of::<Entry>() - 1),
+                );
             }
         }
     }
@@ -508,34 +584,34 @@ impl Ingester {
         })
     }
 
-    /// Prefetch the series a sample's (already prefetched) entry points to.
+    /// Prefetch the series and the out-of-line key a sample's (already
+    /// prefetched) entry points to.
     #[inline]
     fn prefetch_series(&self, f: &InFlight<'_>) {
-        if let Some(Entry {
-            target: Target::Series(series),
-            ..
-        }) = f.hint.and_then(|i| self.cache.entries.get(i))
-        {
-            prefetch(Arc::as_ptr(series));
+        if let Some(e) = f.hint.and_then(|i| self.cache.entries.get(i)) {
+            // A key too long to sit in the entry is compared at the next stage.
+            prefetch(e.key.as_bytes().as_ptr());
+            if let Some(series) = &e.series {
+                prefetch(Arc::as_ptr(series));
+            }
         }
     }
 
     /// Apply a started sample: through its entry if the hint still holds (the
     /// previous sample may have changed the cache), else by a full lookup.
     #[inline]
-    fn finish(&mut self, f: &InFlight<'_>) {
+    fn finish(&mut self, s: &Sample<'_>, value: f64, hash: u32, hint: Option<usize>) {
         let now = self.store.clock.now();
-        let entry = f
-            .hint
-            .and_then(|i| self.cache.at(i, f.hash, &f.s))
-            .or_else(|| self.cache.find(f.hash, &f.s));
+        let entry = hint
+            .and_then(|i| self.cache.at(i, hash, s))
+            .or_else(|| self.cache.find(hash, s));
         if let Some(e) = entry {
-            if !matches!(&e.target, Target::Series(series) if series.is_retired()) {
-                apply(e, &mut self.local, &f.s, f.value, now);
+            if !e.series.as_ref().is_some_and(|series| series.is_retired()) {
+                apply(self.cache.answer(e), &mut self.local, s, value, now);
                 return;
             }
         }
-        self.resolve(&f.s, f.hash, f.value, now);
+        self.resolve(s, hash, value, now);
     }
 
     /// Ingest one line (without its newline).
@@ -582,16 +658,17 @@ impl Ingester {
         if removals != self.removals {
             self.removals = removals;
             // Room was made: refused keys may fit now.
-            self.cache.retain(|e| match &e.target {
-                Target::Series(s) => !s.is_retired(),
-                Target::Refused => false,
-                _ => true,
+            self.cache.retain(|e| match &e.series {
+                Some(s) => !s.is_retired(),
+                None => e.miss != Miss::Refused,
             });
             self.refused = 0;
         }
     }
 
-    fn hash(&self, s: &Sample<'_>) -> u64 {
+    /// The high half of the key's hash (the low half of foldhash's output is no
+    /// better, and 32 bits leave an entry room for its other fields).
+    fn hash(&self, s: &Sample<'_>) -> u32 {
         let mut h = self.hasher.build_hasher();
         h.write(s.name_section);
         if !s.dog_tags.is_empty() || !s.container_id.is_empty() {
@@ -601,13 +678,15 @@ impl Ingester {
             h.write(s.container_id);
         }
         h.write_u8(s.metric_type.code());
-        h.finish()
+        (h.finish() >> 32) as u32
     }
 
     /// Record one parsed sample.
     pub fn record(&mut self, s: &Sample<'_>) {
-        if let Some(f) = self.start(*s) {
-            self.finish(&f);
+        // Not through `start`: that would copy the sample into an `InFlight`.
+        if let Some(value) = self.checked_value(s) {
+            let hash = self.hash(s);
+            self.finish(s, value, hash, None);
         }
     }
 
@@ -640,7 +719,7 @@ impl Ingester {
 
     /// The slow path: map and find or create the series, cache the answer, apply
     /// the sample. A sample refused at the series limit is counted, not cached.
-    fn resolve(&mut self, s: &Sample<'_>, hash: u64, value: f64, now: u64) {
+    fn resolve(&mut self, s: &Sample<'_>, hash: u32, value: f64, now: u64) {
         let decoded = tags::decode(s);
         let mut tag_errors = decoded.errors;
         let has_tags = !decoded.labels.is_empty();
@@ -648,8 +727,8 @@ impl Ingester {
         name.push_str(&String::from_utf8_lossy(s.name_tail));
         let mut scale = 1.0;
         let target = match self.mapper.map(&name, s.metric_type, decoded.labels) {
-            MapOutcome::Drop => Target::Drop,
-            MapOutcome::EmptyName => Target::EmptyName,
+            MapOutcome::Drop => Err(Miss::Drop),
+            MapOutcome::EmptyName => Err(Miss::EmptyName),
             MapOutcome::Map(mut m) => {
                 scale = m.scale.unwrap_or(1.0);
                 let family_kind = match s.metric_type {
@@ -672,11 +751,11 @@ impl Ingester {
                 m.labels.retain(|(k, _)| k != reserved);
                 tag_errors += (before - m.labels.len()) as u32;
                 match self.store.get_or_create(&m, family_kind) {
-                    Ok(series) => Target::Series(series),
-                    Err(Refusal::Conflict) => Target::Conflict,
+                    Ok(series) => Ok(series),
+                    Err(Refusal::Conflict) => Err(Miss::Conflict),
                     Err(Refusal::Limit) if self.refused < MAX_REFUSED => {
                         self.refused += 1;
-                        Target::Refused
+                        Err(Miss::Refused)
                     }
                     Err(Refusal::Limit) => {
                         // Enough refusals remembered: count this one, keep nothing.
@@ -687,23 +766,21 @@ impl Ingester {
                 }
             }
         };
+        let r = Resolved {
+            target,
+            scale,
+            tag_errors,
+            has_tags,
+        };
+        apply(r.answer(), &mut self.local, s, value, now);
+        if self.cache_cap == 0 {
+            // No cache: nothing to remember.
+            return;
+        }
         if self.cache.len() >= self.cache_cap {
-            if self.cache_cap == 0 {
-                // No cache: apply without remembering.
-                let entry = Entry {
-                    hash,
-                    key: Key::default(),
-                    target,
-                    scale,
-                    tag_errors,
-                    has_tags,
-                };
-                apply(&entry, &mut self.local, s, value, now);
-                return;
-            }
             // Full: drop about half the entries (chosen by hash), so a working set
             // slightly above the bound does not re-map everything at once.
-            let bit = 1u64 << (self.local.cache_flushes % 64);
+            let bit = 1u32 << (self.local.cache_flushes % 32);
             self.cache.retain(|e| e.hash & bit == 0);
             if self.cache.len() >= self.cache_cap {
                 self.cache.clear();
@@ -713,45 +790,42 @@ impl Ingester {
         }
         // Remove a stale entry for the same key (a retired series) first.
         self.cache.remove(hash, s);
-        let entry = Entry {
-            hash,
-            key: build_key(s),
-            target,
-            scale,
-            tag_errors,
-            has_tags,
-        };
-        let entry = self.cache.insert(entry);
-        apply(entry, &mut self.local, s, value, now);
+        if let Some(entry) = self
+            .cache
+            .scale_index(r.scale)
+            .and_then(|scale| Entry::new(hash, s, r, scale))
+        {
+            self.cache.insert(entry);
+        }
     }
 }
 
-/// Apply a sample to the target its cache entry names.
+/// Apply a sample to what its key resolved to.
 #[inline]
-fn apply(entry: &Entry, local: &mut LocalStats, s: &Sample<'_>, value: f64, now: u64) {
+fn apply(a: Answer<'_>, local: &mut LocalStats, s: &Sample<'_>, value: f64, now: u64) {
     let kind = event_kind(s.metric_type);
-    local.tag_errors += u64::from(entry.tag_errors);
-    local.tags += u64::from(entry.has_tags);
-    let series = match &entry.target {
-        Target::Series(series) => series,
-        Target::Drop => {
+    local.tag_errors += u64::from(a.tag_errors);
+    local.tags += u64::from(a.has_tags);
+    let series = match a.target {
+        Ok(series) => series,
+        Err(Miss::Drop) => {
             local.dropped += 1;
             return;
         }
-        Target::Conflict => {
+        Err(Miss::Conflict) => {
             local.conflict(kind);
             return;
         }
-        Target::Refused => {
+        Err(Miss::Refused) => {
             local.series_refused += 1;
             return;
         }
-        Target::EmptyName => {
+        Err(Miss::EmptyName) => {
             local.empty_names += 1;
             return;
         }
     };
-    let value = value * entry.scale;
+    let value = value * a.scale;
     if s.metric_type == MetricType::Counter && value < 0.0 {
         local.negative_counters += 1;
         return;
@@ -804,23 +878,99 @@ mod tests {
         }
     }
 
+    fn sample(line: &[u8]) -> Sample<'_> {
+        match parser::parse_line(line, ParseOptions::default()).next() {
+            Some(Ok(s)) => s,
+            other => panic!(
+                "{:?} did not parse: {other:?}",
+                String::from_utf8_lossy(line)
+            ),
+        }
+    }
+
+    fn dropped() -> Resolved {
+        Resolved {
+            target: Err(Miss::Drop),
+            scale: 1.0,
+            tag_errors: 0,
+            has_tags: false,
+        }
+    }
+
     #[test]
-    fn key_layout_roundtrip() {
-        let line = b"a.b:1|c|#k:v|c:abc";
-        let s = parser::parse_line(line, ParseOptions::default())
-            .next()
-            .and_then(Result::ok);
-        let Some(s) = s else {
-            panic!("line did not parse")
+    fn an_entry_matches_its_own_key_only() {
+        let s = sample(b"a.b:1|c|#k:v|c:abc");
+        let Some(e) = Entry::new(0, &s, dropped(), 0) else {
+            panic!("short key not cached")
         };
-        assert!(key_matches(&build_key(&s), &s));
-        let other = parser::parse_line(b"a.b:1|g|#k:v|c:abc", ParseOptions::default())
-            .next()
-            .and_then(Result::ok);
-        let Some(other) = other else {
-            panic!("line did not parse")
+        assert!(e.matches(&s));
+        for other in [
+            &b"a.b:1|g|#k:v|c:abc"[..],
+            b"a.b:1|c|#k:v|c:abd",
+            b"a.b:1|c|#k:w|c:abc",
+            b"a.c:1|c|#k:v|c:abc",
+            b"a.b:1|c|#k:v",
+            // The same bytes split differently between name, tags and container id.
+            b"a.bk:1|c|#:v|c:abc",
+            b"a.b:1|c|#k:vabc",
+        ] {
+            assert!(
+                !e.matches(&sample(other)),
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+        assert!(e.matches(&sample(b"a.b:7|c|@0.5|#k:v|c:abc")));
+    }
+
+    #[test]
+    fn an_entry_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 48);
+    }
+
+    #[test]
+    fn long_keys_are_cached_too_and_huge_ones_are_not() {
+        let long = format!("{}:1|c|#{}", "n".repeat(300), "t:v,".repeat(100));
+        let s = sample(long.as_bytes());
+        assert!(Entry::new(0, &s, dropped(), 0).is_some_and(|e| e.matches(&s)));
+        // Only with `--statsd.max-line-length` raised past 64 KiB.
+        let opts = ParseOptions {
+            max_line_length: 1 << 20,
+            ..ParseOptions::default()
         };
-        assert!(!key_matches(&build_key(&s), &other));
+        let huge = format!("{}:1|c", "n".repeat(70_000));
+        let s = parser::parse_line(huge.as_bytes(), opts).next();
+        let Some(Ok(s)) = s else {
+            panic!("a 70,000-byte name did not parse")
+        };
+        assert!(Entry::new(0, &s, dropped(), 0).is_none());
+        // A key that cannot be cached is still counted on every sample.
+        let mut ing = ingester();
+        ing.opts = opts;
+        let twice = format!("{}:1|c\n{}:2|c", "n".repeat(70_000), "n".repeat(70_000));
+        ing.ingest_lines(twice.as_bytes());
+        assert_eq!(ing.cache.len(), 0);
+        ing.flush_stats();
+        let page = crate::exposition::text::render_to_string(ing.store());
+        assert!(
+            page.contains(&format!("\n{} 3\n", "n".repeat(70_000))),
+            "value 3 expected"
+        );
+    }
+
+    #[test]
+    fn scales_are_shared_and_bounded() {
+        let mut cache = Cache::default();
+        assert_eq!(cache.scale_index(1.0), Some(0));
+        assert_eq!(cache.scale_index(0.001), Some(1));
+        assert_eq!(cache.scale_index(0.001), Some(1));
+        for i in 2..MAX_SCALES {
+            assert_eq!(cache.scale_index(i as f64 + 0.5), u8::try_from(i).ok());
+        }
+        assert_eq!(cache.scale_index(-7.0), None);
+        assert_eq!(cache.scale_index(0.001), Some(1));
+        cache.clear();
+        assert_eq!(cache.scale_index(-7.0), Some(1));
     }
 
     #[test]
@@ -855,7 +1005,7 @@ mod tests {
             let h = ing.hash(&s);
             if let Some(e) = ing.cache.find(h, &s) {
                 assert_eq!(e.hash, h);
-                assert!(key_matches(&e.key, &s));
+                assert!(e.matches(&s));
             }
         }
     }
@@ -931,14 +1081,10 @@ mod tests {
                 let h = ing.hash(&s);
                 match op {
                     0 if !model.contains(&k) => {
-                        cache.insert(Entry {
-                            hash: h,
-                            key: build_key(&s),
-                            target: Target::Drop,
-                            scale: 1.0,
-                            tag_errors: u32::from(k),
-                            has_tags: false,
-                        });
+                        let r = Resolved { tag_errors: u32::from(k), ..dropped() };
+                        if let Some(e) = Entry::new(h, &s, r, 0) {
+                            cache.insert(e);
+                        }
                         model.insert(k);
                     }
                     1 => {
@@ -956,7 +1102,7 @@ mod tests {
             for k in 0..300u16 {
                 let Some(s) = sample(k) else { continue };
                 let found = cache.find(ing.hash(&s), &s).map(|e| e.tag_errors);
-                proptest::prop_assert_eq!(found, model.contains(&k).then_some(u32::from(k)));
+                proptest::prop_assert_eq!(found, model.contains(&k).then_some(k));
             }
         }
     }
@@ -979,7 +1125,7 @@ mod tests {
             .cache
             .entries
             .iter()
-            .any(|e| matches!(e.target, Target::Refused)));
+            .any(|e| e.series.is_none() && e.miss == Miss::Refused));
         // Room is made (the kept series is removed): the refused key maps again.
         store.retire_where(|_| true);
         ing.flush_stats();
