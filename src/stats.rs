@@ -96,7 +96,7 @@ pub struct Stats {
     pub tcp_too_long: AtomicU64,
     /// Socket receive errors other than "would block".
     pub recv_errors: AtomicU64,
-    /// UDP datagrams the kernel dropped for lack of socket buffer (SO_RXQ_OVFL).
+    /// UDP datagrams the kernel dropped for lack of socket buffer (SO_MEMINFO).
     pub udp_kernel_drops: AtomicU64,
     /// Successful mapping reloads.
     reloads_ok: AtomicU64,
@@ -537,7 +537,7 @@ pub fn collect(store: &Store) -> Vec<SelfFamily> {
         single(
             "promstatsd_udp_kernel_drops_total",
             "counter",
-            "UDP datagrams the kernel dropped because the socket's receive buffer was full (SO_RXQ_OVFL); raise --statsd.read-buffer.",
+            "UDP datagrams the kernel dropped because the socket's receive buffer was full (SO_MEMINFO); raise --statsd.read-buffer.",
             get(&s.udp_kernel_drops),
         ),
         single(

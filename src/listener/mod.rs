@@ -263,7 +263,6 @@ fn bind_udp(
     if reuse_port {
         sock.set_reuse_port(true)?;
     }
-    recv::enable_drop_reports(std::os::fd::AsRawFd::as_raw_fd(&sock))?;
     if let Some(size) = read_buffer {
         set_read_buffer(&socket2::SockRef::from(&sock), size, "UDP")?;
     }
@@ -517,12 +516,12 @@ impl Listener {
             _ => self.unixgram.as_ref().map(|(s, _)| s.as_raw_fd()),
         };
         let Some(fd) = fd else { return false };
+        if kind == ListenerKind::Udp {
+            self.note_kernel_drops(fd);
+        }
         for _ in 0..BATCHES_PER_TURN {
             match self.batch.recv(fd) {
                 Ok(n) => {
-                    if kind == ListenerKind::Udp {
-                        self.note_kernel_drops();
-                    }
                     for i in 0..n {
                         let (msg, truncated) = self.batch.message(i);
                         if truncated {
@@ -558,8 +557,8 @@ impl Listener {
     }
 
     /// Add the growth of the UDP socket's kernel drop count to the self-metric.
-    fn note_kernel_drops(&mut self) {
-        if let Some(v) = self.batch.kernel_drops() {
+    fn note_kernel_drops(&mut self, fd: std::os::fd::RawFd) {
+        if let Some(v) = recv::kernel_drops(fd) {
             if v > self.kernel_drops {
                 // Relaxed: a self-metric counter.
                 self.ingester
