@@ -31,7 +31,7 @@ use hashbrown::HashTable;
 use inline::InlineStr;
 use set::DistinctSet;
 use std::cmp::Ordering as CmpOrdering;
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -102,8 +102,8 @@ impl FamilyKind {
 /// A metric family: a name, its type, its HELP text and its observer settings.
 #[derive(Debug)]
 pub struct Family {
-    /// The family name.
-    pub name: Box<str>,
+    /// The family name (in place when short).
+    pub name: InlineStr,
     /// HELP text.
     pub help: Arc<str>,
     /// What the family aggregates.
@@ -117,6 +117,32 @@ pub struct Family {
     /// The mapping generation that last resolved a sample to this family.
     generation: AtomicU64,
 }
+
+/// A family in the store's set, found by its name: the name is kept once, in
+/// the family, instead of again as a map key.
+#[derive(Debug)]
+struct ByName(Arc<Family>);
+
+impl std::borrow::Borrow<str> for ByName {
+    fn borrow(&self) -> &str {
+        &self.0.name
+    }
+}
+
+impl std::hash::Hash for ByName {
+    /// As the name's `str` hash, so that lookups by `&str` find it.
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.name.as_str().hash(h);
+    }
+}
+
+impl PartialEq for ByName {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for ByName {}
 
 impl Family {
     fn same_definition(&self, kind: FamilyKind, m: &Mapping) -> bool {
@@ -312,7 +338,7 @@ pub struct Store {
     shards: Box<[Shard]>,
     mask: u64,
     hasher: foldhash::fast::RandomState,
-    families: Mutex<HashMap<Box<str>, Arc<Family>>>,
+    families: Mutex<HashSet<ByName>>,
     pending: Mutex<Vec<Arc<Series>>>,
     /// The render order, and the `removals` count it was last filtered at.
     sorted: Mutex<(u64, Vec<Arc<Series>>)>,
@@ -386,7 +412,7 @@ impl Store {
             shards: (0..n).map(|_| RwLock::new(HashTable::new())).collect(),
             mask: n as u64 - 1,
             hasher: foldhash::fast::RandomState::default(),
-            families: Mutex::new(HashMap::new()),
+            families: Mutex::new(HashSet::new()),
             pending: Mutex::new(Vec::new()),
             sorted: Mutex::new((0, Vec::new())),
             series_by_kind: Default::default(),
@@ -496,7 +522,7 @@ impl Store {
         // family map's mutex orders everything else.
         let generation = self.mapping_generation.load(Ordering::Relaxed);
         let mut families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(f) = families.get(m.name.as_str()) {
+        if let Some(ByName(f)) = families.get(m.name.as_str()) {
             if f.same_definition(kind, m) {
                 f.generation.fetch_max(generation, Ordering::Relaxed);
                 return Ok(Arc::clone(f));
@@ -527,7 +553,7 @@ impl Store {
             self.has_ttl.store(true, Ordering::Relaxed);
         }
         let family = Arc::new(Family {
-            name: m.name.clone().into_boxed_str(),
+            name: InlineStr::from(m.name.as_str()),
             help: Arc::clone(&m.help),
             kind,
             buckets: Arc::clone(&m.buckets),
@@ -535,7 +561,7 @@ impl Store {
             ttl_secs: m.ttl_secs,
             generation: AtomicU64::new(generation),
         });
-        families.insert(family.name.clone(), Arc::clone(&family));
+        families.insert(ByName(Arc::clone(&family)));
         Ok(family)
     }
 
@@ -606,7 +632,7 @@ impl Store {
                         .collect::<Vec<_>>()
                 })
                 .collect();
-            families.retain(|_, f| f.ttl_secs == 0 || live.contains(&Arc::as_ptr(f)));
+            families.retain(|ByName(f)| f.ttl_secs == 0 || live.contains(&Arc::as_ptr(f)));
         }
         removed
     }
@@ -638,21 +664,24 @@ impl Store {
 
 /// Whether a new family `name` of `kind` would render a series name that another
 /// family already renders (`x_sum` of summary `x` against a counter `x_sum`).
-fn collides(families: &HashMap<Box<str>, Arc<Family>>, name: &str, kind: FamilyKind) -> bool {
+// `ByName` hashes and compares the family name only, which never changes;
+// the atomics inside a family play no part in the key.
+#[allow(clippy::mutable_key_type)]
+fn collides(families: &HashSet<ByName>, name: &str, kind: FamilyKind) -> bool {
     if kind.has_suffixes() {
         let mut probe = String::with_capacity(name.len() + 7);
         for suffix in ["_sum", "_count", "_bucket"] {
             probe.clear();
             probe.push_str(name);
             probe.push_str(suffix);
-            if families.contains_key(probe.as_str()) {
+            if families.contains(probe.as_str()) {
                 return true;
             }
         }
     }
     for suffix in ["_sum", "_count", "_bucket"] {
         if let Some(base) = name.strip_suffix(suffix) {
-            if families.get(base).is_some_and(|f| f.kind.has_suffixes()) {
+            if families.get(base).is_some_and(|f| f.0.kind.has_suffixes()) {
                 return true;
             }
         }

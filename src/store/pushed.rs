@@ -447,9 +447,12 @@ impl Store {
     }
 
     /// The checks a push must pass before anything is applied.
+    // `ByName` hashes and compares the family name only, which never changes;
+    // the atomics inside a family play no part in the key.
+    #[allow(clippy::mutable_key_type)]
     fn check_push(
         &self,
-        families: &HashMap<Box<str>, Arc<super::Family>>,
+        families: &HashSet<super::ByName>,
         inner: &Inner,
         key: &GroupKey,
         new: &[Converted],
@@ -467,7 +470,7 @@ impl Store {
             (n > 0).then_some(kind)
         };
         for (i, (f, series)) in new.iter().enumerate() {
-            let statsd = |n: &str| families.get(n).map(|sf| sf.kind.prom_type());
+            let statsd = |n: &str| families.get(n).map(|sf| sf.0.kind.prom_type());
             if clashes(&f.name, f.kind, statsd) {
                 return Err(format!(
                     "metric {} of type {} clashes with a StatsD metric of another type or name",
@@ -488,7 +491,7 @@ impl Store {
                     f.name, f.kind
                 ));
             }
-            if families.contains_key(&f.name) {
+            if families.contains(&*f.name) {
                 if let Some(dup) = series.iter().find(|l| self.series_exists(&f.name, l)) {
                     return Err(format!(
                         "series {}{{{dup}}} is already a StatsD series",
