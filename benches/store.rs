@@ -4,6 +4,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use promstatsd::mapper::{MapOutcome, Mapper, MapperDefaults, Mapping};
 use promstatsd::parser::MetricType;
+use promstatsd::store::atomic::Writers;
 use promstatsd::store::{FamilyKind, Store};
 use std::hint::black_box;
 use std::time::Duration;
@@ -36,25 +37,29 @@ fn bench(c: &mut Criterion) {
         .get_or_create(&mapping("s", &[]), FamilyKind::Summary)
         .unwrap();
     g.bench_function("counter_add", |b| {
-        b.iter(|| counter.counter_add(black_box(1.0)))
+        b.iter(|| counter.counter_add(black_box(1.0), Writers::Shared))
+    });
+    // The daemon with one ingest loop: plain atomic stores.
+    g.bench_function("counter_add_sole_writer", |b| {
+        b.iter(|| counter.counter_add(black_box(1.0), Writers::Sole))
     });
     g.bench_function("gauge_set", |b| {
-        b.iter(|| gauge.gauge_update(black_box(3.5), false))
+        b.iter(|| gauge.gauge_update(black_box(3.5), false, Writers::Shared))
     });
     g.bench_function("gauge_add", |b| {
-        b.iter(|| gauge.gauge_update(black_box(1.0), true))
+        b.iter(|| gauge.gauge_update(black_box(1.0), true, Writers::Shared))
     });
     let mut v = 0.0f64;
     g.bench_function("histogram_observe", |b| {
         b.iter(|| {
             v = (v + 0.37) % 12.0;
-            hist.observe(black_box(v), 1, 0)
+            hist.observe(black_box(v), 1, 0, Writers::Shared)
         })
     });
     g.bench_function("summary_observe", |b| {
         b.iter(|| {
             v = (v + 0.37) % 12.0;
-            summ.observe(black_box(v), 1, 0)
+            summ.observe(black_box(v), 1, 0, Writers::Shared)
         })
     });
     let mut i = 0u64;

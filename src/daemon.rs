@@ -154,12 +154,14 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
             .map_err(|e| RunError(format!("cannot start UDP worker {}: {e}", i + 2)))?;
         workers.push(l);
     }
-    let ingester = relay(Ingester::new(
-        Arc::clone(&store),
-        handle,
-        cfg.parse,
-        cfg.cache_entries,
-    ))?;
+    let ingester = Ingester::new(Arc::clone(&store), handle, cfg.parse, cfg.cache_entries);
+    // One ingest loop (no extra UDP workers; TCP and unix sockets share the loop)
+    // is the only thread writing series values.
+    let ingester = relay(if workers.is_empty() {
+        ingester.sole_writer()
+    } else {
+        ingester
+    })?;
     let listener = Listener::new(sockets, ingester, cfg.listen.clone())
         .map_err(|e| RunError(format!("cannot start the event loop: {e}")))?;
     let mut stoppers = vec![listener.stopper()];

@@ -9,6 +9,7 @@
 use crate::mapper::{MapOutcome, Mapper, MapperHandle, ObserverType};
 use crate::parser::{self, tags, MetricType, ParseOptions, Sample, Value};
 use crate::stats::{EventKind, ListenerKind, LocalStats};
+use crate::store::atomic::Writers;
 use crate::store::inline::InlineBytes;
 use crate::store::{FamilyKind, Refusal, Series, Store};
 use std::hash::{BuildHasher, Hasher};
@@ -455,6 +456,8 @@ pub struct Ingester {
     /// Counters not yet added to the store's stats; see [`Ingester::flush_stats`].
     pub local: LocalStats,
     relay: Option<crate::relay::Relay>,
+    /// Whether other threads update this store's series too.
+    writers: Writers,
 }
 
 impl Ingester {
@@ -481,7 +484,17 @@ impl Ingester {
             hasher: foldhash::fast::RandomState::default(),
             local: LocalStats::default(),
             relay: None,
+            writers: Writers::Shared,
         }
+    }
+
+    /// Update series values with plain atomic stores instead of read-modify-write
+    /// instructions. Only for an ingester that is the one thread writing its
+    /// store's series (the daemon with one ingest loop); with a second writer,
+    /// concurrent updates of one series could be lost (never torn).
+    pub(crate) fn sole_writer(mut self) -> Self {
+        self.writers = Writers::Sole;
+        self
     }
 
     /// Forward every valid line to an upstream StatsD as well.
@@ -607,7 +620,8 @@ impl Ingester {
             .or_else(|| self.cache.find(hash, s));
         if let Some(e) = entry {
             if !e.series.as_ref().is_some_and(|series| series.is_retired()) {
-                apply(self.cache.answer(e), &mut self.local, s, value, now);
+                let a = self.cache.answer(e);
+                apply(a, &mut self.local, s, value, now, self.writers);
                 return;
             }
         }
@@ -772,7 +786,7 @@ impl Ingester {
             tag_errors,
             has_tags,
         };
-        apply(r.answer(), &mut self.local, s, value, now);
+        apply(r.answer(), &mut self.local, s, value, now, self.writers);
         if self.cache_cap == 0 {
             // No cache: nothing to remember.
             return;
@@ -802,7 +816,7 @@ impl Ingester {
 
 /// Apply a sample to what its key resolved to.
 #[inline]
-fn apply(a: Answer<'_>, local: &mut LocalStats, s: &Sample<'_>, value: f64, now: u64) {
+fn apply(a: Answer<'_>, local: &mut LocalStats, s: &Sample<'_>, value: f64, now: u64, w: Writers) {
     let kind = event_kind(s.metric_type);
     local.tag_errors += u64::from(a.tag_errors);
     local.tags += u64::from(a.has_tags);
@@ -832,8 +846,8 @@ fn apply(a: Answer<'_>, local: &mut LocalStats, s: &Sample<'_>, value: f64, now:
     }
     series.touch(now);
     match s.metric_type {
-        MetricType::Counter => series.counter_add(value),
-        MetricType::Gauge => series.gauge_update(value, s.relative),
+        MetricType::Counter => series.counter_add(value, w),
+        MetricType::Gauge => series.gauge_update(value, s.relative, w),
         MetricType::Set => {
             if let Value::Member(m) = s.value {
                 series.set_insert(m);
@@ -843,7 +857,7 @@ fn apply(a: Answer<'_>, local: &mut LocalStats, s: &Sample<'_>, value: f64, now:
             // Weighted by the sample rate: the same result as statsd_exporter's
             // replaying `int(1/rate)` copies, in one update.
             let n = ((1.0 / s.sample_rate) as u64).max(1);
-            series.observe(value, n, now);
+            series.observe(value, n, now, w);
         }
     }
     local.event(kind);

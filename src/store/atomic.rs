@@ -36,6 +36,62 @@ impl AtomicF64 {
     pub fn add(&self, d: f64) {
         add_f64_bits(&self.0, d);
     }
+
+    /// Add `d` as the series' only writer (see [`Writers::Sole`]).
+    #[inline]
+    pub fn add_as(&self, d: f64, w: Writers) {
+        match w {
+            Writers::Shared => add_f64_bits(&self.0, d),
+            Writers::Sole => {
+                // Relaxed: see the type's comment; no other thread writes this cell.
+                let cur = self.0.load(Ordering::Relaxed);
+                self.0
+                    .store((f64::from_bits(cur) + d).to_bits(), Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Who updates a store's series values, and so how an update is made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Writers {
+    /// Several threads may update one series: read-modify-write instructions
+    /// (`lock cmpxchg`, `lock xadd`).
+    #[default]
+    Shared,
+    /// One thread updates every series (the daemon with one ingest loop): a plain
+    /// atomic load and store, so a scrape still never sees a torn value, without
+    /// the locked instruction (about 5 % of the ingest thread's time with counters,
+    /// most of it waiting for the store buffer to drain).
+    Sole,
+}
+
+/// Add `n` to a count with the update `w` allows.
+#[inline]
+pub fn add_u64(cell: &AtomicU64, n: u64, w: Writers) {
+    // Relaxed: independent statistics (see `AtomicF64`).
+    match w {
+        Writers::Shared => {
+            cell.fetch_add(n, Ordering::Relaxed);
+        }
+        Writers::Sole => cell.store(
+            cell.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        ),
+    }
+}
+
+/// [`add_f64_bits`] with the update `w` allows.
+#[inline]
+pub fn add_f64_bits_as(cell: &AtomicU64, d: f64, w: Writers) {
+    match w {
+        Writers::Shared => add_f64_bits(cell, d),
+        Writers::Sole => {
+            // Relaxed: see `AtomicF64`; no other thread writes this cell.
+            let cur = cell.load(Ordering::Relaxed);
+            cell.store((f64::from_bits(cur) + d).to_bits(), Ordering::Relaxed);
+        }
+    }
 }
 
 /// Add `d` to the `f64` whose bits `cell` holds (for an `f64` kept among integer
@@ -92,6 +148,24 @@ impl Clock {
 #[cfg(test)]
 mod tests {
     use super::AtomicF64;
+
+    #[test]
+    fn sole_and_shared_updates_agree() {
+        use super::{add_f64_bits_as, add_u64, Writers};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        for w in [Writers::Shared, Writers::Sole] {
+            let a = AtomicF64::new(0.5);
+            a.add_as(2.25, w);
+            a.add_as(-1.0, w);
+            assert_eq!(a.load(), 1.75, "{w:?}");
+            let n = AtomicU64::new(3);
+            add_u64(&n, 4, w);
+            assert_eq!(n.load(Ordering::Relaxed), 7, "{w:?}");
+            let s = AtomicU64::new(1.5f64.to_bits());
+            add_f64_bits_as(&s, 0.25, w);
+            assert_eq!(f64::from_bits(s.load(Ordering::Relaxed)), 1.75, "{w:?}");
+        }
+    }
 
     #[test]
     fn add_and_store() {

@@ -26,7 +26,7 @@ pub mod summary;
 
 use crate::mapper::Mapping;
 use crate::stats::Stats;
-use atomic::{AtomicF64, Clock};
+use atomic::{AtomicF64, Clock, Writers};
 use hashbrown::HashTable;
 use inline::InlineStr;
 use set::DistinctSet;
@@ -183,9 +183,9 @@ impl HistogramCells {
     }
 
     #[inline]
-    fn add_sum(&self, d: f64) {
+    fn add_sum(&self, d: f64, w: Writers) {
         if let Some(s) = self.cells.last() {
-            atomic::add_f64_bits(s, d);
+            atomic::add_f64_bits_as(s, d, w);
         }
     }
 }
@@ -253,20 +253,20 @@ impl Series {
         }
     }
 
-    /// Add to a counter (the caller checked `d >= 0`).
+    /// Add to a counter (the caller checked `d >= 0`), as `w` allows.
     #[inline]
-    pub fn counter_add(&self, d: f64) {
+    pub fn counter_add(&self, d: f64, w: Writers) {
         if let SeriesValue::Counter(c) = &self.value {
-            c.add(d);
+            c.add_as(d, w);
         }
     }
 
     /// Set or move a gauge.
     #[inline]
-    pub fn gauge_update(&self, v: f64, relative: bool) {
+    pub fn gauge_update(&self, v: f64, relative: bool, w: Writers) {
         if let SeriesValue::Gauge(g) = &self.value {
             if relative {
-                g.add(v);
+                g.add_as(v, w);
             } else {
                 g.store(v);
             }
@@ -283,15 +283,14 @@ impl Series {
 
     /// Observe `v` with weight `n` at `now` (store clock seconds).
     #[inline]
-    pub fn observe(&self, v: f64, n: u64, now: u64) {
+    pub fn observe(&self, v: f64, n: u64, now: u64, w: Writers) {
         match &self.value {
             SeriesValue::Histogram(h) => {
                 let idx = self.family.buckets.partition_point(|b| *b < v);
                 if let Some(c) = h.counts().get(idx) {
-                    // Relaxed: an independent statistic, see the module's consistency note.
-                    c.fetch_add(n, Ordering::Relaxed);
+                    atomic::add_u64(c, n, w);
                 }
-                h.add_sum(v * n as f64);
+                h.add_sum(v * n as f64, w);
             }
             SeriesValue::Summary(s) => {
                 let mut s = s.lock().unwrap_or_else(PoisonError::into_inner);
@@ -818,25 +817,27 @@ mod tests {
 
     #[test]
     fn histogram_buckets_le_semantics() {
-        let store = Store::default();
-        let s = store
-            .get_or_create(&mapping("h", &[]), FamilyKind::Histogram)
-            .unwrap();
-        s.observe(0.005, 1, 0); // == first bound: first bucket
-        s.observe(0.0051, 2, 0);
-        s.observe(100.0, 1, 0); // +Inf
-        let SeriesValue::Histogram(h) = s.value() else {
-            panic!("not a histogram")
-        };
-        let counts: Vec<u64> = h
-            .counts()
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .collect();
-        assert_eq!(counts[0], 1);
-        assert_eq!(counts[1], 2);
-        assert_eq!(counts[11], 1);
-        assert!((h.sum() - 100.0152).abs() < 1e-9);
+        for w in [Writers::Shared, Writers::Sole] {
+            let store = Store::default();
+            let s = store
+                .get_or_create(&mapping("h", &[]), FamilyKind::Histogram)
+                .unwrap();
+            s.observe(0.005, 1, 0, w); // == first bound: first bucket
+            s.observe(0.0051, 2, 0, w);
+            s.observe(100.0, 1, 0, w); // +Inf
+            let SeriesValue::Histogram(h) = s.value() else {
+                panic!("not a histogram")
+            };
+            let counts: Vec<u64> = h
+                .counts()
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect();
+            assert_eq!(counts[0], 1, "{w:?}");
+            assert_eq!(counts[1], 2, "{w:?}");
+            assert_eq!(counts[11], 1, "{w:?}");
+            assert!((h.sum() - 100.0152).abs() < 1e-9, "{w:?}");
+        }
     }
 }
 #[cfg(test)]
