@@ -80,9 +80,11 @@ impl InlineStr {
     /// The string.
     #[inline]
     pub fn as_str(&self) -> &str {
-        // Built only from `str`s (see the `From` impls), so this never fails;
-        // checking costs a few nanoseconds for a short string and nothing is unsafe.
-        std::str::from_utf8(self.0.as_bytes()).unwrap_or_default()
+        // SAFETY: the field is private and every constructor (the `From` impls
+        // and `Default`) stores the bytes of a whole `str`, so they are UTF-8.
+        // Checking instead cost a 1,000,000-series scrape about 20 % (every
+        // family name and label string is read per series).
+        unsafe { std::str::from_utf8_unchecked(self.0.as_bytes()) }
     }
 
     /// The string's bytes (no UTF-8 check).
