@@ -99,6 +99,10 @@ impl Entry {
     /// narrow fields (a name or tag section of 64 KiB: such keys are mapped on
     /// every sample instead).
     fn new(hash: u32, s: &Sample<'_>, r: Resolved, scale: u8) -> Option<Self> {
+        // Checked before the key is copied (and maybe allocated).
+        let name_len = u16::try_from(s.name_section.len()).ok()?;
+        let tags_len = u16::try_from(s.dog_tags.len()).ok()?;
+        let tag_errors = u16::try_from(r.tag_errors).ok()?;
         let (series, miss) = match r.target {
             // `miss` is not read when there is a series.
             Ok(series) => (Some(series), Miss::Drop),
@@ -107,9 +111,9 @@ impl Entry {
         Some(Self {
             key: InlineBytes::concat(&[s.name_section, s.dog_tags, s.container_id]),
             hash,
-            name_len: u16::try_from(s.name_section.len()).ok()?,
-            tags_len: u16::try_from(s.dog_tags.len()).ok()?,
-            tag_errors: u16::try_from(r.tag_errors).ok()?,
+            name_len,
+            tags_len,
+            tag_errors,
             scale,
             code: s.metric_type.code(),
             miss,

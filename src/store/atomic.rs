@@ -40,15 +40,7 @@ impl AtomicF64 {
     /// Add `d` as the series' only writer (see [`Writers::Sole`]).
     #[inline]
     pub fn add_as(&self, d: f64, w: Writers) {
-        match w {
-            Writers::Shared => add_f64_bits(&self.0, d),
-            Writers::Sole => {
-                // Relaxed: see the type's comment; no other thread writes this cell.
-                let cur = self.0.load(Ordering::Relaxed);
-                self.0
-                    .store((f64::from_bits(cur) + d).to_bits(), Ordering::Relaxed);
-            }
-        }
+        add_f64_bits_as(&self.0, d, w);
     }
 }
 
