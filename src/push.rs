@@ -155,7 +155,11 @@ pub fn parse_group_path(path: &str) -> Option<Result<GroupKey, String>> {
         } else {
             job
         };
-        let rest: Vec<&str> = parts.collect();
+        let mut rest: Vec<&str> = parts.collect();
+        // `/metrics/job/a/`: a trailing slash and no labels, as the Pushgateway allows.
+        if rest == [""] {
+            rest.clear();
+        }
         if rest.len() % 2 != 0 {
             return Err(format!(
                 "odd number of components in the label path {:?}",
@@ -435,12 +439,16 @@ pub fn persist(store: &Store, path: &Path) -> std::io::Result<()> {
 /// damaged one is moved aside (`<file>.corrupt`) so the next write does not
 /// destroy it, and the groups read before the damage are kept.
 pub fn load(store: &Store, path: &Path) -> Result<usize, String> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
-    match restore(store, &text) {
+    let restored = match std::str::from_utf8(&bytes) {
+        Ok(text) => restore(store, text),
+        Err(e) => Err(format!("not UTF-8 text (at byte {})", e.valid_up_to())),
+    };
+    match restored {
         Ok(n) => Ok(n),
         Err(e) => {
             let aside = PathBuf::from(format!("{}.corrupt", path.display()));

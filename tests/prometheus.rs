@@ -119,12 +119,25 @@ fn real_prometheus_scrapes_openmetrics_when_enabled() {
     ]);
     d.send_udp(b"om.hits:7|c\nom.lat:300|ms");
     d.wait_lines(2);
+    // A pushed family without a TYPE line is untyped; OpenMetrics calls that
+    // `unknown`, and Prometheus fails the whole scrape on any other word.
+    let push = d.push.expect("push port");
+    let body = "om_pushed 5\n";
+    let req = format!(
+        "PUT /metrics/job/om HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(common::raw_http(push, req.as_bytes()).status, 200);
     let p = start_prometheus(d.web);
     assert_eq!(wait_query(&p, "up{job=\"airflow\"}", |v| v == 1.0), 1.0);
     // Prometheus prefers OpenMetrics when offered: counters arrive with `_total`.
     assert_eq!(wait_query(&p, "om_hits_total", |_| true), 7.0);
     let p50 = wait_query(&p, "histogram_quantile(0.5, om_lat_bucket)", |_| true);
     assert!((0.25..=0.5).contains(&p50), "p50 {p50}");
+    assert_eq!(
+        wait_query(&p, "om_pushed{exported_job=\"om\"}", |_| true),
+        5.0
+    );
 }
 
 /// curl's HTTP status for a GET over TLS (certificate not verified).

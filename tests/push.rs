@@ -460,3 +460,90 @@ fn the_page_with_pushed_metrics_passes_promtool() {
     assert_ne!(out.status.code(), Some(1), "{text}\n{page}");
     assert!(!text.contains("error"), "{text}");
 }
+
+#[test]
+fn pushgateway_details_empty_put_declared_only_families_trailing_slash() {
+    let d = Daemon::start(&[]);
+    let group = |page: &str, name: &str| value(page, &format!("{name}{{instance=\"\",job=\"d\"}}"));
+    // A trailing slash after the job is no label path (the Pushgateway allows it).
+    let r = put(
+        &d,
+        "/metrics/job/d/",
+        "# TYPE a gauge\na 1\n# TYPE b counter\nb 2\n",
+    );
+    assert_eq!(r.status, 200);
+    // POST answers 200; families declared without samples change nothing, not
+    // even when their type differs (the Pushgateway's parser drops them).
+    let r = send(
+        &d,
+        "POST",
+        "/metrics/job/d",
+        &[],
+        b"# HELP a Declared only.\n# TYPE a gauge\n# TYPE b gauge\n",
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let page = d.scrape();
+    assert_eq!(
+        (group(&page, "a"), group(&page, "b")),
+        (Some(1.0), Some(2.0)),
+        "{page}"
+    );
+    // HELP after TYPE belongs to its family.
+    let r = send(
+        &d,
+        "POST",
+        "/metrics/job/d",
+        &[],
+        b"# TYPE h gauge\n# HELP h Late help.\nh 3\n",
+    );
+    assert_eq!(r.status, 200);
+    assert!(d.scrape().contains("# HELP h Late help.\n# TYPE h gauge\n"));
+    // An empty PUT empties the group but keeps it, with a fresh push time.
+    assert_eq!(put(&d, "/metrics/job/d", "").status, 200);
+    let page = d.scrape();
+    assert_eq!(
+        (group(&page, "a"), group(&page, "h")),
+        (None, None),
+        "{page}"
+    );
+    assert!(
+        group(&page, "push_time_seconds").is_some_and(|t| t > 1.6e9),
+        "{page}"
+    );
+    // Timestamps are refused by the consistency check, which stamps the
+    // group's failure time (the Pushgateway does both).
+    let r = put(&d, "/metrics/job/t", "x 1 1700000000000\n");
+    assert_eq!(r.status, 400);
+    assert!(String::from_utf8_lossy(&r.body).contains("must not have timestamps"));
+    let page = d.scrape();
+    assert!(
+        value(&page, "push_failure_time_seconds{instance=\"\",job=\"t\"}")
+            .is_some_and(|t| t > 1.6e9)
+    );
+    assert_eq!(value(&page, "x{instance=\"\",job=\"t\"}"), None);
+}
+
+#[test]
+fn a_push_of_many_families_is_applied_whole() {
+    // 200,000 families of one sample each (~4 MB): a parser that looked
+    // families up by scanning would need ~2e10 comparisons and miss the
+    // client's 10-second timeout; the map-based one takes well under it.
+    let d = Daemon::start(&[]);
+    let n = 200_000;
+    let mut body = String::with_capacity(n * 24);
+    for i in 0..n {
+        body.push_str(&format!("# TYPE m{i} gauge\nm{i} {i}\n"));
+    }
+    let r = put(&d, "/metrics/job/big", &body);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let page = d.scrape();
+    assert_eq!(
+        value(&page, "m199999{instance=\"\",job=\"big\"}"),
+        Some(199_999.0)
+    );
+    assert_eq!(
+        page.matches("job=\"big\"} ").count(),
+        n + 2,
+        "with push times"
+    );
+}

@@ -420,15 +420,33 @@ async fn handle_push(
             )
         }
     };
-    match push::handle(
-        &state.store,
-        opts,
-        method,
-        &key,
-        content_type.as_deref(),
-        content_encoding.as_deref(),
-        &body,
-    ) {
+    // Parsing and applying a big body takes a while (linear, but 16 MiB is
+    // 16 MiB): off the runtime's thread, so scrapes and health checks on the
+    // same runtime go on meanwhile.
+    let (store, push_opts) = (Arc::clone(&state.store), opts.clone());
+    let applied = tokio::task::spawn_blocking(move || {
+        push::handle(
+            &store,
+            &push_opts,
+            method,
+            &key,
+            content_type.as_deref(),
+            content_encoding.as_deref(),
+            &body,
+        )
+    })
+    .await;
+    let outcome = match applied {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "push handler failed");
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the push could not be applied\n".to_owned(),
+            );
+        }
+    };
+    match outcome {
         push::PushOutcome::Applied if method == push::PushMethod::Delete => {
             plain(StatusCode::ACCEPTED, "")
         }

@@ -184,6 +184,11 @@ fn write_help(out: &mut Vec<u8>, name: &str, help: &str, kind: &str, format: For
     out.extend_from_slice(b"# TYPE ");
     out.extend_from_slice(name.as_bytes());
     out.push(b' ');
+    // OpenMetrics calls an untyped family `unknown` (a pushed body may have one).
+    let kind = match kind {
+        "untyped" if format == Format::OpenMetrics => "unknown",
+        k => k,
+    };
     out.extend_from_slice(kind.as_bytes());
     out.push(b'\n');
 }

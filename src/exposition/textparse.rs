@@ -2,12 +2,16 @@
 //!
 //! It borrows names, HELP text and raw label values from the input and allocates
 //! only the vectors it returns (label values with escapes are unescaped into owned
-//! strings). It is strict where the Pushgateway is: a sample must belong to the
-//! family its `# TYPE` declared, a family must not be split, timestamps are refused
-//! (pushed metrics must not carry them), and every problem is an error with its
-//! line number. Building block for the Pushgateway-compatible push API.
+//! strings). It is as strict as the Go parser the Pushgateway uses: a sample must
+//! belong to the family its `# TYPE` declared, a family must not be split, one
+//! HELP and one TYPE per family, `le` and `quantile` must be numbers, and every
+//! problem is an error with its line number. What that parser leaves to the
+//! Pushgateway's consistency check (timestamps, duplicate samples) is left to
+//! the push's check here too ([`crate::store::Store::push`]). Linear in the size
+//! of the body. Building block for the Pushgateway-compatible push API.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 /// One parsed family.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,6 +38,8 @@ pub struct ParsedSample<'a> {
     pub labels: Labels<'a>,
     /// The value.
     pub value: f64,
+    /// A timestamp after the value, in milliseconds (pushes refuse it).
+    pub timestamp: Option<i64>,
 }
 
 /// A valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
@@ -135,10 +141,28 @@ fn labels(s: &str) -> Result<(Labels<'_>, &str), String> {
     }
 }
 
-/// Parse a whole body. Families come out in the order they appear.
+/// The suffixes a sample of a `kind` family may add to the family name.
+fn sample_suffixes(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "summary" => &["_sum", "_count"],
+        "histogram" => &["_sum", "_count", "_bucket"],
+        _ => &[],
+    }
+}
+
+/// Parse a whole body. Families come out in the order they appear; families
+/// declared (`# TYPE`/`# HELP`) without a sample are left out, as the Go
+/// parser the Pushgateway uses leaves them out. Linear in the body's size:
+/// families are found by name through a map, never by a scan.
+///
+/// Like that parser it accepts a timestamp after the value (kept in
+/// [`ParsedSample::timestamp`]) and does not look for duplicate samples: both
+/// are refused later, by the push's consistency check, which also stamps the
+/// group's failure time as the Pushgateway does.
 pub fn parse(body: &str) -> Result<Vec<ParsedFamily<'_>>, String> {
     let mut families: Vec<ParsedFamily<'_>> = Vec::new();
-    let mut pending_help: Option<(&str, Cow<'_, str>)> = None;
+    let mut by_name: HashMap<&str, usize> = HashMap::new();
+    let mut helps: HashMap<&str, Cow<'_, str>> = HashMap::new();
     for (n, line) in body.lines().enumerate() {
         let at = |m: String| format!("line {}: {m}", n + 1);
         let line = line.trim_end_matches('\r');
@@ -146,16 +170,21 @@ pub fn parse(body: &str) -> Result<Vec<ParsedFamily<'_>>, String> {
             continue;
         }
         if let Some(rest) = line.strip_prefix('#') {
-            let rest = rest.trim_start();
+            let rest = rest.trim_start_matches([' ', '\t']);
             if let Some(h) = rest.strip_prefix("HELP ") {
-                let (name, text) = h.split_once(' ').unwrap_or((h, ""));
+                let h = h.trim_start_matches([' ', '\t']);
+                let (name, text) = h.split_once([' ', '\t']).unwrap_or((h, ""));
                 if !valid_name(name) {
                     return Err(at(format!("invalid metric name {name:?} in HELP")));
                 }
-                pending_help = Some((name, unescape(text, false).map_err(at)?));
+                let text = unescape(text.trim_start_matches([' ', '\t']), false).map_err(at)?;
+                if helps.insert(name, text).is_some() {
+                    return Err(at(format!("second HELP line for {name}")));
+                }
             } else if let Some(t) = rest.strip_prefix("TYPE ") {
-                let mut parts = t.split_whitespace();
-                let (name, kind) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let t = t.trim_start_matches([' ', '\t']);
+                let (name, kind) = t.split_once([' ', '\t']).unwrap_or((t, ""));
+                let kind = kind.trim_matches([' ', '\t']);
                 if !valid_name(name) {
                     return Err(at(format!("invalid metric name {name:?} in TYPE")));
                 }
@@ -165,64 +194,57 @@ pub fn parse(body: &str) -> Result<Vec<ParsedFamily<'_>>, String> {
                 ) {
                     return Err(at(format!("unknown metric type {kind:?}")));
                 }
-                if families.iter().any(|f| f.name == name) {
-                    return Err(at(format!("second TYPE line for {name}")));
+                if by_name.insert(name, families.len()).is_some() {
+                    return Err(at(format!(
+                        "second TYPE line for {name}, or TYPE after its samples"
+                    )));
                 }
-                let help = match pending_help.take() {
-                    Some((h, text)) if h == name => Some(text),
-                    _ => None,
-                };
                 families.push(ParsedFamily {
                     name,
                     kind,
-                    help,
+                    help: None,
                     samples: Vec::new(),
                 });
             }
             continue;
         }
-        let name_end = line
-            .find(|c: char| c == '{' || c.is_whitespace())
-            .unwrap_or(line.len());
+        let name_end = line.find(['{', ' ', '\t']).unwrap_or(line.len());
         let name = &line[..name_end];
         if !valid_name(name) {
             return Err(at(format!("invalid metric name {name:?}")));
         }
-        let (labels, rest) = if line[name_end..].starts_with('{') {
-            labels(&line[name_end..]).map_err(at)?
+        let rest = line[name_end..].trim_start_matches([' ', '\t']);
+        let (labels, rest) = if rest.starts_with('{') {
+            labels(rest).map_err(at)?
         } else {
-            (Vec::new(), &line[name_end..])
+            (Vec::new(), rest)
         };
-        let mut fields = rest.split_whitespace();
+        let mut fields = rest.split([' ', '\t']).filter(|f| !f.is_empty());
         let value = fields
             .next()
             .ok_or_else(|| at("a sample without a value".into()))?;
         let value = parse_value(value).ok_or_else(|| at(format!("invalid value {value:?}")))?;
-        if fields.next().is_some() {
-            return Err(at("pushed metrics must not have timestamps".into()));
-        }
-        // The family: the last declared one this sample belongs to, else untyped.
-        let belongs = |f: &ParsedFamily<'_>| {
-            name == f.name
-                || match f.kind {
-                    "summary" => {
-                        name.strip_suffix("_sum")
-                            .or_else(|| name.strip_suffix("_count"))
-                            == Some(f.name)
-                    }
-                    "histogram" => {
-                        name.strip_suffix("_sum")
-                            .or_else(|| name.strip_suffix("_count"))
-                            .or_else(|| name.strip_suffix("_bucket"))
-                            == Some(f.name)
-                    }
-                    _ => false,
-                }
+        let timestamp = match fields.next() {
+            None => None,
+            Some(t) => Some(
+                t.parse::<i64>()
+                    .map_err(|_| at(format!("invalid timestamp {t:?}")))?,
+            ),
         };
-        let idx = match families.iter().position(belongs) {
-            Some(i) if i + 1 == families.len() => i,
-            Some(_) => return Err(at(format!("samples of {name} are not together"))),
-            None => {
+        if let Some(extra) = fields.next() {
+            return Err(at(format!("unexpected {extra:?} after the timestamp")));
+        }
+        // The family: the one named `name`, or one whose type lets it write
+        // `name` as `<family>_sum` (etc.). It must be the current (last) one.
+        let exact = by_name.get(name).copied();
+        let by_suffix = ["_sum", "_count", "_bucket"].iter().find_map(|s| {
+            let i = *by_name.get(name.strip_suffix(s)?)?;
+            sample_suffixes(families[i].kind).contains(s).then_some(i)
+        });
+        let last = families.len().checked_sub(1);
+        let idx = match (exact, by_suffix) {
+            (None, None) => {
+                by_name.insert(name, families.len());
                 families.push(ParsedFamily {
                     name,
                     kind: "untyped",
@@ -231,32 +253,38 @@ pub fn parse(body: &str) -> Result<Vec<ParsedFamily<'_>>, String> {
                 });
                 families.len() - 1
             }
+            (a, b) if a.or(b) == last && b.or(a) == last => families.len() - 1,
+            _ => return Err(at(format!("samples of {name} are not together"))),
         };
         let fam = &mut families[idx];
-        let has = |k: &str| labels.iter().any(|(l, _)| *l == k);
+        let label = |k: &str| labels.iter().find(|(l, _)| *l == k).map(|(_, v)| v);
+        let bound = |k: &str| -> Result<(), String> {
+            match label(k) {
+                None => Err(at(format!("{name} needs a {k} label"))),
+                Some(v) if parse_value(v).is_none() => {
+                    Err(at(format!("{k}={v:?} is not a number")))
+                }
+                Some(_) => Ok(()),
+            }
+        };
         match fam.kind {
-            "histogram" if name.ends_with("_bucket") && !has("le") => {
-                return Err(at("a histogram bucket without le".into()))
-            }
-            "summary" if name == fam.name && !has("quantile") => {
-                return Err(at("a summary sample without quantile".into()))
-            }
-            "counter" if value < 0.0 => return Err(at("a negative counter".into())),
+            "histogram" if name.len() > fam.name.len() && name.ends_with("_bucket") => bound("le")?,
+            "summary" if name == fam.name => bound("quantile")?,
             _ => {}
-        }
-        if fam
-            .samples
-            .iter()
-            .any(|s| s.name == name && s.labels == labels)
-        {
-            return Err(at(format!("duplicate sample {name}")));
         }
         fam.samples.push(ParsedSample {
             name,
             labels,
             value,
+            timestamp,
         });
     }
+    for (name, help) in helps {
+        if let Some(&i) = by_name.get(name) {
+            families[i].help = Some(help);
+        }
+    }
+    families.retain(|f| !f.samples.is_empty());
     Ok(families)
 }
 
@@ -303,18 +331,22 @@ mod tests {
     #[test]
     fn strictness() {
         let cases: &[(&str, &str)] = &[
-            ("a 1 1700000000\n", "timestamps"),
-            ("# TYPE a counter\na -1\n", "negative counter"),
+            ("a 1 17x\n", "invalid timestamp"),
+            ("a 1 1 1\n", "after the timestamp"),
+            ("# TYPE a counter junk\n", "unknown metric type"),
+            ("# HELP a x\n# HELP a y\n", "second HELP"),
+            ("# TYPE h histogram\nh_bucket{le=\"x\"} 1\n", "not a number"),
+            ("# TYPE s summary\ns{quantile=\"\"} 1\n", "not a number"),
+            ("a 1\n# TYPE a gauge\n", "TYPE after its samples"),
             (
                 "# TYPE a counter\na 1\n# TYPE b gauge\nb 1\na{x=\"1\"} 2\n",
                 "not together",
             ),
             ("# TYPE a counter\n# TYPE a gauge\n", "second TYPE"),
-            ("# TYPE h histogram\nh_bucket 1\n", "without le"),
-            ("# TYPE s summary\ns 1\n", "without quantile"),
+            ("# TYPE h histogram\nh_bucket 1\n", "needs a le label"),
+            ("# TYPE s summary\ns 1\n", "needs a quantile label"),
             ("a{b=\"1\",b=\"2\"} 1\n", "duplicate label"),
             ("a{__name__=\"x\"} 1\n", "invalid label name"),
-            ("a 1\na 2\n", "duplicate sample"),
             ("a x\n", "invalid value"),
             ("a{b=\"1} 1\n", "unterminated"),
             ("a{b=\"\\x\"} 1\n", "invalid escape"),
@@ -326,6 +358,111 @@ mod tests {
             let err = parse(body).err().unwrap_or_default();
             assert!(err.contains(want), "{body:?}: {err:?} lacks {want:?}");
         }
+    }
+
+    #[test]
+    fn help_anywhere_in_its_family_and_empty_families_left_out() {
+        let body = "# TYPE a gauge\n# HELP a after the type\na 1\n\
+                    # HELP b\tbefore samples, no type\nb{x=\"1\"} 2\n\
+                    # HELP c declared only\n# TYPE c counter\n\
+                    # HELP d help only\n";
+        let f = parse(body).unwrap();
+        let got: Vec<_> = f
+            .iter()
+            .map(|f| (f.name, f.kind, f.help.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a", "gauge", Some("after the type")),
+                ("b", "untyped", Some("before samples, no type"))
+            ]
+        );
+    }
+
+    #[test]
+    fn what_the_go_parser_accepts() {
+        // A blank between the name and its labels, tabs, a timestamp (refused
+        // later by the push check, not here), a negative counter, a sample
+        // written twice (also the push check's business).
+        let f = parse("# TYPE a counter\na {x=\"1\"}\t-2 1700000000000\na{x=\"1\"} 3\n").unwrap();
+        assert_eq!(f[0].samples.len(), 2);
+        assert_eq!(f[0].samples[0].value, -2.0);
+        assert_eq!(f[0].samples[0].timestamp, Some(1_700_000_000_000));
+        assert_eq!(f[0].samples[1].timestamp, None);
+    }
+
+    /// A slow, obviously quadratic oracle for the family a sample belongs to,
+    /// checked against the map-based parser on generated bodies.
+    #[test]
+    fn family_lookup_matches_a_scan() {
+        use proptest::prelude::*;
+        let names = ["a", "a_sum", "a_count", "a_bucket", "b", "b_sum"];
+        let kinds = ["counter", "summary", "histogram", "untyped"];
+        let line = prop_oneof![
+            (0..names.len(), 0..kinds.len())
+                .prop_map(move |(n, k)| format!("# TYPE {} {}", names[n], kinds[k])),
+            (0..names.len(), 0..3u8).prop_map(move |(n, l)| match l {
+                0 => format!("{} 1", names[n]),
+                1 => format!("{}{{le=\"1\",quantile=\"0.5\"}} 1", names[n]),
+                _ => format!("{}{{x=\"{l}\",le=\"2\",quantile=\"1\"}} 1", names[n]),
+            }),
+        ];
+        proptest!(ProptestConfig::with_cases(4000), |(lines in proptest::collection::vec(line, 0..12))| {
+            let body = lines.join("\n");
+            let oracle = scan_oracle(&body);
+            let got = parse(&body).map(|f| {
+                f.iter().map(|f| (f.name.to_owned(), f.samples.len())).collect::<Vec<_>>()
+            });
+            prop_assert_eq!(got.is_ok(), oracle.is_some(), "{}", body);
+            if let (Ok(g), Some(o)) = (got, oracle) {
+                prop_assert_eq!(g, o, "{}", body);
+            }
+        });
+    }
+
+    /// Families and their sample counts, by scanning every family for every
+    /// line; `None` where the parser must refuse (TYPE twice or after samples,
+    /// a split family). Only for bodies of `family_lookup_matches_a_scan`.
+    fn scan_oracle(body: &str) -> Option<Vec<(String, usize)>> {
+        let mut fams: Vec<(String, String, usize)> = Vec::new();
+        for l in body.lines() {
+            if let Some(t) = l.strip_prefix("# TYPE ") {
+                let (n, k) = t.split_once(' ')?;
+                if fams.iter().any(|f| f.0 == n) {
+                    return None;
+                }
+                fams.push((n.to_owned(), k.to_owned(), 0));
+                continue;
+            }
+            let name = &l[..l.find(['{', ' '])?];
+            let belongs = |f: &(String, String, usize)| {
+                f.0 == name
+                    || sample_suffixes(&f.1)
+                        .iter()
+                        .any(|s| name.strip_suffix(s) == Some(f.0.as_str()))
+            };
+            let found: Vec<usize> = (0..fams.len()).filter(|&i| belongs(&fams[i])).collect();
+            match found.as_slice() {
+                [] => fams.push((name.to_owned(), "untyped".to_owned(), 1)),
+                all if all.iter().all(|&i| i + 1 == fams.len()) => {
+                    let f = fams.last_mut()?;
+                    let bare = !l.contains('{');
+                    let needs_le = f.1 == "histogram" && name == format!("{}_bucket", f.0);
+                    if bare && (needs_le || (f.1 == "summary" && name == f.0)) {
+                        return None;
+                    }
+                    f.2 += 1;
+                }
+                _ => return None,
+            }
+        }
+        Some(
+            fams.into_iter()
+                .filter(|f| f.2 > 0)
+                .map(|f| (f.0, f.2))
+                .collect(),
+        )
     }
 
     #[test]

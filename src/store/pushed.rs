@@ -346,6 +346,14 @@ fn convert(key: &GroupKey, parsed: &[ParsedFamily<'_>]) -> Result<Vec<Converted>
             ));
         }
         let kind = kind_word(pf.kind);
+        if pf.samples.iter().any(|s| s.timestamp.is_some()) {
+            return Err(format!(
+                "pushed metrics must not have timestamps ({name} has one)"
+            ));
+        }
+        if kind == "counter" && pf.samples.iter().any(|s| s.value < 0.0) {
+            return Err(format!("counter {name} has a negative value"));
+        }
         let mut seen: HashSet<(&str, Box<str>)> = HashSet::new();
         let mut series: Vec<Box<str>> = Vec::new();
         let mut samples = Vec::with_capacity(pf.samples.len());
@@ -397,9 +405,10 @@ fn convert(key: &GroupKey, parsed: &[ParsedFamily<'_>]) -> Result<Vec<Converted>
 
 impl Store {
     /// Apply a push to the group `key`: `replace` (PUT) swaps the whole group,
-    /// otherwise (POST) only the families named in `parsed`. A family declared
-    /// without samples removes that family. `now` is Unix seconds. On `Err`
-    /// nothing was applied and the group's failure time is `now`.
+    /// otherwise (POST) only the families named in `parsed`. A family without
+    /// samples changes nothing (the parser leaves such families out, as the
+    /// Pushgateway's does). `now` is Unix seconds. On `Err` nothing was applied
+    /// and the group's failure time is `now`.
     pub fn push(
         &self,
         key: &GroupKey,
@@ -407,9 +416,12 @@ impl Store {
         replace: bool,
         now: f64,
     ) -> Result<(), String> {
+        // Converted before any lock is taken: a big push must not hold up
+        // StatsD's new families or a scrape while its samples are rendered.
+        let converted = convert(key, parsed);
         let families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
         let mut inner = self.pushed.lock();
-        let checked = convert(key, parsed).and_then(|new| {
+        let checked = converted.and_then(|new| {
             self.check_push(&families, &inner, key, &new, replace)?;
             Ok(new)
         });
@@ -459,17 +471,19 @@ impl Store {
         replace: bool,
     ) -> Result<(), String> {
         let own = inner.groups.get(key);
+        let new_kinds: HashMap<&str, &'static str> =
+            new.iter().map(|(f, _)| (&*f.name, f.kind)).collect();
         // What this group will no longer hold once the push applies.
         let replaced = |name: &str| {
             own.is_some_and(|g| g.families.contains_key(name))
-                && (replace || new.iter().any(|(f, _)| &*f.name == name))
+                && (replace || new_kinds.contains_key(name))
         };
         let pushed_elsewhere = |name: &str| -> Option<&'static str> {
             let (kind, n) = *inner.kinds.get(name)?;
             let n = n - usize::from(replaced(name));
             (n > 0).then_some(kind)
         };
-        for (i, (f, series)) in new.iter().enumerate() {
+        for (f, series) in new {
             let statsd = |n: &str| families.get(n).map(|sf| sf.0.kind.prom_type());
             if clashes(&f.name, f.kind, statsd) {
                 return Err(format!(
@@ -477,13 +491,9 @@ impl Store {
                     f.name, f.kind
                 ));
             }
+            // The push's own other families count too (names are unique in it).
             let others = |n: &str| {
-                pushed_elsewhere(n).or_else(|| {
-                    new.iter()
-                        .enumerate()
-                        .find(|(j, (g, _))| *j != i && &*g.name == n)
-                        .map(|(_, (g, _))| g.kind)
-                })
+                pushed_elsewhere(n).or_else(|| new_kinds.get(n).copied().filter(|_| n != &*f.name))
             };
             if clashes(&f.name, f.kind, others) {
                 return Err(format!(
@@ -570,14 +580,23 @@ impl Store {
         }
     }
 
-    /// Remove groups whose last change (successful or not) is older than
-    /// `now - ttl` (Unix seconds); returns how many went.
+    /// Remove groups whose last successful push (for a group that never had
+    /// one, its last failed push) is older than `now - ttl` (Unix seconds):
+    /// pushes that keep failing do not keep old values alive. Returns how
+    /// many went.
     pub fn expire_pushed(&self, now: f64, ttl: f64) -> usize {
         let mut inner = self.pushed.lock();
         let stale: Vec<GroupKey> = inner
             .groups
             .iter()
-            .filter(|(_, g)| g.push_time.max(g.failure_time) < now - ttl)
+            .filter(|(_, g)| {
+                let last = if g.push_time > 0.0 {
+                    g.push_time
+                } else {
+                    g.failure_time
+                };
+                last < now - ttl
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for k in &stale {
