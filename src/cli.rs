@@ -330,6 +330,13 @@ pub struct Args {
     #[arg(long = "remote-write.external-label", value_name = "NAME=VALUE")]
     pub remote_write_external_labels: Vec<String>,
 
+    /// An HTTP header sent with every remote-write request, as NAME=VALUE;
+    /// repeatable. For multi-tenant stores: X-Scope-OrgID=TENANT (Mimir, Cortex).
+    /// Authorization, Content-Type, Content-Encoding, User-Agent and
+    /// X-Prometheus-Remote-Write-Version cannot be replaced.
+    #[arg(long = "remote-write.header", value_name = "NAME=VALUE")]
+    pub remote_write_headers: Vec<String>,
+
     /// Basic-auth user for the remote-write receivers.
     #[arg(long = "remote-write.basic-auth.username", value_name = "USER")]
     pub remote_write_user: Option<String>,
@@ -443,10 +450,14 @@ impl Args {
         rw: &mut crate::remote_write::RemoteWriteOptions,
     ) -> Result<(), FlagError> {
         let any_setting = self.remote_write_user.is_some()
+            || self.remote_write_password_file.is_some()
             || self.remote_write_bearer_file.is_some()
             || self.remote_write_ca.is_some()
             || self.remote_write_cert.is_some()
-            || !self.remote_write_external_labels.is_empty();
+            || self.remote_write_key.is_some()
+            || self.remote_write_insecure
+            || !self.remote_write_external_labels.is_empty()
+            || !self.remote_write_headers.is_empty();
         rw.urls = self
             .remote_write_url
             .iter()
@@ -490,6 +501,13 @@ impl Args {
             rw.external_labels.retain(|(n, _)| n != k);
             rw.external_labels.push((k.to_owned(), v.to_owned()));
         }
+        rw.headers.clear();
+        for h in &self.remote_write_headers {
+            let (name, value) = crate::remote_write::parse_header(h)
+                .map_err(|e| FlagError(format!("--remote-write.header: {e}")))?;
+            rw.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+            rw.headers.push((name, value));
+        }
         if !rw.external_labels.iter().any(|(k, _)| k == "instance") {
             rw.external_labels.push(("instance".to_owned(), hostname()));
         }
@@ -516,6 +534,10 @@ impl Args {
             ));
         }
         rw.bearer_token_file = self.remote_write_bearer_file.clone();
+        for u in &rw.urls {
+            crate::remote_write::endpoint_auth(u, rw)
+                .map_err(|e| FlagError(format!("--remote-write.url: {e}")))?;
+        }
         rw.tls_ca_file = self.remote_write_ca.clone();
         rw.tls_client = match (&self.remote_write_cert, &self.remote_write_key) {
             (None, None) => None,

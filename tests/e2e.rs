@@ -276,6 +276,9 @@ fn help_explains_the_flags() {
         "--web.telemetry-path",
         "--log.level",
         "--log.format",
+        "--remote-write.url",
+        "--remote-write.interval",
+        "--remote-write.header",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }

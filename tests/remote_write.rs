@@ -1,11 +1,17 @@
 //! Remote write into a real receiver: Debian's Prometheus with
 //! `--web.enable-remote-write-receiver` (installed by scripts/test.sh). StatsD goes
-//! in over UDP; the values come back through Prometheus' query API.
+//! in over UDP; the values come back through Prometheus' query API. A capture
+//! receiver (a TCP listener answering HTTP/1.1 by hand) checks the requests on the
+//! wire: headers, auth, body, retries.
 
 mod common;
 
 use common::prom::{query, wait_query, Prometheus};
 use common::{value, Daemon};
+use promstatsd::remote_write::proto::WriteRequest;
+use prost::Message as _;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 fn receiver() -> Prometheus {
@@ -37,11 +43,25 @@ fn self_metric(d: &Daemon, name: &str) -> f64 {
 #[test]
 fn statsd_values_arrive_in_a_real_receiver() {
     let p = receiver();
-    let d = daemon(&p, "node1", &["--statsd.observer-type=histogram"]);
+    // Timers are histograms, except api.latency, which the mapping makes a summary.
+    let dir = common::temp_dir("rw-summary");
+    let mapping = dir.join("mapping.yml");
+    std::fs::write(
+        &mapping,
+        "mappings:\n  - match: api.latency\n    name: api_latency\n    observer_type: summary\n",
+    )
+    .unwrap();
+    let mapping_flag = format!("--statsd.mapping-config={}", mapping.display());
+    let d = daemon(
+        &p,
+        "node1",
+        &["--statsd.observer-type=histogram", &mapping_flag],
+    );
     // Counters, a gauge and a histogram (timers in ms become seconds).
     d.send_udp(b"jobs.done:2|c\njobs.done:3|c|#queue:default\npool.open_slots:128|g");
     d.send_udp(b"task.duration:100|ms\ntask.duration:300|ms\ntask.duration:2000|ms");
-    d.wait_lines(6);
+    d.send_udp(b"api.latency:500|ms\napi.latency:100|ms\napi.latency:300|ms");
+    d.wait_lines(9);
     // A pushed gauge travels too; its instance="" gives way to the external label.
     let r = common::raw_http(
         d.push.unwrap(),
@@ -68,6 +88,17 @@ fn statsd_values_arrive_in_a_real_receiver() {
         |v| v.is_finite(),
     );
     assert!((median - 0.375).abs() < 1e-9, "median {median}");
+    // The summary's quantile series arrive as the page shows them: of 0.1, 0.3
+    // and 0.5 s, the median is 0.3.
+    assert_eq!(
+        wait_query(
+            &p,
+            "api_latency{quantile=\"0.5\",instance=\"node1\"}",
+            |v| v.is_finite()
+        ),
+        0.3
+    );
+    assert_eq!(wait_query(&p, "api_latency_count", |v| v == 3.0), 3.0);
     assert_eq!(
         wait_query(
             &p,
@@ -124,11 +155,13 @@ fn a_receiver_restart_is_retried_within_the_queue_bound() {
     p.stop();
     d.send_udp(b"beats:1|c");
     // About 130 samples a second queue up against a bound of 400: the queue fills,
-    // stays at the bound, and the oldest go.
+    // stays at the bound, and the oldest go. The gauge counts the batch being
+    // retried (at most 50 samples) on top.
+    let bound = (capacity + 50) as f64;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let queued = self_metric(&d, "promstatsd_remote_write_queue_samples{");
-        assert!(queued <= capacity as f64, "queue {queued} over its bound");
+        assert!(queued <= bound, "queue {queued} over its bound");
         if self_metric(&d, "promstatsd_remote_write_samples_dropped_total{") > 0.0 {
             break;
         }
@@ -162,7 +195,7 @@ fn a_receiver_restart_is_retried_within_the_queue_bound() {
             &format!("promstatsd_remote_write_queue_samples{url}")
         )
         .unwrap()
-            <= capacity as f64
+            <= bound
     );
 }
 
@@ -280,6 +313,56 @@ fn bad_remote_write_flags_are_refused() {
             ],
             "duration",
         ),
+        // Every remote-write setting needs a URL, not only some.
+        (
+            vec!["--remote-write.tls.insecure-skip-verify"],
+            "need at least one --remote-write.url",
+        ),
+        (
+            vec!["--remote-write.tls.key-file=/k.pem"],
+            "need at least one --remote-write.url",
+        ),
+        (
+            vec!["--remote-write.basic-auth.password-file=/pw"],
+            "need at least one --remote-write.url",
+        ),
+        (
+            vec!["--remote-write.header=X-Scope-OrgID=t1"],
+            "need at least one --remote-write.url",
+        ),
+        // Credentials in the URL and the auth flags at once.
+        (
+            vec![
+                "--remote-write.url=http://u:secret@h/w",
+                "--remote-write.bearer-token-file=/t",
+            ],
+            "cannot be set too",
+        ),
+        (
+            vec!["--remote-write.url=http://u:%zz@h/w"],
+            "percent-encoded",
+        ),
+        (
+            vec![
+                "--remote-write.url=http://h/w",
+                "--remote-write.header=Authorization=Bearer x",
+            ],
+            "bearer-token-file",
+        ),
+        (
+            vec![
+                "--remote-write.url=http://h/w",
+                "--remote-write.header=X-Scope-OrgID=a\r\nX-Evil: 1",
+            ],
+            "control character",
+        ),
+        (
+            vec![
+                "--remote-write.url=http://h/w",
+                "--remote-write.header=Content-Type=text/plain",
+            ],
+            "set by promstatsd",
+        ),
     ] {
         let out = std::process::Command::new(common::BIN)
             .args(&args)
@@ -288,6 +371,10 @@ fn bad_remote_write_flags_are_refused() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(why), "{args:?}: {err:?} lacks {why:?}");
+        assert!(
+            !err.contains("secret"),
+            "{args:?}: {err:?} shows the password"
+        );
     }
 }
 
@@ -317,4 +404,289 @@ fn a_silent_receiver_does_not_hold_up_shutdown() {
         "shutdown took {:?}",
         started.elapsed()
     );
+}
+
+/// One request as the capture receiver read it.
+struct Captured {
+    /// When its head had arrived.
+    at: Instant,
+    request_line: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Captured {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn write_request(&self) -> WriteRequest {
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&self.body)
+            .expect("the body is a snappy block");
+        WriteRequest::decode(&raw[..]).expect("the body is a WriteRequest")
+    }
+
+    fn samples(&self) -> u64 {
+        self.write_request()
+            .timeseries
+            .iter()
+            .map(|t| t.samples.len() as u64)
+            .sum()
+    }
+}
+
+/// Accept one connection (within `secs`) and read one HTTP/1.1 request from it.
+fn accept_request(l: &TcpListener, secs: u64) -> (TcpStream, Captured) {
+    l.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut s = loop {
+        match l.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(Instant::now() < deadline, "no request within {secs} s");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed inside the request head");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let at = Instant::now();
+    let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap().to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .expect("the request has a Content-Length");
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < length {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed inside the body");
+        body.extend_from_slice(&chunk[..n]);
+    }
+    (
+        s,
+        Captured {
+            at,
+            request_line,
+            headers,
+            body,
+        },
+    )
+}
+
+/// Answer and close the connection.
+fn answer(mut s: TcpStream, status: &str, headers: &str, body: &str) {
+    let r = format!(
+        "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(r.as_bytes()).unwrap();
+}
+
+/// The remote-write counters of the daemon's only URL: sent, failed, retried, dropped.
+fn counters(d: &Daemon) -> [f64; 4] {
+    [
+        "promstatsd_remote_write_samples_sent_total{",
+        "promstatsd_remote_write_samples_failed_total{",
+        "promstatsd_remote_write_samples_retried_total{",
+        "promstatsd_remote_write_samples_dropped_total{",
+    ]
+    .map(|m| self_metric(d, m))
+}
+
+/// The request must be a well-formed remote-write 1.0 request, with the tenant
+/// header and the URL's credentials as basic auth.
+fn check_wire_format(c: &Captured, addr: std::net::SocketAddr) {
+    use base64::Engine as _;
+    assert_eq!(c.request_line, "POST /api/v1/push HTTP/1.1");
+    assert_eq!(c.header("Host"), Some(addr.to_string().as_str()));
+    assert_eq!(c.header("Content-Encoding"), Some("snappy"));
+    assert_eq!(c.header("Content-Type"), Some("application/x-protobuf"));
+    assert_eq!(c.header("X-Prometheus-Remote-Write-Version"), Some("0.1.0"));
+    assert_eq!(c.header("X-Scope-OrgID"), Some("tenant-7"));
+    assert!(c
+        .header("User-Agent")
+        .is_some_and(|u| u.starts_with("promstatsd/")));
+    let auth = c.header("Authorization").expect("basic auth");
+    let token = auth.strip_prefix("Basic ").expect("basic auth");
+    let pair = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .unwrap();
+    assert_eq!(pair, b"wire user:p@ss:w");
+    for ts in c.write_request().timeseries {
+        assert!(
+            ts.labels.windows(2).all(|w| w[0].name < w[1].name),
+            "labels not sorted: {:?}",
+            ts.labels
+        );
+        assert!(ts.labels.iter().any(|l| l.name == "__name__"));
+        assert!(
+            ts.labels
+                .iter()
+                .any(|l| l.name == "instance" && l.value == "wire"),
+            "no instance: {:?}",
+            ts.labels
+        );
+    }
+}
+
+/// The value of the `wire_hits` series in the request, if it carries it.
+fn wire_hits(c: &Captured) -> Option<f64> {
+    let ts = c.write_request().timeseries.into_iter().find(|t| {
+        t.labels
+            .iter()
+            .any(|l| l.name == "__name__" && l.value == "wire_hits")
+    })?;
+    let labels: Vec<(&str, &str)> = ts
+        .labels
+        .iter()
+        .map(|l| (l.name.as_str(), l.value.as_str()))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            ("__name__", "wire_hits"),
+            ("app", "a"),
+            ("instance", "wire"),
+            ("zone", "b")
+        ]
+    );
+    assert_eq!(ts.samples.len(), 1);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert!((now_ms - ts.samples[0].timestamp).abs() < 60_000);
+    Some(ts.samples[0].value)
+}
+
+#[test]
+fn requests_on_the_wire_are_remote_write_with_auth_headers_and_retries() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    // User "wire user", password "p@ss:w", percent-encoded in the URL.
+    let url = format!("--remote-write.url=http://wire%20user:p%40ss%3Aw@{addr}/api/v1/push");
+    let d = Daemon::start(&[
+        &url,
+        "--remote-write.header=X-Scope-OrgID=tenant-7",
+        "--remote-write.external-label=instance=wire",
+        "--remote-write.interval=1s",
+        "--remote-write.max-samples-per-send=100000",
+    ]);
+    assert!(
+        !d.log().contains("p@ss") && !d.log().contains("p%40ss"),
+        "the password is logged:\n{}",
+        d.log()
+    );
+    d.send_udp(b"wire.hits:5|c|#zone:b,app:a");
+    d.wait_lines(1);
+
+    // Accepted requests until one carries the counter.
+    let mut sent = 0;
+    loop {
+        let (s, c) = accept_request(&l, 10);
+        check_wire_format(&c, addr);
+        let hits = wire_hits(&c);
+        sent += c.samples();
+        answer(s, "204 No Content", "", "");
+        if hits.is_some() {
+            assert_eq!(hits, Some(5.0));
+            break;
+        }
+    }
+
+    // A 503 with Retry-After: 1. The sender finished the batches before, so
+    // they are counted by now.
+    let (s, first) = accept_request(&l, 10);
+    check_wire_format(&first, addr);
+    assert_eq!(counters(&d), [sent as f64, 0.0, 0.0, 0.0]);
+    answer(s, "503 Service Unavailable", "Retry-After: 1\r\n", "busy");
+    let answered = Instant::now();
+    // The same batch again, no sooner than asked (the backoff alone is 30 ms).
+    let (s, again) = accept_request(&l, 10);
+    assert_eq!(again.body, first.body, "not the same batch");
+    let waited = again.at - answered;
+    assert!(
+        waited >= Duration::from_millis(950),
+        "retried after {waited:?}"
+    );
+    let [s_sent, failed, retried, dropped] = counters(&d);
+    assert_eq!(
+        (s_sent, failed, retried, dropped),
+        (sent as f64, 0.0, first.samples() as f64, 0.0)
+    );
+    answer(s, "204 No Content", "", "");
+    sent += again.samples();
+
+    // The next batch is refused with a 400: counted failed, not retried.
+    let (s, refused) = accept_request(&l, 10);
+    assert_ne!(refused.body, again.body);
+    // The retried batch counted once as sent.
+    assert_eq!(
+        counters(&d),
+        [sent as f64, 0.0, first.samples() as f64, 0.0]
+    );
+    answer(s, "400 Bad Request", "", "out of order sample");
+    let (s, next) = accept_request(&l, 10);
+    assert_ne!(next.body, refused.body, "a 400 was retried");
+    assert_eq!(
+        counters(&d),
+        [
+            sent as f64,
+            refused.samples() as f64,
+            first.samples() as f64,
+            0.0
+        ]
+    );
+    answer(s, "204 No Content", "", "");
+    assert!(
+        d.log().contains("HTTP 400: out of order sample"),
+        "{}",
+        d.log()
+    );
+}
+
+#[test]
+fn the_last_snapshot_goes_out_at_shutdown() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let url = format!("--remote-write.url=http://{addr}/api/v1/write");
+    // No snapshot falls due in the test: only the one taken at shutdown can carry it.
+    let d = Daemon::start(&[&url, "--remote-write.interval=1h"]);
+    d.send_udp(b"final.count:9|c");
+    d.wait_lines(1);
+    let receiver = std::thread::spawn(move || {
+        let (s, c) = accept_request(&l, 10);
+        answer(s, "204 No Content", "", "");
+        c
+    });
+    assert!(d.terminate().success());
+    let c = receiver.join().unwrap();
+    let found = c.write_request().timeseries.into_iter().find(|t| {
+        t.labels
+            .iter()
+            .any(|l| l.name == "__name__" && l.value == "final_count")
+    });
+    assert_eq!(found.map(|t| t.samples[0].value), Some(9.0));
 }

@@ -8,12 +8,23 @@
 //!
 //! Each batch is a remote-write 1.0 `WriteRequest` (protobuf, snappy block
 //! compression, `Content-Encoding: snappy`, `X-Prometheus-Remote-Write-Version:
-//! 0.1.0`) of at most `--remote-write.max-samples-per-send` samples. A sender
-//! retries a batch with exponential backoff on network errors, 5xx and 429, and
-//! drops it (counted as failed) on any other 4xx, which a retry would not fix.
-//! The queue holds at most `--remote-write.queue-capacity` samples; when a dead
-//! receiver lets it fill, the oldest batches are dropped (counted), so memory stays
-//! bounded and the newest values go first once the receiver is back. Nothing here
+//! 0.1.0`, any `--remote-write.header`) of at most
+//! `--remote-write.max-samples-per-send` samples.
+//!
+//! A sender takes the oldest batch out of its queue and holds it ("in flight")
+//! until it is done with it: it retries it with exponential backoff on network
+//! errors, 5xx and 429 (waiting at least what a `Retry-After` asks, at most 60 s),
+//! and drops it (counted as failed) on any other 4xx, which a retry would not fix.
+//! Each batch is counted once: sent, failed or dropped. The queue holds at most
+//! `--remote-write.queue-capacity` samples besides the batch in flight; when a dead
+//! receiver lets it fill, the oldest queued batches are dropped (counted), so memory
+//! stays bounded (the capacity plus one batch per URL) and, once the receiver is
+//! back, the surviving batches go in order, oldest first. At shutdown a last
+//! snapshot is queued and the senders get two seconds to deliver the queue, each
+//! batch tried once; what is left is counted as dropped.
+//!
+//! Credentials in a URL (`https://user:pass@host/...`) are taken out of it and sent
+//! as basic auth; logs and the `url` label show the URL without them. Nothing here
 //! runs on an ingest thread; the snapshot renders the page as a scrape does (and
 //! waits for a scrape in progress, as two scrapes do).
 
@@ -39,15 +50,20 @@ pub struct RemoteWriteOptions {
     pub interval: Duration,
     /// Most samples per request.
     pub max_samples_per_send: usize,
-    /// Most samples queued per URL; past it the oldest batches are dropped.
+    /// Most samples queued per URL besides the batch in flight; past it the oldest
+    /// queued batches are dropped.
     pub queue_capacity: usize,
     /// Time a request may take, connection included.
     pub timeout: Duration,
     /// Labels added to every series that lacks them (`instance` by default).
     pub external_labels: Vec<(String, String)>,
-    /// HTTP basic auth: user and password.
+    /// Extra HTTP headers sent with every request (`X-Scope-OrgID` for a tenant),
+    /// checked by [`parse_header`].
+    pub headers: Vec<(String, String)>,
+    /// HTTP basic auth: user and password (for URLs without credentials of their own).
     pub basic_auth: Option<(String, String)>,
-    /// A file holding a bearer token, read before every snapshot's requests.
+    /// A file holding a bearer token, re-read before every request (a rotated
+    /// token is picked up).
     pub bearer_token_file: Option<PathBuf>,
     /// PEM CA bundle to verify the receiver with (default: the Mozilla roots).
     pub tls_ca_file: Option<PathBuf>,
@@ -70,6 +86,7 @@ impl Default for RemoteWriteOptions {
             queue_capacity: 500_000,
             timeout: Duration::from_secs(30),
             external_labels: Vec::new(),
+            headers: Vec::new(),
             basic_auth: None,
             bearer_token_file: None,
             tls_ca_file: None,
@@ -81,11 +98,18 @@ impl Default for RemoteWriteOptions {
     }
 }
 
-/// A URL without its user-info part, for logs and the `url` label.
+/// Split `scheme://authority...` at the authority's end (the first `/`, `?` or `#`).
+fn split_url(url: &str) -> Option<(&str, &str, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (authority, path) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    Some((scheme, authority, path))
+}
+
+/// A URL without its user-info part: what requests go to, and what logs and the
+/// `url` label show.
 pub fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match split_url(url) {
+        Some((scheme, authority, path)) => {
             let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
             format!("{scheme}://{host}{path}")
         }
@@ -93,23 +117,146 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Check a receiver URL: `http://` or `https://`, a host, no spaces or quotes.
+/// Decode `%XX` escapes; `None` on a broken escape or bytes that are not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The user and password of a URL's user-info (`https://user:pass@host/...`),
+/// percent-decoded; `None` when the URL has none.
+pub fn url_credentials(url: &str) -> Result<Option<(String, String)>, String> {
+    let Some((_, authority, _)) = split_url(url) else {
+        return Ok(None);
+    };
+    let Some((info, _)) = authority.rsplit_once('@') else {
+        return Ok(None);
+    };
+    if info.is_empty() {
+        return Ok(None);
+    }
+    let (user, pass) = info.split_once(':').unwrap_or((info, ""));
+    let bad = |what: &str| {
+        format!(
+            "{}: the {what} in the URL is not valid percent-encoded UTF-8",
+            redact(url)
+        )
+    };
+    let user = percent_decode(user).ok_or_else(|| bad("user"))?;
+    let pass = percent_decode(pass).ok_or_else(|| bad("password"))?;
+    if user.contains(':') {
+        return Err(format!(
+            "{}: the user in the URL holds a colon, which basic auth cannot carry",
+            redact(url)
+        ));
+    }
+    Ok(Some((user, pass)))
+}
+
+fn basic_auth(user: &str, pass: &str) -> String {
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    format!("Basic {token}")
+}
+
+/// The `Authorization` value every request to `url` carries: basic auth from the
+/// URL's user-info, else from [`RemoteWriteOptions::basic_auth`]; `None` without
+/// either (a bearer token, if any, is read per request). Credentials in the URL
+/// together with the basic-auth or bearer-token settings are refused.
+pub fn endpoint_auth(url: &str, opts: &RemoteWriteOptions) -> Result<Option<String>, String> {
+    match url_credentials(url)? {
+        Some(_) if opts.basic_auth.is_some() || opts.bearer_token_file.is_some() => Err(format!(
+            "{}: the URL carries credentials, so --remote-write.basic-auth.* and \
+             --remote-write.bearer-token-file cannot be set too; use one or the other",
+            redact(url)
+        )),
+        Some((user, pass)) => Ok(Some(basic_auth(&user, &pass))),
+        None => Ok(opts.basic_auth.as_ref().map(|(u, p)| basic_auth(u, p))),
+    }
+}
+
+/// Check a receiver URL: `http://` or `https://`, a host, no spaces or quotes,
+/// well-formed credentials if it has any. Errors never show the credentials.
 pub fn check_url(url: &str) -> Result<(), String> {
+    let shown = redact(url);
     let uri: ureq::http::Uri = url
         .parse()
-        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+        .map_err(|e| format!("{shown:?} is not a URL: {e}"))?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
         _ => {
             return Err(format!(
-                "{url:?}: the URL must start with http:// or https://"
+                "{shown:?}: the URL must start with http:// or https://"
             ))
         }
     }
     if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("{url:?}: the URL has no host"));
+        return Err(format!("{shown:?}: the URL has no host"));
     }
+    url_credentials(url)?;
     Ok(())
+}
+
+/// Headers the client sets itself, which `--remote-write.header` may not replace
+/// (lower case).
+const RESERVED_HEADERS: [&str; 8] = [
+    "content-type",
+    "content-encoding",
+    "x-prometheus-remote-write-version",
+    "user-agent",
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+];
+
+/// Parse a `NAME=VALUE` extra header: the name an HTTP token, the value free of
+/// control characters (no header can be smuggled in), neither one the client sets.
+/// Errors name the header but never show its value (it may be a secret).
+pub fn parse_header(s: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = s.split_once('=') else {
+        return Err("expected NAME=VALUE".to_owned());
+    };
+    let (name, value) = (name.trim(), value.trim_matches([' ', '\t']));
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(tchar) {
+        return Err(format!("{name:?} is not a valid HTTP header name"));
+    }
+    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err(format!(
+            "the value of {name} holds a control character (CR, LF, ...)"
+        ));
+    }
+    let lower = name.to_ascii_lowercase();
+    if lower == "authorization" {
+        return Err(
+            "Authorization cannot be set this way: use --remote-write.basic-auth.username \
+             and --remote-write.basic-auth.password-file, --remote-write.bearer-token-file, \
+             or credentials in the URL"
+                .to_owned(),
+        );
+    }
+    if RESERVED_HEADERS.contains(&lower.as_str()) {
+        return Err(format!(
+            "{name} is set by promstatsd itself and cannot be replaced"
+        ));
+    }
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 fn read_pem(path: &std::path::Path) -> Result<Vec<ureq::tls::PemItem<'static>>, String> {
@@ -165,19 +312,41 @@ pub fn agent(opts: &RemoteWriteOptions) -> Result<ureq::Agent, String> {
         .new_agent())
 }
 
-/// A queue of batches bounded in samples.
+/// A queue of batches bounded in samples, and the batch its sender holds.
 #[derive(Default)]
 struct Queue {
+    /// Batches waiting, oldest first.
     batches: VecDeque<Arc<Batch>>,
+    /// Samples in `batches` (what the capacity bounds).
     samples: usize,
-    stopped: bool,
+    /// Samples of the batch the sender took out and has not finished with.
+    in_flight: usize,
+    /// Set by [`RemoteWrite::stop`]: deliver what is queued, each batch once,
+    /// until this instant.
+    drain_until: Option<Instant>,
+    /// Set by [`RemoteWrite::stop`] at its deadline: what was left has been
+    /// counted as dropped; nothing is counted any more.
+    closed: bool,
 }
 
 struct Endpoint {
+    /// The URL requests go to, without user-info; logs and the `url` label show it.
     url: String,
+    /// The `Authorization` value fixed for the run (basic auth), if any.
+    auth: Option<String>,
     queue: Mutex<Queue>,
     ready: Condvar,
     stats: Arc<RemoteWriteStats>,
+}
+
+/// What [`Endpoint::take`] found.
+enum Take {
+    /// The oldest batch, now in flight.
+    Batch(Arc<Batch>),
+    /// Nothing queued yet.
+    Idle,
+    /// Shutting down and nothing (or no time) left: the sender ends.
+    Done,
 }
 
 impl Endpoint {
@@ -185,9 +354,15 @@ impl Endpoint {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queue a batch, dropping the oldest ones past the capacity.
+    /// Queue a batch, dropping the oldest queued ones past the capacity (never
+    /// the one in flight: its sender holds it).
     fn enqueue(&self, batch: Arc<Batch>, capacity: usize) {
         let mut q = self.lock();
+        if q.closed {
+            drop(q);
+            self.stats.dropped(batch.samples);
+            return;
+        }
         q.samples += batch.samples;
         q.batches.push_back(batch);
         let mut dropped = 0;
@@ -197,7 +372,7 @@ impl Endpoint {
                 dropped += old.samples;
             }
         }
-        self.stats.set_pending(q.samples);
+        self.stats.set_pending(q.samples + q.in_flight);
         drop(q);
         if dropped > 0 {
             self.stats.dropped(dropped);
@@ -206,72 +381,173 @@ impl Endpoint {
         self.ready.notify_one();
     }
 
-    /// Remove `batch` if it is still at the front (the queue may have dropped it).
-    fn done(&self, batch: &Arc<Batch>) {
+    /// Take the oldest batch out of the queue (it is in flight until
+    /// [`Endpoint::finish`]), waiting up to `wait` for one.
+    fn take(&self, wait: Duration) -> Take {
         let mut q = self.lock();
-        if q.batches.front().is_some_and(|b| Arc::ptr_eq(b, batch)) {
-            q.batches.pop_front();
-            q.samples -= batch.samples;
-        }
-        self.stats.set_pending(q.samples);
-    }
-
-    /// The front batch, waiting up to `wait` for one; `None` when stopped.
-    fn front(&self, wait: Duration) -> Option<Option<Arc<Batch>>> {
-        let mut q = self.lock();
-        if q.batches.is_empty() && !q.stopped {
+        if q.batches.is_empty() && q.drain_until.is_none() {
             q = self
                 .ready
                 .wait_timeout(q, wait)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
-        if q.stopped {
-            return None;
+        if q.closed || q.drain_until.is_some_and(|d| Instant::now() >= d) {
+            return Take::Done;
         }
-        Some(q.batches.front().cloned())
+        match q.batches.pop_front() {
+            Some(b) => {
+                q.samples -= b.samples;
+                q.in_flight = b.samples;
+                self.stats.set_pending(q.samples + q.in_flight);
+                Take::Batch(b)
+            }
+            None if q.drain_until.is_some() => Take::Done,
+            None => Take::Idle,
+        }
     }
 
-    /// Sleep up to `d`, waking early when stopped; false if stopped.
-    fn pause(&self, d: Duration) -> bool {
-        let q = self.lock();
-        if q.stopped {
+    /// The batch in flight is finished with (sent, refused or given up); false
+    /// when shutdown already counted it as dropped, so it must not be counted again.
+    fn finish(&self) -> bool {
+        let mut q = self.lock();
+        if q.closed {
             return false;
         }
-        let q = self
-            .ready
-            .wait_timeout_while(q, d, |q| !q.stopped)
-            .unwrap_or_else(PoisonError::into_inner)
-            .0;
-        !q.stopped
+        q.in_flight = 0;
+        self.stats.set_pending(q.samples);
+        true
     }
+
+    /// The shutdown deadline, once shutdown has begun.
+    fn draining(&self) -> Option<Instant> {
+        self.lock().drain_until
+    }
+
+    /// Begin the shutdown drain: deliver what is queued until `deadline`.
+    fn drain(&self, deadline: Instant) {
+        self.lock().drain_until = Some(deadline);
+        self.ready.notify_all();
+    }
+
+    /// End for good: count what is still queued or in flight as dropped, and
+    /// return how many samples that was.
+    fn close(&self) -> usize {
+        let mut q = self.lock();
+        q.closed = true;
+        let left = q.samples + q.in_flight;
+        q.batches.clear();
+        q.samples = 0;
+        q.in_flight = 0;
+        self.stats.set_pending(0);
+        drop(q);
+        if left > 0 {
+            self.stats.dropped(left);
+        }
+        left
+    }
+
+    /// Sleep up to `d`, waking early when shutdown begins.
+    fn pause(&self, d: Duration) {
+        let q = self.lock();
+        drop(
+            self.ready
+                .wait_timeout_while(q, d, |q| q.drain_until.is_none())
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+    }
+}
+
+/// The longest wait a receiver's `Retry-After` can ask for.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// How long [`RemoteWrite::stop`] gives the senders to deliver what is queued.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Seconds since the Unix epoch of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`),
+/// the one HTTP-date form senders must use.
+fn http_date(s: &str) -> Option<u64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (_weekday, rest) = s.split_once(", ")?;
+    let mut f = rest.split(' ');
+    let (day, month, year, time, zone) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+    if zone != "GMT" || f.next().is_some() || day.len() != 2 || year.len() != 4 {
+        return None;
+    }
+    let digits = |s: &str| -> Option<u64> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    };
+    let (day, year) = (digits(day)?, digits(year)?);
+    let month = MONTHS.iter().position(|m| *m == month)? as u64 + 1;
+    let mut t = time.split(':');
+    let (h, m, sec) = (digits(t.next()?)?, digits(t.next()?)?, digits(t.next()?)?);
+    if t.next().is_some() || !(1..=31).contains(&day) || year < 1970 || h > 23 || m > 59 || sec > 60
+    {
+        return None;
+    }
+    // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let (era, yoe) = (y / 400, y % 400);
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    Some(days * 86_400 + h * 3600 + m * 60 + sec)
+}
+
+/// The wait a `Retry-After` value asks for: delay seconds, or an HTTP date
+/// (`now_unix` is the current Unix time); `None` if it is neither.
+fn retry_after(value: &str, now_unix: u64) -> Option<Duration> {
+    let v = value.trim();
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(v.parse().map_or(Duration::MAX, Duration::from_secs));
+    }
+    http_date(v).map(|t| Duration::from_secs(t.saturating_sub(now_unix)))
 }
 
 /// What one send attempt came to.
 enum Sent {
     Ok,
-    Retry(String),
+    /// Worth another try, after at least `after` if the receiver said so.
+    Retry {
+        why: String,
+        after: Option<Duration>,
+    },
     Refused(String),
 }
 
-fn send(agent: &ureq::Agent, opts: &RemoteWriteOptions, url: &str, batch: &Batch) -> Sent {
+fn send(
+    agent: &ureq::Agent,
+    opts: &RemoteWriteOptions,
+    ep: &Endpoint,
+    batch: &Batch,
+    timeout: Duration,
+) -> Sent {
     let mut req = agent
-        .post(url)
+        .post(&ep.url)
+        .config()
+        .timeout_global(Some(timeout))
+        .build()
         .header("Content-Type", "application/x-protobuf")
         .header("Content-Encoding", "snappy")
         .header("X-Prometheus-Remote-Write-Version", "0.1.0");
-    if let Some((user, pass)) = &opts.basic_auth {
-        use base64::Engine as _;
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-        req = req.header("Authorization", format!("Basic {token}"));
+    for (name, value) in &opts.headers {
+        req = req.header(name.as_str(), value.as_str());
+    }
+    if let Some(auth) = &ep.auth {
+        req = req.header("Authorization", auth);
     } else if let Some(f) = &opts.bearer_token_file {
         match std::fs::read_to_string(f) {
             Ok(t) => req = req.header("Authorization", format!("Bearer {}", t.trim())),
             Err(e) => {
-                return Sent::Retry(format!(
-                    "cannot read the bearer token file {}: {e}",
-                    f.display()
-                ))
+                return Sent::Retry {
+                    why: format!("cannot read the bearer token file {}: {e}", f.display()),
+                    after: None,
+                }
             }
         }
     }
@@ -281,6 +557,14 @@ fn send(agent: &ureq::Agent, opts: &RemoteWriteOptions, url: &str, batch: &Batch
             if (200..300).contains(&status) {
                 return Sent::Ok;
             }
+            let now_unix = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let after = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| retry_after(v, now_unix));
             let mut why = String::new();
             let _ = resp
                 .body_mut()
@@ -289,24 +573,50 @@ fn send(agent: &ureq::Agent, opts: &RemoteWriteOptions, url: &str, batch: &Batch
                 .read_to_string(&mut why);
             let why = format!("HTTP {status}: {}", why.trim());
             if status >= 500 || status == 429 {
-                Sent::Retry(why)
+                Sent::Retry { why, after }
             } else {
                 Sent::Refused(why)
             }
         }
-        Err(e) => Sent::Retry(e.to_string()),
+        Err(e) => Sent::Retry {
+            why: e.to_string(),
+            after: None,
+        },
     }
 }
 
 fn sender_loop(ep: &Endpoint, agent: &ureq::Agent, opts: &RemoteWriteOptions) {
     let mut backoff = opts.min_backoff;
     let mut failing = false;
-    while let Some(front) = ep.front(Duration::from_secs(1)) {
-        let Some(batch) = front else { continue };
-        match send(agent, opts, &ep.url, &batch) {
+    // The batch taken out of the queue and retried from here: the queue cannot
+    // drop it meanwhile, so it is counted once, as sent, failed or dropped.
+    let mut held: Option<Arc<Batch>> = None;
+    loop {
+        let batch = match held.take() {
+            Some(b) => b,
+            None => match ep.take(Duration::from_secs(1)) {
+                Take::Batch(b) => b,
+                Take::Idle => continue,
+                Take::Done => return,
+            },
+        };
+        // Shutting down: one try each, within what is left of the deadline.
+        let draining = ep.draining();
+        let timeout = match draining {
+            None => opts.timeout,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return; // `RemoteWrite::stop` counts the batch as dropped.
+                }
+                left.min(opts.timeout)
+            }
+        };
+        match send(agent, opts, ep, &batch, timeout) {
             Sent::Ok => {
-                ep.done(&batch);
-                ep.stats.sent(batch.samples);
+                if ep.finish() {
+                    ep.stats.sent(batch.samples);
+                }
                 if failing {
                     tracing::info!(url = %ep.url, "remote write: receiver accepts again");
                     failing = false;
@@ -314,19 +624,27 @@ fn sender_loop(ep: &Endpoint, agent: &ureq::Agent, opts: &RemoteWriteOptions) {
                 backoff = opts.min_backoff;
             }
             Sent::Refused(why) => {
-                ep.done(&batch);
-                ep.stats.failed(batch.samples);
+                if ep.finish() {
+                    ep.stats.failed(batch.samples);
+                }
                 tracing::warn!(url = %ep.url, samples = batch.samples, error = %why, "remote write: receiver refused a batch; dropped");
             }
-            Sent::Retry(why) => {
+            Sent::Retry { why, .. } if draining.is_some() => {
+                if ep.finish() {
+                    ep.stats.dropped(batch.samples);
+                }
+                tracing::warn!(url = %ep.url, samples = batch.samples, error = %why, "remote write: send failed at shutdown; dropped");
+            }
+            Sent::Retry { why, after } => {
                 ep.stats.retried(batch.samples);
                 if !failing {
                     tracing::warn!(url = %ep.url, error = %why, "remote write: send failed; retrying with backoff");
                     failing = true;
                 }
-                if !ep.pause(backoff) {
-                    break;
-                }
+                let wait = after.map_or(backoff, |a| a.min(MAX_RETRY_AFTER).max(backoff));
+                held = Some(batch);
+                // Woken early by shutdown: the held batch gets its one last try.
+                ep.pause(wait);
                 backoff = (backoff * 2).min(opts.max_backoff);
             }
         }
@@ -337,7 +655,21 @@ fn sender_loop(ep: &Endpoint, agent: &ureq::Agent, opts: &RemoteWriteOptions) {
 pub struct RemoteWrite {
     endpoints: Vec<Arc<Endpoint>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
-    threads: Vec<JoinHandle<()>>,
+    senders: Vec<JoinHandle<()>>,
+    collector: JoinHandle<()>,
+}
+
+/// Join `t` if it ends by `deadline`; false if it is still running then.
+fn join_by(t: JoinHandle<()>, deadline: Instant) -> bool {
+    while !t.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if t.is_finished() {
+        let _ = t.join();
+        true
+    } else {
+        false
+    }
 }
 
 impl RemoteWrite {
@@ -346,17 +678,18 @@ impl RemoteWrite {
         let agent = agent(&opts)?;
         let opts = Arc::new(opts);
         let mut endpoints = Vec::new();
-        let mut threads = Vec::new();
+        let mut senders = Vec::new();
         for (i, url) in opts.urls.iter().enumerate() {
             check_url(url)?;
             let ep = Arc::new(Endpoint {
-                url: url.clone(),
+                url: redact(url),
+                auth: endpoint_auth(url, &opts)?,
                 queue: Mutex::new(Queue::default()),
                 ready: Condvar::new(),
                 stats: store.stats.remote_write_endpoint(&redact(url)),
             });
             let (ep2, agent, o) = (Arc::clone(&ep), agent.clone(), Arc::clone(&opts));
-            threads.push(
+            senders.push(
                 std::thread::Builder::new()
                     .name(format!("remote-write-{i}"))
                     .spawn(move || {
@@ -370,43 +703,48 @@ impl RemoteWrite {
         }
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let (eps, st, o) = (endpoints.clone(), Arc::clone(&stop), Arc::clone(&opts));
-        threads.push(
-            std::thread::Builder::new()
-                .name("remote-write".into())
-                .spawn(move || {
-                    crate::daemon::lower_thread_priority();
-                    collector_loop(&store, &eps, &st, &o)
-                })
-                .map_err(|e| format!("cannot start the remote-write thread: {e}"))?,
-        );
+        let collector = std::thread::Builder::new()
+            .name("remote-write".into())
+            .spawn(move || {
+                crate::daemon::lower_thread_priority();
+                collector_loop(&store, &eps, &st, &o)
+            })
+            .map_err(|e| format!("cannot start the remote-write thread: {e}"))?;
         Ok(Self {
             endpoints,
             stop,
-            threads,
+            senders,
+            collector,
         })
     }
 
-    /// Stop every thread. Waits up to two seconds for requests in flight, so a
-    /// receiver that swallows packets cannot hold a shutdown for the whole
-    /// `--remote-write.timeout`; a sender still blocked then ends with the process.
+    /// Stop every thread. A last snapshot is queued, then the senders have two
+    /// seconds in all to deliver what is queued, each batch tried once (no
+    /// retries); what is left then is counted as dropped. A receiver that swallows
+    /// packets cannot hold a shutdown longer than that: a sender still blocked in
+    /// a request ends with the process.
     pub fn stop(self) {
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
         *self.stop.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
         self.stop.1.notify_all();
-        for ep in &self.endpoints {
-            ep.lock().stopped = true;
-            ep.ready.notify_all();
+        // The last snapshot is queued before the senders may run dry and end.
+        if !join_by(self.collector, deadline) {
+            tracing::warn!("remote write: the last snapshot did not finish in time");
         }
-        let deadline = Instant::now() + Duration::from_secs(2);
-        for t in self.threads {
-            while !t.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            } else {
+        for ep in &self.endpoints {
+            ep.drain(deadline);
+        }
+        for t in self.senders {
+            if !join_by(t, deadline) {
                 tracing::warn!(
                     "remote write: a request is still in flight at shutdown; not waiting for it"
                 );
+            }
+        }
+        for ep in &self.endpoints {
+            let left = ep.close();
+            if left > 0 {
+                tracing::warn!(url = %ep.url, samples = left, "remote write: samples not delivered by shutdown; dropped");
             }
         }
     }
@@ -421,45 +759,57 @@ fn collector_loop(
     let mut next = Instant::now() + opts.interval;
     let mut page = Vec::new();
     loop {
-        {
+        let stopping = {
             let stopped = stop.0.lock().unwrap_or_else(PoisonError::into_inner);
             let wait = next.saturating_duration_since(Instant::now());
             let (stopped, _) = stop
                 .1
                 .wait_timeout_while(stopped, wait, |s| !*s)
                 .unwrap_or_else(PoisonError::into_inner);
-            if *stopped {
-                return;
-            }
-        }
+            *stopped
+        };
         next += opts.interval;
         if next < Instant::now() {
             // A snapshot took longer than the interval: skip, do not pile up.
             next = Instant::now() + opts.interval;
         }
-        let started = Instant::now();
-        let timestamp_ms = (crate::push::unix_now() * 1000.0) as i64;
-        page.clear();
-        crate::exposition::text::render(store, &mut page);
-        let text = String::from_utf8_lossy(&page);
-        let mut batcher = Batcher::new(
-            &opts.external_labels,
-            timestamp_ms,
-            opts.max_samples_per_send,
-        );
-        let (mut batches, mut samples) = (0usize, 0usize);
-        let mut emit = |b: Batch| {
-            batches += 1;
-            samples += b.samples;
-            let b = Arc::new(b);
-            for ep in endpoints {
-                ep.enqueue(Arc::clone(&b), opts.queue_capacity);
-            }
-        };
-        batcher.add_page(&text, &mut emit);
-        batcher.flush(&mut emit);
-        tracing::debug!(batches, samples, took = ?started.elapsed(), "remote write: snapshot queued");
+        snapshot(store, endpoints, opts, &mut page);
+        if stopping {
+            // That was the last one, for the senders to deliver at shutdown.
+            return;
+        }
     }
+}
+
+/// Render the page, cut it into batches and queue them for every URL.
+fn snapshot(
+    store: &Store,
+    endpoints: &[Arc<Endpoint>],
+    opts: &RemoteWriteOptions,
+    page: &mut Vec<u8>,
+) {
+    let started = Instant::now();
+    let timestamp_ms = (crate::push::unix_now() * 1000.0) as i64;
+    page.clear();
+    crate::exposition::text::render(store, page);
+    let text = String::from_utf8_lossy(page);
+    let mut batcher = Batcher::new(
+        &opts.external_labels,
+        timestamp_ms,
+        opts.max_samples_per_send,
+    );
+    let (mut batches, mut samples) = (0usize, 0usize);
+    let mut emit = |b: Batch| {
+        batches += 1;
+        samples += b.samples;
+        let b = Arc::new(b);
+        for ep in endpoints {
+            ep.enqueue(Arc::clone(&b), opts.queue_capacity);
+        }
+    };
+    batcher.add_page(&text, &mut emit);
+    batcher.flush(&mut emit);
+    tracing::debug!(batches, samples, took = ?started.elapsed(), "remote write: snapshot queued");
 }
 
 #[cfg(test)]
@@ -478,11 +828,107 @@ mod tests {
             "https://mimir.example:443/api/v1/push"
         );
         assert_eq!(redact("http://h/x@y"), "http://h/x@y");
+        assert_eq!(redact("http://u:p@h?a=b@c"), "http://h?a=b@c");
+    }
+
+    #[test]
+    fn url_credentials_become_basic_auth() {
+        use base64::Engine as _;
+        let decoded = |auth: Option<String>| {
+            let token = auth.unwrap();
+            let token = token.strip_prefix("Basic ").unwrap();
+            String::from_utf8(
+                base64::engine::general_purpose::STANDARD
+                    .decode(token)
+                    .unwrap(),
+            )
+            .unwrap()
+        };
+        let opts = RemoteWriteOptions::default();
+        // Percent-escapes are decoded; `@` and `:` may hide in the password.
+        let url = "https://tenant%201:p%40ss:w%C3%B6rd@mimir.example/api/v1/push";
+        assert_eq!(
+            url_credentials(url).unwrap(),
+            Some(("tenant 1".into(), "p@ss:wörd".into()))
+        );
+        assert_eq!(
+            decoded(endpoint_auth(url, &opts).unwrap()),
+            "tenant 1:p@ss:wörd"
+        );
+        assert_eq!(redact(url), "https://mimir.example/api/v1/push");
+        // A user alone has an empty password; no user-info, no auth.
+        assert_eq!(decoded(endpoint_auth("http://u@h/w", &opts).unwrap()), "u:");
+        assert_eq!(endpoint_auth("http://h/w", &opts).unwrap(), None);
+        assert_eq!(url_credentials("http://@h/w").unwrap(), None);
+        // The flags' basic auth applies to URLs without credentials.
+        let flags = RemoteWriteOptions {
+            basic_auth: Some(("a".into(), "b".into())),
+            ..RemoteWriteOptions::default()
+        };
+        assert_eq!(decoded(endpoint_auth("http://h/w", &flags).unwrap()), "a:b");
+        // Both at once is refused, without showing the password.
+        let err = endpoint_auth("http://u:secret@h/w", &flags).unwrap_err();
+        assert!(
+            err.contains("cannot be set too") && !err.contains("secret"),
+            "{err}"
+        );
+        let bearer = RemoteWriteOptions {
+            bearer_token_file: Some("/t".into()),
+            ..RemoteWriteOptions::default()
+        };
+        assert!(endpoint_auth("http://u:p@h/w", &bearer).is_err());
+        // Broken escapes are refused by check_url, without showing the password.
+        for bad in [
+            "http://u:%zzsecret@h/w",
+            "http://u:secret%4@h/w",
+            "http://u:%ffsecret@h/w",
+            "http://u%3Av:secret@h/w",
+        ] {
+            let err = check_url(bad).unwrap_err();
+            assert!(!err.contains("secret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn extra_headers_are_checked() {
+        assert_eq!(
+            parse_header("X-Scope-OrgID=tenant-1").unwrap(),
+            ("X-Scope-OrgID".into(), "tenant-1".into())
+        );
+        assert_eq!(
+            parse_header(" X-Token = a=b c ").unwrap(),
+            ("X-Token".into(), "a=b c".into())
+        );
+        assert_eq!(
+            parse_header("X-Empty=").unwrap(),
+            ("X-Empty".into(), "".into())
+        );
+        for (bad, why) in [
+            ("X-Scope-OrgID", "NAME=VALUE"),
+            ("=v", "not a valid HTTP header name"),
+            ("X Scope=v", "not a valid HTTP header name"),
+            ("X:Scope=v", "not a valid HTTP header name"),
+            ("X-Scope=a\r\nX-Evil: 1", "control character"),
+            ("X-Scope=a\nb", "control character"),
+            ("X-Scope=a\u{7f}", "control character"),
+            ("authorization=Bearer x", "bearer-token-file"),
+            ("Content-Type=text/plain", "set by promstatsd"),
+            ("content-encoding=gzip", "set by promstatsd"),
+            (
+                "X-Prometheus-Remote-Write-Version=2.0.0",
+                "set by promstatsd",
+            ),
+            ("User-Agent=x", "set by promstatsd"),
+        ] {
+            let err = parse_header(bad).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
     }
 
     fn ep() -> Endpoint {
         Endpoint {
             url: "http://x".into(),
+            auth: None,
             queue: Mutex::new(Queue::default()),
             ready: Condvar::new(),
             stats: Arc::new(RemoteWriteStats::new("http://x")),
@@ -496,22 +942,115 @@ mod tests {
         })
     }
 
+    fn take(e: &Endpoint) -> Arc<Batch> {
+        match e.take(Duration::ZERO) {
+            Take::Batch(b) => b,
+            Take::Idle => panic!("idle"),
+            Take::Done => panic!("done"),
+        }
+    }
+
     #[test]
     fn the_queue_drops_the_oldest_past_its_capacity() {
         let e = ep();
-        let (a, b, c) = (batch(40), batch(40), batch(40));
+        let (a, b, c, d) = (batch(40), batch(40), batch(40), batch(40));
         e.enqueue(Arc::clone(&a), 100);
+        // The sender takes `a` out: in flight, it is no longer the queue's to drop.
+        assert!(Arc::ptr_eq(&take(&e), &a));
+        assert_eq!(e.stats.snapshot().pending, 40);
         e.enqueue(Arc::clone(&b), 100);
         e.enqueue(Arc::clone(&c), 100);
+        e.enqueue(Arc::clone(&d), 100);
+        // b, c and d are 120 queued samples: b goes. Memory holds the capacity
+        // plus the batch in flight, and the gauge shows both.
         assert_eq!(e.lock().samples, 80);
         assert_eq!(e.stats.snapshot().dropped, 40);
-        // The sender held `a` when it was dropped: finishing it removes nothing.
-        e.done(&a);
-        assert_eq!(e.lock().batches.len(), 2);
-        e.done(&b);
-        assert_eq!(e.lock().samples, 40);
+        assert_eq!(e.stats.snapshot().pending, 120);
+        // Finishing `a` counts it once (it was never dropped).
+        assert!(e.finish());
+        assert_eq!(e.stats.snapshot().pending, 80);
+        assert_eq!(e.stats.snapshot().dropped, 40);
+        // Oldest surviving batch first.
+        assert!(Arc::ptr_eq(&take(&e), &c));
+        assert!(e.finish());
+        assert!(Arc::ptr_eq(&take(&e), &d));
+        assert!(e.finish());
+        assert!(matches!(e.take(Duration::ZERO), Take::Idle));
         // One batch bigger than the capacity still goes (alone).
         e.enqueue(batch(500), 100);
+        e.enqueue(batch(500), 100);
         assert_eq!(e.lock().batches.len(), 1);
+        assert_eq!(e.stats.snapshot().dropped, 540);
+    }
+
+    #[test]
+    fn shutdown_drains_then_counts_what_is_left_as_dropped() {
+        let e = ep();
+        e.enqueue(batch(10), 100);
+        e.enqueue(batch(20), 100);
+        e.enqueue(batch(30), 100);
+        assert_eq!(take(&e).samples, 10);
+        assert!(e.finish());
+        // While draining, batches are still handed out.
+        e.drain(Instant::now() + Duration::from_secs(60));
+        assert_eq!(take(&e).samples, 20);
+        // The deadline: the sender ends with 30 queued and 20 in flight.
+        e.drain(Instant::now());
+        assert!(matches!(e.take(Duration::ZERO), Take::Done));
+        assert_eq!(e.close(), 50);
+        let s = e.stats.snapshot();
+        assert_eq!((s.dropped, s.pending), (50, 0));
+        // A request that completes after that is not counted again.
+        assert!(!e.finish());
+        e.enqueue(batch(5), 100);
+        assert_eq!(e.stats.snapshot().dropped, 55);
+        // An empty queue during the drain ends the sender at once.
+        let f = ep();
+        f.drain(Instant::now() + Duration::from_secs(60));
+        assert!(matches!(f.take(Duration::from_secs(60)), Take::Done));
+        assert_eq!(f.close(), 0);
+    }
+
+    #[test]
+    fn retry_after_is_read_in_both_forms() {
+        assert_eq!(
+            http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(
+            http_date("Tue, 29 Feb 2028 23:59:59 GMT"),
+            Some(1_835_481_599)
+        );
+        for bad in [
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 24:00:00 GMT",
+            "Sun, +6 Nov 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(http_date(bad), None, "{bad}");
+        }
+        let now = 784_111_777;
+        assert_eq!(retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after("0", now), Some(Duration::ZERO));
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        // A date in the past means now.
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            retry_after("99999999999999999999999", now),
+            Some(Duration::MAX)
+        );
+        for bad in ["", "-1", "+5", "1.5", "soon"] {
+            assert_eq!(retry_after(bad, now), None, "{bad}");
+        }
     }
 }
