@@ -547,3 +547,48 @@ fn a_push_of_many_families_is_applied_whole() {
         "with push times"
     );
 }
+
+#[test]
+fn bodies_in_memory_at_once_are_bounded() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    // Room for four bodies of the largest size: four clients that announce
+    // 1 KiB and hold it back fill the budget; a fifth push waits for room
+    // instead of adding its body to memory, and goes through once one of the
+    // four finishes.
+    let d = Daemon::start(&["--push.max-body-bytes=1024"]);
+    let addr = push_addr(&d);
+    let body = "held 1\n";
+    let open = |job: usize| {
+        let mut s = TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "PUT /metrics/job/h{job} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 1024\r\n\r\n"
+        )
+        .unwrap();
+        s
+    };
+    let mut holders: Vec<TcpStream> = (0..4).map(open).collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let req = format!(
+            "PUT /metrics/job/fifth HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = tx.send(raw_http(addr, req.as_bytes()).status);
+    });
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_secs(2)).is_err(),
+        "the fifth push was taken in while four full bodies were pending"
+    );
+    // One holder sends its whole (1 KiB, padded) body: its room comes back.
+    let mut first = holders.remove(0);
+    let padded = format!("{body}{}", "#".repeat(1024 - body.len()));
+    first.write_all(padded.as_bytes()).unwrap();
+    let mut answer = String::new();
+    first.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(10)), Ok(200));
+    drop(holders);
+}

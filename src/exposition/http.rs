@@ -15,7 +15,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 /// Web settings.
 #[derive(Clone, Debug)]
@@ -57,6 +57,33 @@ struct State {
     last_size: AtomicUsize,
     reload: Option<ReloadFn>,
     push: Option<PushOptions>,
+    /// Memory for push bodies being read and applied, in KiB (see [`PUSH_BODIES_IN_FLIGHT`]).
+    push_budget: Arc<Semaphore>,
+}
+
+/// How many bodies of the largest size the push port holds in memory at once;
+/// more wait (up to [`PUSH_BUDGET_WAIT`], then 503), so a crowd of big pushes
+/// cannot exhaust memory (512 connections x 16 MiB would be 8 GiB).
+const PUSH_BODIES_IN_FLIGHT: usize = 4;
+
+/// How long a push waits for room in the body budget before a 503.
+const PUSH_BUDGET_WAIT: Duration = Duration::from_secs(30);
+
+/// How long reading one push body may take; a client that trickles its body
+/// gives its share of the budget back when this runs out (408).
+const PUSH_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// KiB of budget a body of at most `bytes` needs (at least 1).
+fn kib(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX)
+}
+
+/// The whole push budget, in KiB: room for [`PUSH_BODIES_IN_FLIGHT`] bodies
+/// of the largest size.
+fn push_budget_kib(o: &PushOptions) -> usize {
+    (kib(o.max_body_bytes) as usize)
+        .saturating_mul(PUSH_BODIES_IN_FLIGHT)
+        .min(Semaphore::MAX_PERMITS)
 }
 
 /// Which listener a connection came in on.
@@ -123,6 +150,9 @@ pub fn serve(
             opts,
             last_size: AtomicUsize::new(4096),
             reload,
+            push_budget: Arc::new(Semaphore::new(
+                push_opts.as_ref().map_or(0, push_budget_kib),
+            )),
             push: push_opts,
         });
         let open = Arc::new(AtomicUsize::new(0));
@@ -407,16 +437,49 @@ async fn handle_push(
     if declared_len.is_some_and(|n| n > opts.max_body_bytes as u64) {
         return refuse_too_large();
     }
-    let body = match http_body_util::Limited::new(req.into_body(), opts.max_body_bytes)
-        .collect()
-        .await
+    // Room for the body (its declared length, else the limit) and, when it is
+    // gzipped, for what it inflates to; held until the push is applied.
+    let mut need = declared_len.map_or(opts.max_body_bytes, |n| n as usize);
+    if content_encoding.is_some() {
+        need = need.saturating_add(opts.max_body_bytes);
+    }
+    let wanted = kib(need).min(u32::try_from(push_budget_kib(opts)).unwrap_or(u32::MAX));
+    let _room = match tokio::time::timeout(
+        PUSH_BUDGET_WAIT,
+        Arc::clone(&state.push_budget).acquire_many_owned(wanted),
+    )
+    .await
     {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return refuse_too_large(),
-        Err(e) => {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            tracing::warn!(group = %key, "push refused: too many large pushes in progress");
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many large pushes in progress; retry later\n".to_owned(),
+            );
+        }
+    };
+    let read = tokio::time::timeout(
+        PUSH_BODY_TIMEOUT,
+        http_body_util::Limited::new(req.into_body(), opts.max_body_bytes).collect(),
+    )
+    .await;
+    let body = match read {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return refuse_too_large(),
+        Ok(Err(e)) => {
             return text(
                 StatusCode::BAD_REQUEST,
                 format!("could not read the request body: {e}\n"),
+            )
+        }
+        Err(_) => {
+            return text(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body was not read within {} s\n",
+                    PUSH_BODY_TIMEOUT.as_secs()
+                ),
             )
         }
     };
