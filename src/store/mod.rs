@@ -371,25 +371,33 @@ fn render_labels(labels: &[(String, String)]) -> InlineStr {
 }
 
 /// Render label pairs (already sorted) as `k="v",k2="v2"`, values escaped.
-fn render_label_pairs<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> Box<str> {
+fn render_label_pairs<'a>(labels: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> Box<str> {
     label_pairs(labels).into_boxed_str()
 }
 
-fn label_pairs<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> String {
-    let mut out = String::new();
+/// `k="v",k2="v2"`, allocated once at its exact size when no value needs escapes.
+fn label_pairs<'a>(labels: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> String {
+    let (n, bytes) = labels
+        .clone()
+        .fold((0, 0), |(n, b), (k, v)| (n + 1, b + k.len() + v.len() + 3));
+    let mut out = String::with_capacity(bytes + n.max(1) - 1);
     for (i, (k, v)) in labels.enumerate() {
         if i > 0 {
             out.push(',');
         }
         out.push_str(k);
         out.push_str("=\"");
-        for c in v.chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '"' => out.push_str("\\\""),
-                '\n' => out.push_str("\\n"),
-                c => out.push(c),
+        if v.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
+            for c in v.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '"' => out.push_str("\\\""),
+                    '\n' => out.push_str("\\n"),
+                    c => out.push(c),
+                }
             }
+        } else {
+            out.push_str(v);
         }
         out.push('"');
     }

@@ -328,8 +328,9 @@ fn is_series_label(kind: &str, family: &str, sample: &str, label: &str) -> bool 
         || (kind == "summary" && label == "quantile" && sample == family))
 }
 
-/// A converted family and the rendered label sets of its series.
-type Converted = (Arc<PushedFamily>, Vec<Box<str>>);
+/// A converted family and, for histograms and summaries, the rendered label
+/// sets of its series (`None`: every sample is a series, its labels are those).
+type Converted = (Arc<PushedFamily>, Option<Vec<Box<str>>>);
 
 /// Turn parsed families into the group's families: grouping labels override
 /// the pushed ones, `instance=""` is added when absent, labels sorted and
@@ -354,42 +355,52 @@ fn convert(key: &GroupKey, parsed: &[ParsedFamily<'_>]) -> Result<Vec<Converted>
         if kind == "counter" && pf.samples.iter().any(|s| s.value < 0.0) {
             return Err(format!("counter {name} has a negative value"));
         }
-        let mut seen: HashSet<(&str, Box<str>)> = HashSet::new();
-        let mut series: Vec<Box<str>> = Vec::new();
+        // Only histograms and summaries have samples that are not series.
+        let mut series: Option<Vec<Box<str>>> = has_suffixes(kind).then(Vec::new);
         let mut samples = Vec::with_capacity(pf.samples.len());
+        let mut labels: Vec<(&str, &str)> = Vec::new();
         for s in &pf.samples {
-            let mut labels: Vec<(&str, &str)> = s
-                .labels
-                .iter()
-                .filter(|(k, _)| !group_labels.iter().any(|(g, _)| g == k))
-                .map(|(k, v)| (*k, &**v))
-                .collect();
+            labels.clear();
+            labels.extend(
+                s.labels
+                    .iter()
+                    .filter(|(k, _)| !group_labels.iter().any(|(g, _)| g == k))
+                    .map(|(k, v)| (*k, &**v)),
+            );
             labels.extend_from_slice(&group_labels);
             if !labels.iter().any(|(k, _)| *k == "instance") {
                 labels.push(("instance", ""));
             }
             labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            let rendered = render_label_pairs(labels.iter().copied());
-            if !seen.insert((s.name, rendered.clone())) {
-                return Err(format!(
-                    "sample {}{{{rendered}}} appears twice once the grouping labels are applied",
-                    s.name
+            if let Some(series) = &mut series {
+                series.push(render_label_pairs(
+                    labels
+                        .iter()
+                        .copied()
+                        .filter(|(k, _)| is_series_label(kind, name, s.name, k)),
                 ));
             }
-            series.push(render_label_pairs(
-                labels
-                    .iter()
-                    .copied()
-                    .filter(|(k, _)| is_series_label(kind, name, s.name, k)),
-            ));
             samples.push(PushedSample {
                 name: s.name.into(),
-                labels: rendered,
+                labels: render_label_pairs(labels.iter().copied()),
                 value: s.value,
             });
         }
-        series.sort_unstable();
-        series.dedup();
+        // A sample twice (perhaps only once the grouping labels apply): sorted
+        // references, no copies.
+        let mut keys: Vec<(&str, &str)> = samples.iter().map(|s| (&*s.name, &*s.labels)).collect();
+        keys.sort_unstable();
+        if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!(
+                "sample {}{{{}}} appears twice once the grouping labels are applied",
+                w[0].0, w[0].1
+            ));
+        }
+        drop(keys);
+        if let Some(series) = &mut series {
+            series.sort_unstable();
+            series.dedup();
+        }
         out.push((
             Arc::new(PushedFamily {
                 name: name.into(),
@@ -502,7 +513,18 @@ impl Store {
                 ));
             }
             if families.contains(&*f.name) {
-                if let Some(dup) = series.iter().find(|l| self.series_exists(&f.name, l)) {
+                let dup = match series {
+                    Some(series) => series
+                        .iter()
+                        .map(|l| &**l)
+                        .find(|l| self.series_exists(&f.name, l)),
+                    None => f
+                        .samples
+                        .iter()
+                        .map(|s| &*s.labels)
+                        .find(|l| self.series_exists(&f.name, l)),
+                };
+                if let Some(dup) = dup {
                     return Err(format!(
                         "series {}{{{dup}}} is already a StatsD series",
                         f.name
