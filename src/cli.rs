@@ -472,9 +472,17 @@ impl Args {
             }
             return Ok(());
         }
+        let mut receivers = std::collections::HashSet::new();
         for u in &rw.urls {
             crate::remote_write::check_url(u)
                 .map_err(|e| FlagError(format!("--remote-write.url: {e}")))?;
+            // The `url` label of the self-metrics is the URL without credentials.
+            let shown = crate::remote_write::redact(u);
+            if !receivers.insert(shown.clone()) {
+                return Err(FlagError(format!(
+                    "--remote-write.url: {shown} is given twice (credentials aside)"
+                )));
+            }
         }
         rw.interval = parse_duration_flag("remote-write.interval", &self.remote_write_interval)?;
         rw.timeout = parse_duration_flag("remote-write.timeout", &self.remote_write_timeout)?;

@@ -83,11 +83,22 @@ pub enum PushOutcome {
     TooLarge,
     /// A body encoding promstatsd does not read (protobuf): 415.
     Unsupported(String),
+    /// No room in the push port's body budget in time: 503.
+    Busy,
+    /// The body did not arrive in time: 408.
+    TimedOut,
 }
 
 /// The `result` label values of `promstatsd_push_requests_total`, in
 /// [`PushOutcome::index`] order.
-pub const RESULTS: [&str; 4] = ["ok", "invalid", "too_large", "unsupported"];
+pub const RESULTS: [&str; 6] = [
+    "ok",
+    "invalid",
+    "too_large",
+    "unsupported",
+    "busy",
+    "timeout",
+];
 
 impl PushOutcome {
     /// Position in [`RESULTS`] (and in the self-metric's counters).
@@ -97,6 +108,8 @@ impl PushOutcome {
             Self::Invalid(_) => 1,
             Self::TooLarge => 2,
             Self::Unsupported(_) => 3,
+            Self::Busy => 4,
+            Self::TimedOut => 5,
         }
     }
 }
@@ -241,6 +254,16 @@ pub fn record(
             group = %key,
             limit = opts.max_body_bytes,
             "push refused: body over --push.max-body-bytes"
+        ),
+        PushOutcome::Busy => tracing::warn!(
+            method = method.name(),
+            group = %key,
+            "push refused: no room for its body among the pushes in progress"
+        ),
+        PushOutcome::TimedOut => tracing::warn!(
+            method = method.name(),
+            group = %key,
+            "push refused: its body did not arrive in time"
         ),
     }
 }

@@ -108,7 +108,7 @@ pub struct Stats {
     pub relay: crate::relay::RelayStats,
     /// Push API requests, by method (put, post, delete) and outcome (ok,
     /// invalid, too_large, unsupported).
-    pub push_requests: [[AtomicU64; 4]; 3],
+    pub push_requests: [[AtomicU64; crate::push::RESULTS.len()]; 3],
     /// Failed writes of the push persistence file.
     pub push_persist_errors: AtomicU64,
     /// Remote-write endpoints' counters.

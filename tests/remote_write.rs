@@ -313,6 +313,14 @@ fn bad_remote_write_flags_are_refused() {
             ],
             "duration",
         ),
+        // One receiver twice (its self-metrics would share a `url` label).
+        (
+            vec![
+                "--remote-write.url=http://a:b@h/w",
+                "--remote-write.url=http://h/w",
+            ],
+            "given twice",
+        ),
         // Every remote-write setting needs a URL, not only some.
         (
             vec!["--remote-write.tls.insecure-skip-verify"],
@@ -594,11 +602,6 @@ fn requests_on_the_wire_are_remote_write_with_auth_headers_and_retries() {
         "--remote-write.interval=1s",
         "--remote-write.max-samples-per-send=100000",
     ]);
-    assert!(
-        !d.log().contains("p@ss") && !d.log().contains("p%40ss"),
-        "the password is logged:\n{}",
-        d.log()
-    );
     d.send_udp(b"wire.hits:5|c|#zone:b,app:a");
     d.wait_lines(1);
 
@@ -621,14 +624,15 @@ fn requests_on_the_wire_are_remote_write_with_auth_headers_and_retries() {
     let (s, first) = accept_request(&l, 10);
     check_wire_format(&first, addr);
     assert_eq!(counters(&d), [sent as f64, 0.0, 0.0, 0.0]);
-    answer(s, "503 Service Unavailable", "Retry-After: 1\r\n", "busy");
+    // Taken before the answer goes out: the sender's wait starts after it.
     let answered = Instant::now();
+    answer(s, "503 Service Unavailable", "Retry-After: 1\r\n", "busy");
     // The same batch again, no sooner than asked (the backoff alone is 30 ms).
     let (s, again) = accept_request(&l, 10);
     assert_eq!(again.body, first.body, "not the same batch");
     let waited = again.at - answered;
     assert!(
-        waited >= Duration::from_millis(950),
+        waited >= Duration::from_millis(990),
         "retried after {waited:?}"
     );
     let [s_sent, failed, retried, dropped] = counters(&d);
@@ -660,10 +664,12 @@ fn requests_on_the_wire_are_remote_write_with_auth_headers_and_retries() {
         ]
     );
     answer(s, "204 No Content", "", "");
+    let log = d.log();
+    assert!(log.contains("HTTP 400: out of order sample"), "{log}");
+    // After start, sends, a retry and a refusal: the password never logged.
     assert!(
-        d.log().contains("HTTP 400: out of order sample"),
-        "{}",
-        d.log()
+        !log.contains("p@ss") && !log.contains("p%40ss"),
+        "the password is logged:\n{log}"
     );
 }
 

@@ -414,49 +414,37 @@ async fn handle_push(
     let content_type = header(CONTENT_TYPE);
     let content_encoding = header(CONTENT_ENCODING);
     let declared_len = header(hyper::header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
-    let too_large = || {
-        text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "push body over the limit of {} bytes (--push.max-body-bytes)\n",
-                opts.max_body_bytes
-            ),
-        )
-    };
-    // Refused before push::handle saw the body: count it here.
-    let refuse_too_large = || {
-        push::record(
-            &state.store,
-            method,
-            Some(&key),
-            opts,
-            &push::PushOutcome::TooLarge,
-        );
-        too_large()
+    // Outcomes decided here, before `push::handle` saw the body, are counted here.
+    let refuse = |outcome: push::PushOutcome| {
+        push::record(&state.store, method, Some(&key), opts, &outcome);
+        push_response(method, opts, outcome)
     };
     if declared_len.is_some_and(|n| n > opts.max_body_bytes as u64) {
-        return refuse_too_large();
+        return refuse(push::PushOutcome::TooLarge);
     }
-    // Room for the body (its declared length, else the limit) and, when it is
-    // gzipped, for what it inflates to; held until the push is applied.
-    let mut need = declared_len.map_or(opts.max_body_bytes, |n| n as usize);
-    if content_encoding.is_some() {
-        need = need.saturating_add(opts.max_body_bytes);
-    }
-    let wanted = kib(need).min(u32::try_from(push_budget_kib(opts)).unwrap_or(u32::MAX));
-    let _room = match tokio::time::timeout(
-        PUSH_BUDGET_WAIT,
-        Arc::clone(&state.push_budget).acquire_many_owned(wanted),
-    )
-    .await
-    {
-        Ok(Ok(permit)) => permit,
-        _ => {
-            tracing::warn!(group = %key, "push refused: too many large pushes in progress");
-            return text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many large pushes in progress; retry later\n".to_owned(),
-            );
+    // Room in the body budget for the body (its declared length, else the limit)
+    // and, when gzipped, for what it inflates to. A DELETE has no body to hold.
+    // The permit travels with the work below and is returned when it ends,
+    // even if the client hangs up first.
+    let room = if method == push::PushMethod::Delete {
+        None
+    } else {
+        let mut need = declared_len.map_or(opts.max_body_bytes, |n| n as usize);
+        if content_encoding
+            .as_deref()
+            .is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip"))
+        {
+            need = need.saturating_add(opts.max_body_bytes);
+        }
+        let wanted = kib(need).min(u32::try_from(push_budget_kib(opts)).unwrap_or(u32::MAX));
+        let permit = tokio::time::timeout(
+            PUSH_BUDGET_WAIT,
+            Arc::clone(&state.push_budget).acquire_many_owned(wanted),
+        )
+        .await;
+        match permit {
+            Ok(Ok(permit)) => Some(permit),
+            _ => return refuse(push::PushOutcome::Busy),
         }
     };
     let read = tokio::time::timeout(
@@ -466,28 +454,22 @@ async fn handle_push(
     .await;
     let body = match read {
         Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return refuse_too_large(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return refuse(push::PushOutcome::TooLarge)
+        }
         Ok(Err(e)) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("could not read the request body: {e}\n"),
-            )
+            return refuse(push::PushOutcome::Invalid(format!(
+                "could not read the request body: {e}"
+            )))
         }
-        Err(_) => {
-            return text(
-                StatusCode::REQUEST_TIMEOUT,
-                format!(
-                    "the body was not read within {} s\n",
-                    PUSH_BODY_TIMEOUT.as_secs()
-                ),
-            )
-        }
+        Err(_) => return refuse(push::PushOutcome::TimedOut),
     };
     // Parsing and applying a big body takes a while (linear, but 16 MiB is
     // 16 MiB): off the runtime's thread, so scrapes and health checks on the
     // same runtime go on meanwhile.
     let (store, push_opts) = (Arc::clone(&state.store), opts.clone());
     let applied = tokio::task::spawn_blocking(move || {
+        let _room = room;
         push::handle(
             &store,
             &push_opts,
@@ -499,26 +481,49 @@ async fn handle_push(
         )
     })
     .await;
-    let outcome = match applied {
-        Ok(o) => o,
+    match applied {
+        Ok(outcome) => push_response(method, opts, outcome),
         Err(e) => {
+            // A panic in the handler: a bug, never the client's doing.
             tracing::error!(error = %e, "push handler failed");
-            return text(
+            text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the push could not be applied\n".to_owned(),
-            );
+            )
         }
-    };
+    }
+}
+
+/// The HTTP answer to a push outcome, as the Pushgateway gives it.
+fn push_response(
+    method: push::PushMethod,
+    opts: &PushOptions,
+    outcome: push::PushOutcome,
+) -> Response<Full<Bytes>> {
+    use push::PushOutcome as O;
     match outcome {
-        push::PushOutcome::Applied if method == push::PushMethod::Delete => {
-            plain(StatusCode::ACCEPTED, "")
-        }
-        push::PushOutcome::Applied => plain(StatusCode::OK, ""),
-        push::PushOutcome::Invalid(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
-        push::PushOutcome::TooLarge => too_large(),
-        push::PushOutcome::Unsupported(e) => {
-            text(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("{e}\n"))
-        }
+        O::Applied if method == push::PushMethod::Delete => plain(StatusCode::ACCEPTED, ""),
+        O::Applied => plain(StatusCode::OK, ""),
+        O::Invalid(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+        O::TooLarge => text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "push body over the limit of {} bytes (--push.max-body-bytes)\n",
+                opts.max_body_bytes
+            ),
+        ),
+        O::Unsupported(e) => text(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("{e}\n")),
+        O::Busy => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many large pushes in progress; retry later\n".to_owned(),
+        ),
+        O::TimedOut => text(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body was not read within {} s\n",
+                PUSH_BODY_TIMEOUT.as_secs()
+            ),
+        ),
     }
 }
 

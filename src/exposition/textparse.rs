@@ -102,6 +102,9 @@ fn unescape(s: &str, quote: bool) -> Result<Cow<'_, str>, String> {
 fn labels(s: &str) -> Result<(Labels<'_>, &str), String> {
     let mut rest = s.strip_prefix('{').ok_or("expected {")?.trim_start();
     let mut out: Labels<'_> = Vec::new();
+    // Past a few labels, names are checked for repeats through a set: a line
+    // of a million labels must not cost a million squared comparisons.
+    let mut names: Option<std::collections::HashSet<&str>> = None;
     loop {
         if let Some(r) = rest.strip_prefix('}') {
             return Ok((out, r));
@@ -111,7 +114,18 @@ fn labels(s: &str) -> Result<(Labels<'_>, &str), String> {
         if !valid_label(name) || name.starts_with("__") {
             return Err(format!("invalid label name {name:?}"));
         }
-        if out.iter().any(|(k, _)| *k == name) {
+        let repeated = match &mut names {
+            Some(set) => !set.insert(name),
+            None if out.len() < 16 => out.iter().any(|(k, _)| *k == name),
+            None => {
+                let mut set: std::collections::HashSet<&str> =
+                    out.iter().map(|(k, _)| *k).collect();
+                let repeated = !set.insert(name);
+                names = Some(set);
+                repeated
+            }
+        };
+        if repeated {
             return Err(format!("duplicate label {name:?}"));
         }
         rest = rest[eq + 1..]
@@ -141,8 +155,11 @@ fn labels(s: &str) -> Result<(Labels<'_>, &str), String> {
     }
 }
 
+/// Every suffix a sample name may add to its family's name.
+pub(crate) const SUFFIXES: [&str; 3] = ["_sum", "_count", "_bucket"];
+
 /// The suffixes a sample of a `kind` family may add to the family name.
-fn sample_suffixes(kind: &str) -> &'static [&'static str] {
+pub(crate) fn sample_suffixes(kind: &str) -> &'static [&'static str] {
     match kind {
         "summary" => &["_sum", "_count"],
         "histogram" => &["_sum", "_count", "_bucket"],
@@ -237,7 +254,7 @@ pub fn parse(body: &str) -> Result<Vec<ParsedFamily<'_>>, String> {
         // The family: the one named `name`, or one whose type lets it write
         // `name` as `<family>_sum` (etc.). It must be the current (last) one.
         let exact = by_name.get(name).copied();
-        let by_suffix = ["_sum", "_count", "_bucket"].iter().find_map(|s| {
+        let by_suffix = SUFFIXES.iter().find_map(|s| {
             let i = *by_name.get(name.strip_suffix(s)?)?;
             sample_suffixes(families[i].kind).contains(s).then_some(i)
         });
@@ -346,6 +363,11 @@ mod tests {
             ("# TYPE h histogram\nh_bucket 1\n", "needs a le label"),
             ("# TYPE s summary\ns 1\n", "needs a quantile label"),
             ("a{b=\"1\",b=\"2\"} 1\n", "duplicate label"),
+            (
+                "a{l0=\"\",l1=\"\",l2=\"\",l3=\"\",l4=\"\",l5=\"\",l6=\"\",l7=\"\",l8=\"\",l9=\"\",\
+                 l10=\"\",l11=\"\",l12=\"\",l13=\"\",l14=\"\",l15=\"\",l16=\"\",l17=\"\",l3=\"\"} 1\n",
+                "duplicate label \"l3\"",
+            ),
             ("a{__name__=\"x\"} 1\n", "invalid label name"),
             ("a x\n", "invalid value"),
             ("a{b=\"1} 1\n", "unterminated"),

@@ -117,6 +117,22 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// A URL as error messages may show it: everything before the last `@` after
+/// the scheme hidden, so no credentials show even when a raw `/`, `?` or `#` in
+/// a password cut the URL somewhere else than its user meant.
+fn shown_in_errors(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, after)) => format!("{scheme}://…@{after}"),
+            None => url.to_owned(),
+        },
+        None => match url.rsplit_once('@') {
+            Some((_, after)) => format!("…@{after}"),
+            None => url.to_owned(),
+        },
+    }
+}
+
 /// Decode `%XX` escapes; `None` on a broken escape or bytes that are not UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
@@ -193,7 +209,7 @@ pub fn endpoint_auth(url: &str, opts: &RemoteWriteOptions) -> Result<Option<Stri
 /// Check a receiver URL: `http://` or `https://`, a host, no spaces or quotes,
 /// well-formed credentials if it has any. Errors never show the credentials.
 pub fn check_url(url: &str) -> Result<(), String> {
-    let shown = redact(url);
+    let shown = shown_in_errors(url);
     let uri: ureq::http::Uri = url
         .parse()
         .map_err(|e| format!("{shown:?} is not a URL: {e}"))?;
@@ -207,6 +223,16 @@ pub fn check_url(url: &str) -> Result<(), String> {
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err(format!("{shown:?}: the URL has no host"));
+    }
+    if split_url(url).is_some_and(|(_, _, path)| {
+        path.split(['?', '#'])
+            .next()
+            .is_some_and(|p| p.contains('@'))
+    }) {
+        return Err(format!(
+            "{shown:?}: an @ after the host; if it belongs to credentials, percent-encode \
+             any /, ?, # or @ in the user or password (%2F, %3F, %23, %40)"
+        ));
     }
     url_credentials(url)?;
     Ok(())
@@ -829,6 +855,16 @@ mod tests {
         );
         assert_eq!(redact("http://h/x@y"), "http://h/x@y");
         assert_eq!(redact("http://u:p@h?a=b@c"), "http://h?a=b@c");
+        // A raw `/` in a password moves where the host seems to end: refused,
+        // and the error shows nothing before the last `@`, valid port or not.
+        for leaky in [
+            "https://user:1234/secret@mimir.example/api/v1/push",
+            "https://user:pa/ss@mimir.example/api/v1/push",
+        ] {
+            let e = check_url(leaky).unwrap_err();
+            assert!(!e.contains("secret") && !e.contains("pa/ss"), "{e}");
+            assert!(e.contains("…@mimir.example/api/v1/push"), "{e}");
+        }
     }
 
     #[test]

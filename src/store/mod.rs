@@ -677,7 +677,7 @@ impl Store {
 fn collides(families: &HashSet<ByName>, name: &str, kind: FamilyKind) -> bool {
     if kind.has_suffixes() {
         let mut probe = String::with_capacity(name.len() + 7);
-        for suffix in ["_sum", "_count", "_bucket"] {
+        for suffix in crate::exposition::textparse::SUFFIXES {
             probe.clear();
             probe.push_str(name);
             probe.push_str(suffix);
@@ -686,7 +686,7 @@ fn collides(families: &HashSet<ByName>, name: &str, kind: FamilyKind) -> bool {
             }
         }
     }
-    for suffix in ["_sum", "_count", "_bucket"] {
+    for suffix in crate::exposition::textparse::SUFFIXES {
         if let Some(base) = name.strip_suffix(suffix) {
             if families.get(base).is_some_and(|f| f.0.kind.has_suffixes()) {
                 return true;

@@ -14,7 +14,7 @@
 //! touch the StatsD hot path. Lock order: the store's family map, then this.
 
 use super::{render_label_pairs, Store, SELF_PREFIX};
-use crate::exposition::textparse::{valid_label, ParsedFamily};
+use crate::exposition::textparse::{sample_suffixes, valid_label, ParsedFamily, SUFFIXES};
 use base64::Engine as _;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -281,10 +281,8 @@ impl Pushed {
     }
 }
 
-const SUFFIXES: [&str; 3] = ["_sum", "_count", "_bucket"];
-
 fn has_suffixes(kind: &str) -> bool {
-    matches!(kind, "summary" | "histogram")
+    !sample_suffixes(kind).is_empty()
 }
 
 /// Whether a family `name` of type `kind` clashes with what `lookup` knows: the
