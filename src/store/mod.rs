@@ -476,7 +476,9 @@ impl Store {
             }
         }
         let family = self.family(m, kind)?;
-        if self.pushed.has_series(&m.name, &labels) {
+        // Held until the series is in its shard (see `Pushed::hold`).
+        let pushed = self.pushed.hold();
+        if pushed.has_series(&m.name, &labels) {
             return Err(Refusal::Conflict);
         }
         let mut map = shard.write().unwrap_or_else(PoisonError::into_inner);
@@ -514,6 +516,7 @@ impl Store {
             hasher.hash_one((&*s.family.name, s.labels.as_str()))
         });
         drop(map);
+        drop(pushed);
         // Relaxed: counts for self-metrics and the (approximate) series limit.
         self.total_series.fetch_add(1, Ordering::Relaxed);
         self.series_by_kind[kind.index()].fetch_add(1, Ordering::Relaxed);

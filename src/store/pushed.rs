@@ -242,11 +242,24 @@ impl Pushed {
         clashes(name, kind, |n| Self::kind_of(&inner, n))
     }
 
+    /// The groups, held still while a StatsD series is checked against them and
+    /// created: a push checks for StatsD series under the same lock, so a series
+    /// cannot be created on both sides at once. Lock order: the family map, then
+    /// this, then a shard.
+    pub(super) fn hold(&self) -> Held<'_> {
+        Held(self.lock())
+    }
+}
+
+/// The pushed groups, locked (see [`Pushed::hold`]).
+pub(super) struct Held<'a>(std::sync::MutexGuard<'a, Inner>);
+
+impl Held<'_> {
     /// True if a pushed family `name` has a series with these rendered labels
     /// (for a summary or histogram: the labels of its `_sum` sample), so a StatsD
     /// series must not be created beside it.
     pub(super) fn has_series(&self, name: &str, labels: &str) -> bool {
-        let inner = self.lock();
+        let inner = &self.0;
         if !inner.kinds.contains_key(name) {
             return false;
         }
@@ -265,7 +278,9 @@ impl Pushed {
                 })
             })
     }
+}
 
+impl Pushed {
     /// Every group, for persistence.
     pub fn export(&self) -> Vec<GroupExport> {
         self.lock()
@@ -790,6 +805,38 @@ mod tests {
         push(&store, &key("j", &[("instance", "h1")]), "x 1\n", true).unwrap();
         let err = push(&store, &key("j", &[]), "x{instance=\"h1\"} 1\n", true).unwrap_err();
         assert!(err.contains("already pushed"), "{err}");
+    }
+
+    #[test]
+    fn statsd_and_a_push_racing_for_one_series_create_it_once() {
+        // The push side checks for StatsD series and the StatsD side for pushed
+        // ones; each check and its insert happen under the pushed groups' lock,
+        // so racing for the same series, exactly one side gets it.
+        let mut agg = crate::Aggregator::new(&crate::Config::default()).unwrap();
+        let store = Arc::clone(agg.store());
+        let n = 3000;
+        // Both sides start each series together.
+        let start = std::sync::Barrier::new(2);
+        std::thread::scope(|t| {
+            t.spawn(|| {
+                let k = key("j", &[]);
+                for i in 0..n {
+                    let body = format!("# TYPE r{i} counter\nr{i}{{instance=\"h\"}} 5\n");
+                    start.wait();
+                    let _ = push(&store, &k, &body, false);
+                }
+            });
+            for i in 0..n {
+                let line = format!("r{i}:1|c|#instance:h,job:j");
+                start.wait();
+                agg.ingest(line.as_bytes());
+            }
+        });
+        let page = agg.render_to_string();
+        for i in 0..n {
+            let lines = page.matches(&format!("\nr{i}{{")).count();
+            assert_eq!(lines, 1, "r{i} on the page {lines} times");
+        }
     }
 
     #[test]
