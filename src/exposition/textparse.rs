@@ -270,7 +270,8 @@ pub fn parse(body: &str) -> Result<Vec<ParsedFamily<'_>>, String> {
                 });
                 families.len() - 1
             }
-            (a, b) if a.or(b) == last && b.or(a) == last => families.len() - 1,
+            // Every family it could belong to is the current one.
+            (a, b) if a.into_iter().chain(b).all(|i| Some(i) == last) => families.len() - 1,
             _ => return Err(at(format!("samples of {name} are not together"))),
         };
         let fam = &mut families[idx];

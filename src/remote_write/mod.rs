@@ -445,6 +445,14 @@ impl Endpoint {
         true
     }
 
+    /// Finish the batch in flight and count it with `count`, unless shutdown
+    /// already counted it as dropped.
+    fn settle(&self, count: impl FnOnce(&RemoteWriteStats)) {
+        if self.finish() {
+            count(&self.stats);
+        }
+    }
+
     /// The shutdown deadline, once shutdown has begun.
     fn draining(&self) -> Option<Instant> {
         self.lock().drain_until
@@ -583,9 +591,7 @@ fn send(
             if (200..300).contains(&status) {
                 return Sent::Ok;
             }
-            let now_unix = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
+            let now_unix = crate::push::unix_now() as u64;
             let after = resp
                 .headers()
                 .get("retry-after")
@@ -640,9 +646,7 @@ fn sender_loop(ep: &Endpoint, agent: &ureq::Agent, opts: &RemoteWriteOptions) {
         };
         match send(agent, opts, ep, &batch, timeout) {
             Sent::Ok => {
-                if ep.finish() {
-                    ep.stats.sent(batch.samples);
-                }
+                ep.settle(|s| s.sent(batch.samples));
                 if failing {
                     tracing::info!(url = %ep.url, "remote write: receiver accepts again");
                     failing = false;
@@ -650,15 +654,11 @@ fn sender_loop(ep: &Endpoint, agent: &ureq::Agent, opts: &RemoteWriteOptions) {
                 backoff = opts.min_backoff;
             }
             Sent::Refused(why) => {
-                if ep.finish() {
-                    ep.stats.failed(batch.samples);
-                }
+                ep.settle(|s| s.failed(batch.samples));
                 tracing::warn!(url = %ep.url, samples = batch.samples, error = %why, "remote write: receiver refused a batch; dropped");
             }
             Sent::Retry { why, .. } if draining.is_some() => {
-                if ep.finish() {
-                    ep.stats.dropped(batch.samples);
-                }
+                ep.settle(|s| s.dropped(batch.samples));
                 tracing::warn!(url = %ep.url, samples = batch.samples, error = %why, "remote write: send failed at shutdown; dropped");
             }
             Sent::Retry { why, after } => {
@@ -707,12 +707,13 @@ impl RemoteWrite {
         let mut senders = Vec::new();
         for (i, url) in opts.urls.iter().enumerate() {
             check_url(url)?;
+            let shown = redact(url);
             let ep = Arc::new(Endpoint {
-                url: redact(url),
+                stats: store.stats.remote_write_endpoint(&shown),
+                url: shown,
                 auth: endpoint_auth(url, &opts)?,
                 queue: Mutex::new(Queue::default()),
                 ready: Condvar::new(),
-                stats: store.stats.remote_write_endpoint(&redact(url)),
             });
             let (ep2, agent, o) = (Arc::clone(&ep), agent.clone(), Arc::clone(&opts));
             senders.push(
@@ -724,7 +725,7 @@ impl RemoteWrite {
                     })
                     .map_err(|e| format!("cannot start a remote-write thread: {e}"))?,
             );
-            tracing::info!(url = %redact(url), interval = ?opts.interval, "remote write enabled");
+            tracing::info!(url = %ep.url, interval = ?opts.interval, "remote write enabled");
             endpoints.push(ep);
         }
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
