@@ -502,9 +502,25 @@ fn kernel_drops_are_reported() {
                             // The drop count rides on the next datagram the daemon reads.
     std::thread::sleep(Duration::from_millis(200));
     sock.send_to(b"after:1|c", d.udp.unwrap()).unwrap();
-    let page = d.wait_for(|p| value(p, "after") == Some(1.0));
-    let received = value(&page, "promstatsd_packets_total{listener=\"udp\"}").unwrap();
-    let drops = value(&page, "promstatsd_udp_kernel_drops_total").unwrap();
+    let mut page = d.wait_for(|p| value(p, "after") == Some(1.0));
+    // The series value is in the store as soon as the line is applied; the
+    // packet count follows at the end of that receive turn. Give it that turn
+    // (a wrong count never settles, and the assertion below then fails).
+    let counted = |p: &str| {
+        let received = value(p, "promstatsd_packets_total{listener=\"udp\"}").unwrap_or(0.0);
+        let drops = value(p, "promstatsd_udp_kernel_drops_total").unwrap_or(0.0);
+        (received, drops)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let total = |p: &str| {
+        let (received, drops) = counted(p);
+        received + drops
+    };
+    while total(&page) != f64::from(sent) + 1.0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        page = d.scrape();
+    }
+    let (received, drops) = counted(&page);
     assert!(drops > 0.0, "{page}");
     assert_eq!(
         received + drops,
