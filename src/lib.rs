@@ -108,6 +108,21 @@ impl Aggregator {
         self.ingester.flush_stats();
     }
 
+    /// [`Aggregator::ingest`] one line at a time, without the pipelined lookups
+    /// (for the fuzz target that checks both paths agree).
+    #[doc(hidden)]
+    pub fn ingest_each_line(&mut self, bytes: &[u8]) {
+        let now = self.ingester.store().clock.tick();
+        if now != self.last_expiry {
+            self.last_expiry = now;
+            self.ingester.store().expire(now);
+        }
+        for line in parser::lines(bytes) {
+            self.ingester.ingest_line(line);
+        }
+        self.ingester.flush_stats();
+    }
+
     /// The shared store (for rendering from another thread, or reading stats).
     pub fn store(&self) -> &Arc<store::Store> {
         self.ingester.store()
