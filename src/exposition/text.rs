@@ -259,7 +259,10 @@ fn write_series(out: &mut Vec<u8>, s: &Series, now: u64, scratch: &mut Vec<f64>,
             write_sample(out, name, "_sum", labels, None, sum, format);
             write_sample(out, name, "_count", labels, None, count as f64, format);
         }
-        SeriesValue::Histogram(h) => {
+        SeriesValue::Histogram { .. } => {
+            let Some(h) = s.value().histogram() else {
+                return;
+            };
             let mut cumulative = 0u64;
             for (i, c) in h.counts().iter().enumerate() {
                 // Relaxed: see the store's consistency note.
