@@ -102,22 +102,105 @@ impl FamilyKind {
 }
 
 /// A metric family: a name, its type, its HELP text and its observer settings.
+///
+/// 40 bytes (a 64-byte chunk with the `Arc`'s counts): the type, HELP text and
+/// observer settings sit in one immutable record that the store shares between
+/// all families defined alike.
 #[derive(Debug)]
 pub struct Family {
     /// The family name (in place when short).
     pub name: InlineStr,
-    /// HELP text.
-    pub help: Arc<str>,
-    /// What the family aggregates.
-    pub kind: FamilyKind,
-    /// Histogram upper bounds (ascending, finite), fixed when the family is created.
-    pub buckets: Arc<[f64]>,
-    /// Summary window and quantiles.
-    pub summary: Arc<SummaryOptions>,
-    /// Seconds without an update after which a series is removed; 0 = never.
-    pub ttl_secs: u64,
+    /// Type, HELP text and observer settings, interned by the store.
+    def: Arc<FamilyDef>,
     /// The mapping generation that last resolved a sample to this family.
     generation: AtomicU64,
+}
+
+/// What a family is apart from its name: fixed when the family is created, and
+/// shared between families with equal definitions (see [`Families::intern`]).
+#[derive(Debug)]
+struct FamilyDef {
+    /// What the family aggregates.
+    kind: FamilyKind,
+    /// HELP text.
+    help: Arc<str>,
+    /// Histogram upper bounds (ascending, finite).
+    buckets: Arc<[f64]>,
+    /// Summary window and quantiles.
+    summary: Arc<SummaryOptions>,
+    /// Seconds without an update after which a series is removed; 0 = never.
+    ttl_secs: u64,
+}
+
+impl FamilyDef {
+    /// Whether `m` read as `kind` defines this family (as a reload compares).
+    fn matches(&self, kind: FamilyKind, m: &Mapping) -> bool {
+        self.kind == kind
+            && *self.help == *m.help
+            && *self.buckets == *m.buckets
+            && *self.summary == *m.summary
+            && self.ttl_secs == m.ttl_secs
+    }
+}
+
+/// The interning hash of a definition: only parts whose equality `matches`
+/// implies (not the bounds' bits: `0.0 == -0.0`).
+fn def_hash(
+    hasher: &foldhash::fast::RandomState,
+    kind: FamilyKind,
+    help: &str,
+    ttl_secs: u64,
+    bounds: usize,
+) -> u64 {
+    hasher.hash_one((kind, help, ttl_secs, bounds))
+}
+
+/// The store's families by name, and their interned definitions.
+#[derive(Debug, Default)]
+struct Families {
+    by_name: HashSet<ByName>,
+    /// Every definition in use (and some no longer in use, until the next prune).
+    defs: HashTable<Arc<FamilyDef>>,
+    /// `defs.len()` after the last prune; the next prune comes when it has doubled.
+    pruned_len: usize,
+}
+
+/// Fewest definitions kept before the first prune.
+const MIN_DEFS_BEFORE_PRUNE: usize = 16;
+
+impl Families {
+    /// The definition of `m` read as `kind`: an equal one already in use, or a
+    /// new one.
+    fn intern(
+        &mut self,
+        hasher: &foldhash::fast::RandomState,
+        kind: FamilyKind,
+        m: &Mapping,
+    ) -> Arc<FamilyDef> {
+        let hash = def_hash(hasher, kind, &m.help, m.ttl_secs, m.buckets.len());
+        if let Some(d) = self.defs.find(hash, |d| d.matches(kind, m)) {
+            return Arc::clone(d);
+        }
+        // Reloads leave definitions behind: drop those only this table holds
+        // (no family refers to them) once the table has doubled since the last
+        // prune, so the work is linear in the inserts. A count of 1 cannot rise
+        // meanwhile: new references are only taken here, under the lock.
+        if self.defs.len() >= (2 * self.pruned_len).max(MIN_DEFS_BEFORE_PRUNE) {
+            self.defs.retain(|d| Arc::strong_count(d) > 1);
+            self.pruned_len = self.defs.len();
+        }
+        let def = Arc::new(FamilyDef {
+            kind,
+            help: Arc::clone(&m.help),
+            buckets: Arc::clone(&m.buckets),
+            summary: Arc::clone(&m.summary),
+            ttl_secs: m.ttl_secs,
+        });
+        self.defs.insert_unique(hash, Arc::clone(&def), |d| {
+            def_hash(hasher, d.kind, &d.help, d.ttl_secs, d.buckets.len())
+        });
+        def
+    }
 }
 
 /// A family in the store's set, found by its name: the name is kept once, in
@@ -148,11 +231,34 @@ impl Eq for ByName {}
 
 impl Family {
     fn same_definition(&self, kind: FamilyKind, m: &Mapping) -> bool {
-        self.kind == kind
-            && *self.help == *m.help
-            && *self.buckets == *m.buckets
-            && *self.summary == *m.summary
-            && self.ttl_secs == m.ttl_secs
+        self.def.matches(kind, m)
+    }
+
+    /// What the family aggregates.
+    #[inline]
+    pub fn kind(&self) -> FamilyKind {
+        self.def.kind
+    }
+
+    /// HELP text.
+    pub fn help(&self) -> &str {
+        &self.def.help
+    }
+
+    /// Histogram upper bounds (ascending, finite), fixed when the family is created.
+    #[inline]
+    pub fn buckets(&self) -> &[f64] {
+        &self.def.buckets
+    }
+
+    /// Summary window and quantiles.
+    pub fn summary(&self) -> &SummaryOptions {
+        &self.def.summary
+    }
+
+    /// Seconds without an update after which a series is removed; 0 = never.
+    pub fn ttl_secs(&self) -> u64 {
+        self.def.ttl_secs
     }
 }
 
@@ -413,7 +519,7 @@ impl Series {
         match &self.value {
             SeriesValue::Histogram { .. } => {
                 if let Some(h) = self.value.histogram() {
-                    let idx = self.family.buckets.partition_point(|b| *b < v);
+                    let idx = self.family.buckets().partition_point(|b| *b < v);
                     if let Some(c) = h.counts().get(idx) {
                         atomic::add_u64(c, n, w);
                     }
@@ -422,7 +528,7 @@ impl Series {
             }
             SeriesValue::Summary(s) => {
                 let mut s = s.lock().unwrap_or_else(PoisonError::into_inner);
-                s.observe(&self.family.summary, now, v, n);
+                s.observe(self.family.summary(), now, v, n);
             }
             _ => {}
         }
@@ -466,7 +572,8 @@ pub struct Store {
     shards: Box<[Shard]>,
     mask: u64,
     hasher: foldhash::fast::RandomState,
-    families: Mutex<HashSet<ByName>>,
+    /// Families by name and their interned definitions.
+    families: Mutex<Families>,
     pending: Mutex<Vec<Arc<Series>>>,
     /// The render order, and the `removals` count it was last filtered at.
     sorted: Mutex<(u64, Vec<Arc<Series>>)>,
@@ -548,7 +655,7 @@ impl Store {
             shards: (0..n).map(|_| RwLock::new(HashTable::new())).collect(),
             mask: n as u64 - 1,
             hasher: foldhash::fast::RandomState::default(),
-            families: Mutex::new(HashSet::new()),
+            families: Mutex::new(Families::default()),
             pending: Mutex::new(Vec::new()),
             sorted: Mutex::new((0, Vec::new())),
             series_by_kind: Default::default(),
@@ -625,16 +732,16 @@ impl Store {
             FamilyKind::Gauge => SeriesValue::Gauge(AtomicF64::new(0.0)),
             FamilyKind::Set => SeriesValue::Set(DistinctSet::default()),
             FamilyKind::Summary => {
-                SeriesValue::Summary(Box::new(Mutex::new(Summary::new(&family.summary))))
+                SeriesValue::Summary(Box::new(Mutex::new(Summary::new(family.summary()))))
             }
             FamilyKind::Histogram => {
                 // More bounds than a series can count (the mapping file refuses
                 // them; only a hand-built `Mapping` gets here).
-                SeriesValue::histogram_of(family.buckets.len()).ok_or(Refusal::Conflict)?
+                SeriesValue::histogram_of(family.buckets().len()).ok_or(Refusal::Conflict)?
             }
         };
         // Clamped to 2^31 - 1 seconds (68 years): the top bit is the retired flag.
-        let ttl_secs = u32::try_from(family.ttl_secs)
+        let ttl_secs = u32::try_from(family.ttl_secs())
             .unwrap_or(TTL_MASK)
             .min(TTL_MASK);
         let series = Arc::new(Series {
@@ -665,7 +772,7 @@ impl Store {
         // family map's mutex orders everything else.
         let generation = self.mapping_generation.load(Ordering::Relaxed);
         let mut families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(ByName(f)) = families.get(m.name.as_str()) {
+        if let Some(ByName(f)) = families.by_name.get(m.name.as_str()) {
             if f.same_definition(kind, m) {
                 f.generation.fetch_max(generation, Ordering::Relaxed);
                 return Ok(Arc::clone(f));
@@ -673,7 +780,7 @@ impl Store {
             if f.generation.load(Ordering::Relaxed) >= generation {
                 // Same mapping, another type (or a second rule naming the family
                 // differently): the first definition stands.
-                return if f.kind == kind {
+                return if f.kind() == kind {
                     Ok(Arc::clone(f))
                 } else {
                     Err(Refusal::Conflict)
@@ -682,11 +789,11 @@ impl Store {
             // A reload changed this family's definition: its old series go, the
             // new definition takes over.
             let old = Arc::clone(f);
-            families.remove(m.name.as_str());
+            families.by_name.remove(m.name.as_str());
             self.retire_where(|s| Arc::ptr_eq(&s.family, &old));
         }
         if m.name.starts_with(SELF_PREFIX)
-            || collides(&families, &m.name, kind)
+            || collides(&families.by_name, &m.name, kind)
             || self.pushed.clashes(&m.name, kind.prom_type())
         {
             return Err(Refusal::Conflict);
@@ -695,16 +802,13 @@ impl Store {
             // Relaxed: a hint for the sweep; the next sweep sees it at the latest.
             self.has_ttl.store(true, Ordering::Relaxed);
         }
+        let def = families.intern(&self.hasher, kind, m);
         let family = Arc::new(Family {
             name: InlineStr::from(m.name.as_str()),
-            help: Arc::clone(&m.help),
-            kind,
-            buckets: Arc::clone(&m.buckets),
-            summary: Arc::clone(&m.summary),
-            ttl_secs: m.ttl_secs,
+            def,
             generation: AtomicU64::new(generation),
         });
-        families.insert(ByName(Arc::clone(&family)));
+        families.by_name.insert(ByName(Arc::clone(&family)));
         Ok(family)
     }
 
@@ -734,7 +838,7 @@ impl Store {
                     // Relaxed: see `is_retired`; the Release below publishes it.
                     s.state.fetch_or(RETIRED, Ordering::Relaxed);
                     self.total_series.fetch_sub(1, Ordering::Relaxed);
-                    self.series_by_kind[s.family.kind.index()].fetch_sub(1, Ordering::Relaxed);
+                    self.series_by_kind[s.family.kind().index()].fetch_sub(1, Ordering::Relaxed);
                     removed += 1;
                     false
                 } else {
@@ -776,7 +880,9 @@ impl Store {
                         .collect::<Vec<_>>()
                 })
                 .collect();
-            families.retain(|ByName(f)| f.ttl_secs == 0 || live.contains(&Arc::as_ptr(f)));
+            families
+                .by_name
+                .retain(|ByName(f)| f.ttl_secs() == 0 || live.contains(&Arc::as_ptr(f)));
         }
         removed
     }
@@ -825,7 +931,10 @@ fn collides(families: &HashSet<ByName>, name: &str, kind: FamilyKind) -> bool {
     }
     for suffix in crate::exposition::textparse::SUFFIXES {
         if let Some(base) = name.strip_suffix(suffix) {
-            if families.get(base).is_some_and(|f| f.0.kind.has_suffixes()) {
+            if families
+                .get(base)
+                .is_some_and(|f| f.0.kind().has_suffixes())
+            {
                 return true;
             }
         }
@@ -1102,6 +1211,86 @@ mod tests {
         assert_eq!(Arc::strong_count(&s), 1);
     }
 
+    fn def_count(store: &Store) -> usize {
+        store
+            .families
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .defs
+            .len()
+    }
+
+    #[test]
+    fn equal_definitions_are_shared() {
+        let store = Store::default();
+        let get = |name: &str, kind: FamilyKind, f: &dyn Fn(&mut Mapping)| {
+            let mut m = mapping(name, &[]);
+            f(&mut m);
+            store.get_or_create(&m, kind).unwrap()
+        };
+        let a = get("a", FamilyKind::Counter, &|_| {});
+        let b = get("b", FamilyKind::Counter, &|_| {});
+        assert!(Arc::ptr_eq(&a.family().def, &b.family().def));
+        assert!(!Arc::ptr_eq(a.family(), b.family()));
+        let g = get("g", FamilyKind::Gauge, &|_| {});
+        assert!(!Arc::ptr_eq(&a.family().def, &g.family().def));
+        let h = get("h", FamilyKind::Counter, &|m| m.help = Arc::from("Other."));
+        assert!(!Arc::ptr_eq(&a.family().def, &h.family().def));
+        assert_eq!(h.family().help(), "Other.");
+        let t = get("t", FamilyKind::Counter, &|m| m.ttl_secs = 60);
+        assert!(!Arc::ptr_eq(&a.family().def, &t.family().def));
+        assert_eq!(t.family().ttl_secs(), 60);
+        // Equal bounds share a definition, the sign of a zero notwithstanding.
+        let neg = get("neg", FamilyKind::Histogram, &|m| {
+            m.buckets = Arc::from(&[-0.0, 1.0][..])
+        });
+        let pos = get("pos", FamilyKind::Histogram, &|m| {
+            m.buckets = Arc::from(&[0.0, 1.0][..])
+        });
+        assert!(Arc::ptr_eq(&neg.family().def, &pos.family().def));
+        let other = get("other", FamilyKind::Histogram, &|m| {
+            m.buckets = Arc::from(&[0.0, 2.0][..])
+        });
+        assert!(!Arc::ptr_eq(&pos.family().def, &other.family().def));
+        assert_eq!(other.family().buckets(), [0.0, 2.0]);
+        assert_eq!(other.family().kind(), FamilyKind::Histogram);
+        assert_eq!(def_count(&store), 6);
+    }
+
+    /// Definitions no family uses any more (left behind by reloads or TTL expiry)
+    /// do not pile up.
+    #[test]
+    fn unused_definitions_are_pruned() {
+        let store = Store::default();
+        let keep = store
+            .get_or_create(&mapping("keep", &[]), FamilyKind::Counter)
+            .unwrap();
+        for round in 0..50 {
+            for i in 0..20 {
+                let mut m = mapping(&format!("f{i}"), &[]);
+                m.help = Arc::from(format!("Round {round}, family {i}."));
+                m.ttl_secs = 1;
+                store.get_or_create(&m, FamilyKind::Gauge).unwrap();
+            }
+            assert_eq!(store.expire(store.clock.now() + 10), 20);
+            // A scrape lets go of the series expired before this round's (the
+            // render order keeps this round's until the next removal).
+            store.with_sorted(|_| ());
+            // In use: `keep`'s and at most two rounds' definitions (41); the
+            // table prunes once it has doubled, so it holds at most twice that.
+            assert!(
+                def_count(&store) <= 2 * 41 + 1,
+                "round {round}: {}",
+                def_count(&store)
+            );
+        }
+        // The definition still in use survived every prune.
+        let again = store
+            .get_or_create(&mapping("keep2", &[]), FamilyKind::Counter)
+            .unwrap();
+        assert!(Arc::ptr_eq(&keep.family().def, &again.family().def));
+    }
+
     #[test]
     fn retired_flag_and_ttl_share_a_word() {
         let store = Store::default();
@@ -1134,5 +1323,12 @@ mod size_guard {
     fn a_series_fits_in_56_bytes() {
         assert!(std::mem::size_of::<super::Series>() <= 56);
         assert!(std::mem::size_of::<super::SeriesValue>() <= 16);
+    }
+
+    /// A family per series is common (StatsD names without tags): 40 bytes plus
+    /// the `Arc`'s counts is 56, one 64-byte chunk; its definition is shared.
+    #[test]
+    fn a_family_fits_in_40_bytes() {
+        assert!(std::mem::size_of::<super::Family>() <= 40);
     }
 }
