@@ -245,12 +245,12 @@ fn write_series(out: &mut Vec<u8>, s: &Series, now: u64, scratch: &mut Vec<f64>,
         SeriesValue::Gauge(c) => write_sample(out, name, "", labels, None, c.load(), format),
         SeriesValue::Set(set) => write_sample(out, name, "", labels, None, set.estimate(), format),
         SeriesValue::Summary(m) => {
-            let qs = &f.summary.quantiles;
+            let qs = &f.summary().quantiles;
             scratch.clear();
             scratch.resize(qs.len(), 0.0);
             let (sum, count) = {
                 let sm = m.lock().unwrap_or_else(PoisonError::into_inner);
-                sm.quantiles(&f.summary, now, qs, scratch);
+                sm.quantiles(f.summary(), now, qs, scratch);
                 (sm.sum(), sm.count())
             };
             for (q, v) in qs.iter().zip(scratch.iter()) {
@@ -259,12 +259,15 @@ fn write_series(out: &mut Vec<u8>, s: &Series, now: u64, scratch: &mut Vec<f64>,
             write_sample(out, name, "_sum", labels, None, sum, format);
             write_sample(out, name, "_count", labels, None, count as f64, format);
         }
-        SeriesValue::Histogram(h) => {
+        SeriesValue::Histogram { .. } => {
+            let Some(h) = s.value().histogram() else {
+                return;
+            };
             let mut cumulative = 0u64;
             for (i, c) in h.counts().iter().enumerate() {
                 // Relaxed: see the store's consistency note.
                 cumulative += c.load(Ordering::Relaxed);
-                let le = f.buckets.get(i).copied().unwrap_or(f64::INFINITY);
+                let le = f.buckets().get(i).copied().unwrap_or(f64::INFINITY);
                 write_sample(
                     out,
                     name,
@@ -391,7 +394,7 @@ pub fn render_as(store: &Store, out: &mut Vec<u8>, format: Format) {
                     write_pushed_samples(out, v, format);
                 }
                 attached = before(out, &mut own, Some(&f.name));
-                write_help(out, &f.name, &f.help, f.kind.prom_type(), format);
+                write_help(out, &f.name, f.help(), f.kind().prom_type(), format);
                 current = Some(f);
             }
             write_series(out, s, now, &mut scratch, format);

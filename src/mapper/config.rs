@@ -374,6 +374,16 @@ fn check_buckets(ctx: &Ctx<'_>, line: Option<usize>, b: &[f64]) -> Result<(), Co
     if b.windows(2).any(|w| w[0] >= w[1]) {
         return Err(ctx.err(line, "histogram buckets must be in increasing order"));
     }
+    if b.len() > crate::store::MAX_HISTOGRAM_BUCKETS {
+        return Err(ctx.err(
+            line,
+            format!(
+                "too many histogram buckets: {} (at most {})",
+                b.len(),
+                crate::store::MAX_HISTOGRAM_BUCKETS
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -816,6 +826,27 @@ mod tests {
         for (s, want) in cases {
             assert_eq!(parse_go_duration(s), *want, "{s:?}");
         }
+    }
+
+    #[test]
+    fn bucket_count_limited() {
+        let file = |n: usize| {
+            let bounds: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+            format!(
+                "defaults:\n  observer_type: histogram\n  histogram_options:\n    buckets: [{}]\n",
+                bounds.join(",")
+            )
+        };
+        let max = crate::store::MAX_HISTOGRAM_BUCKETS;
+        assert!(parse("f.yml", &file(max), &Defaults::default()).is_ok());
+        let err = parse("f.yml", &file(max + 1), &Defaults::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("too many histogram buckets: 65534 (at most 65533)"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -30,9 +30,11 @@ use atomic::{AtomicF64, Clock, Writers};
 use hashbrown::HashTable;
 use inline::InlineStr;
 use set::DistinctSet;
+use std::alloc::Layout;
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::HashSet;
 use std::hash::BuildHasher;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use summary::{Summary, SummaryOptions};
@@ -100,22 +102,105 @@ impl FamilyKind {
 }
 
 /// A metric family: a name, its type, its HELP text and its observer settings.
+///
+/// 40 bytes (a 64-byte chunk with the `Arc`'s counts): the type, HELP text and
+/// observer settings sit in one immutable record that the store shares between
+/// all families defined alike.
 #[derive(Debug)]
 pub struct Family {
     /// The family name (in place when short).
     pub name: InlineStr,
-    /// HELP text.
-    pub help: Arc<str>,
-    /// What the family aggregates.
-    pub kind: FamilyKind,
-    /// Histogram upper bounds (ascending, finite), fixed when the family is created.
-    pub buckets: Arc<[f64]>,
-    /// Summary window and quantiles.
-    pub summary: Arc<SummaryOptions>,
-    /// Seconds without an update after which a series is removed; 0 = never.
-    pub ttl_secs: u64,
+    /// Type, HELP text and observer settings, interned by the store.
+    def: Arc<FamilyDef>,
     /// The mapping generation that last resolved a sample to this family.
     generation: AtomicU64,
+}
+
+/// What a family is apart from its name: fixed when the family is created, and
+/// shared between families with equal definitions (see [`Families::intern`]).
+#[derive(Debug)]
+struct FamilyDef {
+    /// What the family aggregates.
+    kind: FamilyKind,
+    /// HELP text.
+    help: Arc<str>,
+    /// Histogram upper bounds (ascending, finite).
+    buckets: Arc<[f64]>,
+    /// Summary window and quantiles.
+    summary: Arc<SummaryOptions>,
+    /// Seconds without an update after which a series is removed; 0 = never.
+    ttl_secs: u64,
+}
+
+impl FamilyDef {
+    /// Whether `m` read as `kind` defines this family (as a reload compares).
+    fn matches(&self, kind: FamilyKind, m: &Mapping) -> bool {
+        self.kind == kind
+            && *self.help == *m.help
+            && *self.buckets == *m.buckets
+            && *self.summary == *m.summary
+            && self.ttl_secs == m.ttl_secs
+    }
+}
+
+/// The interning hash of a definition: only parts whose equality `matches`
+/// implies (not the bounds' bits: `0.0 == -0.0`).
+fn def_hash(
+    hasher: &foldhash::fast::RandomState,
+    kind: FamilyKind,
+    help: &str,
+    ttl_secs: u64,
+    bounds: usize,
+) -> u64 {
+    hasher.hash_one((kind, help, ttl_secs, bounds))
+}
+
+/// The store's families by name, and their interned definitions.
+#[derive(Debug, Default)]
+struct Families {
+    by_name: HashSet<ByName>,
+    /// Every definition in use (and some no longer in use, until the next prune).
+    defs: HashTable<Arc<FamilyDef>>,
+    /// `defs.len()` after the last prune; the next prune comes when it has doubled.
+    pruned_len: usize,
+}
+
+/// Fewest definitions kept before the first prune.
+const MIN_DEFS_BEFORE_PRUNE: usize = 16;
+
+impl Families {
+    /// The definition of `m` read as `kind`: an equal one already in use, or a
+    /// new one.
+    fn intern(
+        &mut self,
+        hasher: &foldhash::fast::RandomState,
+        kind: FamilyKind,
+        m: &Mapping,
+    ) -> Arc<FamilyDef> {
+        let hash = def_hash(hasher, kind, &m.help, m.ttl_secs, m.buckets.len());
+        if let Some(d) = self.defs.find(hash, |d| d.matches(kind, m)) {
+            return Arc::clone(d);
+        }
+        // Reloads leave definitions behind: drop those only this table holds
+        // (no family refers to them) once the table has doubled since the last
+        // prune, so the work is linear in the inserts. A count of 1 cannot rise
+        // meanwhile: new references are only taken here, under the lock.
+        if self.defs.len() >= (2 * self.pruned_len).max(MIN_DEFS_BEFORE_PRUNE) {
+            self.defs.retain(|d| Arc::strong_count(d) > 1);
+            self.pruned_len = self.defs.len();
+        }
+        let def = Arc::new(FamilyDef {
+            kind,
+            help: Arc::clone(&m.help),
+            buckets: Arc::clone(&m.buckets),
+            summary: Arc::clone(&m.summary),
+            ttl_secs: m.ttl_secs,
+        });
+        self.defs.insert_unique(hash, Arc::clone(&def), |d| {
+            def_hash(hasher, d.kind, &d.help, d.ttl_secs, d.buckets.len())
+        });
+        def
+    }
 }
 
 /// A family in the store's set, found by its name: the name is kept once, in
@@ -146,31 +231,90 @@ impl Eq for ByName {}
 
 impl Family {
     fn same_definition(&self, kind: FamilyKind, m: &Mapping) -> bool {
-        self.kind == kind
-            && *self.help == *m.help
-            && *self.buckets == *m.buckets
-            && *self.summary == *m.summary
-            && self.ttl_secs == m.ttl_secs
+        self.def.matches(kind, m)
+    }
+
+    /// What the family aggregates.
+    #[inline]
+    pub fn kind(&self) -> FamilyKind {
+        self.def.kind
+    }
+
+    /// HELP text.
+    pub fn help(&self) -> &str {
+        &self.def.help
+    }
+
+    /// Histogram upper bounds (ascending, finite), fixed when the family is created.
+    #[inline]
+    pub fn buckets(&self) -> &[f64] {
+        &self.def.buckets
+    }
+
+    /// Summary window and quantiles.
+    pub fn summary(&self) -> &SummaryOptions {
+        &self.def.summary
+    }
+
+    /// Seconds without an update after which a series is removed; 0 = never.
+    pub fn ttl_secs(&self) -> u64 {
+        self.def.ttl_secs
     }
 }
 
-/// A histogram's state in one allocation: one atomic count per bucket (the last
-/// is `+Inf`), then the bits of the `f64` sum.
-#[derive(Debug)]
-pub struct HistogramCells {
-    cells: Box<[AtomicU64]>,
+/// Most histogram bounds a family may have: a histogram series keeps one cell
+/// per bound, one for `+Inf` and one for the sum, and counts them in a `u16`.
+pub const MAX_HISTOGRAM_BUCKETS: usize = u16::MAX as usize - 2;
+
+/// The heap cells of one histogram series: one atomic count per bound, one for
+/// `+Inf`, then the bits of the `f64` sum.
+///
+/// Only the store makes one (the field is private), always together with the
+/// number of cells it allocated, and frees it when the [`SeriesValue`] holding
+/// it drops. It is neither `Clone` nor `Copy`: it owns its cells.
+pub struct CellsPtr(NonNull<AtomicU64>);
+
+// SAFETY: a `CellsPtr` owns its cells as a `Box<[AtomicU64]>` would (nothing
+// else points to them), and `AtomicU64` is `Send`: moving the owner to another
+// thread is sound.
+unsafe impl Send for CellsPtr {}
+// SAFETY: shared access only ever reads the cells through `&AtomicU64`
+// (`HistogramView`), and `AtomicU64` is `Sync`.
+unsafe impl Sync for CellsPtr {}
+
+impl std::fmt::Debug for CellsPtr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CellsPtr")
+    }
 }
 
-impl HistogramCells {
-    fn new(buckets: usize) -> Self {
-        Self {
-            cells: (0..buckets + 2).map(|_| AtomicU64::new(0)).collect(),
+impl CellsPtr {
+    /// `len` zeroed cells; `None` when `len` is 0.
+    fn alloc(len: u16) -> Option<Self> {
+        if len == 0 {
+            return None;
+        }
+        // At most 65,535 cells of 8 bytes: never past `isize::MAX`.
+        let layout = Layout::array::<AtomicU64>(usize::from(len)).ok()?;
+        // SAFETY: `layout` has a non-zero size (at least one 8-byte cell).
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        match NonNull::new(ptr.cast::<AtomicU64>()) {
+            Some(p) => Some(Self(p)),
+            None => std::alloc::handle_alloc_error(layout),
         }
     }
+}
 
+/// A read view of a histogram series' cells.
+#[derive(Clone, Copy, Debug)]
+pub struct HistogramView<'a> {
+    cells: &'a [AtomicU64],
+}
+
+impl<'a> HistogramView<'a> {
     /// Non-cumulative counts, one per bound plus `+Inf`.
     #[inline]
-    pub fn counts(&self) -> &[AtomicU64] {
+    pub fn counts(&self) -> &'a [AtomicU64] {
         self.cells.split_last().map_or(&[], |(_, c)| c)
     }
 
@@ -191,7 +335,10 @@ impl HistogramCells {
 }
 
 /// The value of one series.
-#[derive(Debug)]
+///
+/// 16 bytes: every variant holds at most one thin pointer or one 8-byte atomic
+/// (the histogram's cell count fits beside the tag). Read a histogram through
+/// [`SeriesValue::histogram`].
 pub enum SeriesValue {
     /// A counter.
     Counter(AtomicF64),
@@ -201,8 +348,80 @@ pub enum SeriesValue {
     Set(DistinctSet),
     /// A summary.
     Summary(Box<Mutex<Summary>>),
-    /// A histogram.
-    Histogram(HistogramCells),
+    /// A histogram: `len` cells at `cells` (see [`CellsPtr`]).
+    Histogram {
+        /// The cells, allocated by the store.
+        cells: CellsPtr,
+        /// How many cells `cells` holds: the number of bounds plus 2.
+        len: u16,
+    },
+}
+
+impl SeriesValue {
+    /// A histogram of `bounds` bounds, all counts and the sum zero; `None` when
+    /// `bounds` exceeds [`MAX_HISTOGRAM_BUCKETS`].
+    fn histogram_of(bounds: usize) -> Option<Self> {
+        if bounds > MAX_HISTOGRAM_BUCKETS {
+            return None;
+        }
+        let len = u16::try_from(bounds + 2).ok()?;
+        Some(Self::Histogram {
+            cells: CellsPtr::alloc(len)?,
+            len,
+        })
+    }
+
+    /// The histogram's counts and sum, when this is a histogram.
+    #[inline]
+    pub fn histogram(&self) -> Option<HistogramView<'_>> {
+        match self {
+            Self::Histogram { cells, len } => {
+                // SAFETY: only `histogram_of` builds this variant (`CellsPtr` has a
+                // private field and the store never hands out `&mut SeriesValue`),
+                // with `len` zeroed cells at `cells` (`len >= 2`), aligned and
+                // initialised (all-zero bits are a valid `AtomicU64`). They are
+                // freed only by `drop`, which needs `&mut self`, so they outlive
+                // this borrow; they are only ever accessed through shared
+                // references to atomics, so aliasing `&[AtomicU64]`s is fine.
+                let cells =
+                    unsafe { std::slice::from_raw_parts(cells.0.as_ptr(), usize::from(*len)) };
+                Some(HistogramView { cells })
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Drop for SeriesValue {
+    fn drop(&mut self) {
+        if let Self::Histogram { cells, len } = self {
+            if let Ok(layout) = Layout::array::<AtomicU64>(usize::from(*len)) {
+                // SAFETY: `cells` came from `alloc_zeroed` with this very layout
+                // (`CellsPtr::alloc` computed it from the same `len`, which never
+                // changes and is not 0), nothing else owns the cells, and this
+                // value is being dropped, so no view of them outlives this call.
+                unsafe { std::alloc::dealloc(cells.0.as_ptr().cast::<u8>(), layout) };
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for SeriesValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Counter(c) => f.debug_tuple("Counter").field(c).finish(),
+            Self::Gauge(g) => f.debug_tuple("Gauge").field(g).finish(),
+            Self::Set(s) => f.debug_tuple("Set").field(s).finish(),
+            Self::Summary(s) => f.debug_tuple("Summary").field(s).finish(),
+            Self::Histogram { .. } => {
+                let h = self.histogram();
+                f.debug_struct("Histogram")
+                    .field("counts", &h.map(|h| h.counts()))
+                    .field("sum", &h.map(|h| h.sum()))
+                    .finish()
+            }
+        }
+    }
 }
 
 /// One series: a family, a label set, a value.
@@ -213,12 +432,18 @@ pub struct Series {
     /// kept in place when short (no allocation for `id="123456"`).
     labels: InlineStr,
     value: SeriesValue,
-    retired: AtomicBool,
-    /// Copy of the family's TTL, so the hot path does not chase the family pointer.
-    ttl_secs: u32,
-    /// Store clock second of the last update (only kept when `ttl_secs > 0`).
+    /// The retired flag ([`RETIRED`], set once) and, in the low 31 bits, a copy of
+    /// the family's TTL in seconds (fixed at creation), so the hot path does not
+    /// chase the family pointer.
+    state: AtomicU32,
+    /// Store clock second of the last update (only kept when the TTL is not 0).
     last_seen: AtomicU32,
 }
+
+/// The bit of [`Series::state`] set when the series is removed from the store.
+const RETIRED: u32 = 1 << 31;
+/// The bits of [`Series::state`] holding the TTL in seconds.
+const TTL_MASK: u32 = RETIRED - 1;
 
 impl Series {
     /// The family.
@@ -241,13 +466,20 @@ impl Series {
     pub fn is_retired(&self) -> bool {
         // Relaxed: a sample racing with the removal may land in the retired copy;
         // that one sample is lost either way.
-        self.retired.load(Ordering::Relaxed)
+        self.state.load(Ordering::Relaxed) & RETIRED != 0
+    }
+
+    /// Seconds without an update after which the series is removed; 0 = never.
+    #[inline]
+    fn ttl_secs(&self) -> u32 {
+        // Relaxed: the TTL bits are written once, before the series is shared.
+        self.state.load(Ordering::Relaxed) & TTL_MASK
     }
 
     /// Note an update at `now` (store clock seconds), for TTL expiry.
     #[inline]
     pub fn touch(&self, now: u64) {
-        if self.ttl_secs != 0 {
+        if self.ttl_secs() != 0 {
             // Relaxed: a timestamp read by the expiry sweep; one second of skew is harmless.
             self.last_seen.store(now as u32, Ordering::Relaxed);
         }
@@ -285,16 +517,18 @@ impl Series {
     #[inline]
     pub fn observe(&self, v: f64, n: u64, now: u64, w: Writers) {
         match &self.value {
-            SeriesValue::Histogram(h) => {
-                let idx = self.family.buckets.partition_point(|b| *b < v);
-                if let Some(c) = h.counts().get(idx) {
-                    atomic::add_u64(c, n, w);
+            SeriesValue::Histogram { .. } => {
+                if let Some(h) = self.value.histogram() {
+                    let idx = self.family.buckets().partition_point(|b| *b < v);
+                    if let Some(c) = h.counts().get(idx) {
+                        atomic::add_u64(c, n, w);
+                    }
+                    h.add_sum(v * n as f64, w);
                 }
-                h.add_sum(v * n as f64, w);
             }
             SeriesValue::Summary(s) => {
                 let mut s = s.lock().unwrap_or_else(PoisonError::into_inner);
-                s.observe(&self.family.summary, now, v, n);
+                s.observe(self.family.summary(), now, v, n);
             }
             _ => {}
         }
@@ -305,7 +539,8 @@ impl Series {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// The family exists with another type (or its name collides with the
-    /// `_sum`/`_count`/`_bucket` series of another family, or the reserved prefix).
+    /// `_sum`/`_count`/`_bucket` series of another family, or the reserved prefix,
+    /// or it is a histogram with more than [`MAX_HISTOGRAM_BUCKETS`] bounds).
     Conflict,
     /// The series limit is reached.
     Limit,
@@ -337,7 +572,8 @@ pub struct Store {
     shards: Box<[Shard]>,
     mask: u64,
     hasher: foldhash::fast::RandomState,
-    families: Mutex<HashSet<ByName>>,
+    /// Families by name and their interned definitions.
+    families: Mutex<Families>,
     pending: Mutex<Vec<Arc<Series>>>,
     /// The render order, and the `removals` count it was last filtered at.
     sorted: Mutex<(u64, Vec<Arc<Series>>)>,
@@ -419,7 +655,7 @@ impl Store {
             shards: (0..n).map(|_| RwLock::new(HashTable::new())).collect(),
             mask: n as u64 - 1,
             hasher: foldhash::fast::RandomState::default(),
-            families: Mutex::new(HashSet::new()),
+            families: Mutex::new(Families::default()),
             pending: Mutex::new(Vec::new()),
             sorted: Mutex::new((0, Vec::new())),
             series_by_kind: Default::default(),
@@ -496,19 +732,23 @@ impl Store {
             FamilyKind::Gauge => SeriesValue::Gauge(AtomicF64::new(0.0)),
             FamilyKind::Set => SeriesValue::Set(DistinctSet::default()),
             FamilyKind::Summary => {
-                SeriesValue::Summary(Box::new(Mutex::new(Summary::new(&family.summary))))
+                SeriesValue::Summary(Box::new(Mutex::new(Summary::new(family.summary()))))
             }
             FamilyKind::Histogram => {
-                SeriesValue::Histogram(HistogramCells::new(family.buckets.len()))
+                // More bounds than a series can count (the mapping file refuses
+                // them; only a hand-built `Mapping` gets here).
+                SeriesValue::histogram_of(family.buckets().len()).ok_or(Refusal::Conflict)?
             }
         };
-        let ttl_secs = u32::try_from(family.ttl_secs).unwrap_or(u32::MAX);
+        // Clamped to 2^31 - 1 seconds (68 years): the top bit is the retired flag.
+        let ttl_secs = u32::try_from(family.ttl_secs())
+            .unwrap_or(TTL_MASK)
+            .min(TTL_MASK);
         let series = Arc::new(Series {
             family,
             labels,
             value,
-            retired: AtomicBool::new(false),
-            ttl_secs,
+            state: AtomicU32::new(ttl_secs),
             last_seen: AtomicU32::new(self.clock.now() as u32),
         });
         let hasher = &self.hasher;
@@ -532,7 +772,7 @@ impl Store {
         // family map's mutex orders everything else.
         let generation = self.mapping_generation.load(Ordering::Relaxed);
         let mut families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(ByName(f)) = families.get(m.name.as_str()) {
+        if let Some(ByName(f)) = families.by_name.get(m.name.as_str()) {
             if f.same_definition(kind, m) {
                 f.generation.fetch_max(generation, Ordering::Relaxed);
                 return Ok(Arc::clone(f));
@@ -540,7 +780,7 @@ impl Store {
             if f.generation.load(Ordering::Relaxed) >= generation {
                 // Same mapping, another type (or a second rule naming the family
                 // differently): the first definition stands.
-                return if f.kind == kind {
+                return if f.kind() == kind {
                     Ok(Arc::clone(f))
                 } else {
                     Err(Refusal::Conflict)
@@ -549,11 +789,11 @@ impl Store {
             // A reload changed this family's definition: its old series go, the
             // new definition takes over.
             let old = Arc::clone(f);
-            families.remove(m.name.as_str());
+            families.by_name.remove(m.name.as_str());
             self.retire_where(|s| Arc::ptr_eq(&s.family, &old));
         }
         if m.name.starts_with(SELF_PREFIX)
-            || collides(&families, &m.name, kind)
+            || collides(&families.by_name, &m.name, kind)
             || self.pushed.clashes(&m.name, kind.prom_type())
         {
             return Err(Refusal::Conflict);
@@ -562,16 +802,13 @@ impl Store {
             // Relaxed: a hint for the sweep; the next sweep sees it at the latest.
             self.has_ttl.store(true, Ordering::Relaxed);
         }
+        let def = families.intern(&self.hasher, kind, m);
         let family = Arc::new(Family {
             name: InlineStr::from(m.name.as_str()),
-            help: Arc::clone(&m.help),
-            kind,
-            buckets: Arc::clone(&m.buckets),
-            summary: Arc::clone(&m.summary),
-            ttl_secs: m.ttl_secs,
+            def,
             generation: AtomicU64::new(generation),
         });
-        families.insert(ByName(Arc::clone(&family)));
+        families.by_name.insert(ByName(Arc::clone(&family)));
         Ok(family)
     }
 
@@ -599,9 +836,9 @@ impl Store {
             map.retain(|s| {
                 if pred(s) {
                     // Relaxed: see `is_retired`; the Release below publishes it.
-                    s.retired.store(true, Ordering::Relaxed);
+                    s.state.fetch_or(RETIRED, Ordering::Relaxed);
                     self.total_series.fetch_sub(1, Ordering::Relaxed);
-                    self.series_by_kind[s.family.kind.index()].fetch_sub(1, Ordering::Relaxed);
+                    self.series_by_kind[s.family.kind().index()].fetch_sub(1, Ordering::Relaxed);
                     removed += 1;
                     false
                 } else {
@@ -624,10 +861,11 @@ impl Store {
             return 0;
         }
         let removed = self.retire_where(|s| {
+            let ttl = s.ttl_secs();
             // Relaxed: see `touch`.
-            s.ttl_secs != 0
+            ttl != 0
                 && now.saturating_sub(u64::from(s.last_seen.load(Ordering::Relaxed)))
-                    >= u64::from(s.ttl_secs)
+                    >= u64::from(ttl)
         });
         if removed > 0 {
             let mut families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
@@ -642,7 +880,9 @@ impl Store {
                         .collect::<Vec<_>>()
                 })
                 .collect();
-            families.retain(|ByName(f)| f.ttl_secs == 0 || live.contains(&Arc::as_ptr(f)));
+            families
+                .by_name
+                .retain(|ByName(f)| f.ttl_secs() == 0 || live.contains(&Arc::as_ptr(f)));
         }
         removed
     }
@@ -691,7 +931,10 @@ fn collides(families: &HashSet<ByName>, name: &str, kind: FamilyKind) -> bool {
     }
     for suffix in crate::exposition::textparse::SUFFIXES {
         if let Some(base) = name.strip_suffix(suffix) {
-            if families.get(base).is_some_and(|f| f.0.kind.has_suffixes()) {
+            if families
+                .get(base)
+                .is_some_and(|f| f.0.kind().has_suffixes())
+            {
                 return true;
             }
         }
@@ -836,7 +1079,7 @@ mod tests {
             s.observe(0.005, 1, 0, w); // == first bound: first bucket
             s.observe(0.0051, 2, 0, w);
             s.observe(100.0, 1, 0, w); // +Inf
-            let SeriesValue::Histogram(h) = s.value() else {
+            let Some(h) = s.value().histogram() else {
                 panic!("not a histogram")
             };
             let counts: Vec<u64> = h
@@ -850,16 +1093,242 @@ mod tests {
             assert!((h.sum() - 100.0152).abs() < 1e-9, "{w:?}");
         }
     }
+
+    fn counts(s: &Series) -> Vec<u64> {
+        let h = s.value().histogram().expect("a histogram");
+        h.counts()
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    #[test]
+    fn histogram_cells_round_trip() {
+        for w in [Writers::Shared, Writers::Sole] {
+            let store = Store::default();
+            let mut m = mapping("h", &[("a", "1")]);
+            m.buckets = Arc::from(&[1.0, 2.0, 4.0][..]);
+            let s = store.get_or_create(&m, FamilyKind::Histogram).unwrap();
+            assert_eq!(counts(&s), [0, 0, 0, 0], "{w:?}");
+            assert_eq!(s.value().histogram().map(|h| h.sum()), Some(0.0));
+            for (v, n) in [(0.5, 1), (1.0, 2), (1.5, 3), (4.0, 1), (4.5, 5), (-3.0, 1)] {
+                s.observe(v, n, 0, w);
+            }
+            assert_eq!(counts(&s), [4, 3, 1, 5], "{w:?}");
+            let h = s.value().histogram().unwrap();
+            assert_eq!(h.sum(), 0.5 + 2.0 + 4.5 + 4.0 + 22.5 - 3.0, "{w:?}");
+            // The same cells seen from another handle of the same series.
+            let again = store.get_or_create(&m, FamilyKind::Histogram).unwrap();
+            assert_eq!(counts(&again), [4, 3, 1, 5]);
+            assert!(format!("{:?}", s.value()).contains("Histogram"));
+            // Other kinds have no histogram view.
+            let c = store
+                .get_or_create(&mapping("c", &[]), FamilyKind::Counter)
+                .unwrap();
+            assert!(c.value().histogram().is_none());
+        }
+    }
+
+    #[test]
+    fn histogram_without_bounds_has_only_inf() {
+        let store = Store::default();
+        let mut m = mapping("h", &[]);
+        m.buckets = Arc::from(&[][..]);
+        let s = store.get_or_create(&m, FamilyKind::Histogram).unwrap();
+        s.observe(7.0, 2, 0, Writers::Shared);
+        assert_eq!(counts(&s), [2]);
+        assert_eq!(s.value().histogram().map(|h| h.sum()), Some(14.0));
+    }
+
+    #[test]
+    fn histogram_bound_count_limited() {
+        let store = Store::default();
+        let bounds = |n: usize| -> Arc<[f64]> { (0..n).map(|i| i as f64).collect() };
+        let mut m = mapping("wide", &[]);
+        m.buckets = bounds(MAX_HISTOGRAM_BUCKETS);
+        let s = store.get_or_create(&m, FamilyKind::Histogram).unwrap();
+        s.observe(1e9, 1, 0, Writers::Shared);
+        let c = counts(&s);
+        assert_eq!(c.len(), MAX_HISTOGRAM_BUCKETS + 1);
+        assert_eq!(c.last(), Some(&1));
+        let mut m = mapping("wider", &[]);
+        m.buckets = bounds(MAX_HISTOGRAM_BUCKETS + 1);
+        assert_eq!(
+            store.get_or_create(&m, FamilyKind::Histogram).err(),
+            Some(Refusal::Conflict)
+        );
+        assert_eq!(store.total_series(), 1);
+    }
+
+    /// Histogram series dropped by TTL expiry, by a reload and with the store:
+    /// each frees its cells (the `Drop` of `SeriesValue`).
+    #[test]
+    fn histogram_series_are_freed() {
+        let store = Store::default();
+        let mut m = mapping("h", &[]);
+        m.ttl_secs = 5;
+        let mut held = Vec::new();
+        for i in 0..2000 {
+            m.labels = vec![("i".to_owned(), i.to_string())];
+            let s = store.get_or_create(&m, FamilyKind::Histogram).unwrap();
+            s.observe(i as f64 / 1000.0, 1, 0, Writers::Shared);
+            if i % 100 == 0 {
+                held.push(s);
+            }
+        }
+        assert_eq!(store.total_series(), 2000);
+        store.with_sorted(|v| assert_eq!(v.len(), 2000));
+        assert_eq!(store.expire(store.clock.now() + 3600), 2000);
+        assert_eq!(store.total_series(), 0);
+        store.with_sorted(|v| assert!(v.is_empty()));
+        for s in &held {
+            assert!(s.is_retired());
+            // A retired series still reads (its holder has not let go yet).
+            assert_eq!(counts(s).iter().sum::<u64>(), 1);
+            assert_eq!(Arc::strong_count(s), 1, "only this handle is left");
+        }
+        drop(held);
+
+        // A reload that changes the buckets retires the old series.
+        m.ttl_secs = 0;
+        for i in 0..500 {
+            m.labels = vec![("i".to_owned(), i.to_string())];
+            store.get_or_create(&m, FamilyKind::Histogram).unwrap();
+        }
+        store.set_mapping_generation(1);
+        m.buckets = Arc::from(&[1.0][..]);
+        m.labels.clear();
+        let s = store.get_or_create(&m, FamilyKind::Histogram).unwrap();
+        assert_eq!(counts(&s), [0, 0]);
+        assert_eq!(store.total_series(), 1);
+        store.with_sorted(|v| assert_eq!(v.iter().filter(|s| !s.is_retired()).count(), 1));
+        // The rest go with the store.
+        for i in 0..500 {
+            m.labels = vec![("i".to_owned(), i.to_string())];
+            store.get_or_create(&m, FamilyKind::Histogram).unwrap();
+        }
+        drop(store);
+        assert_eq!(Arc::strong_count(&s), 1);
+    }
+
+    fn def_count(store: &Store) -> usize {
+        store
+            .families
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .defs
+            .len()
+    }
+
+    #[test]
+    fn equal_definitions_are_shared() {
+        let store = Store::default();
+        let get = |name: &str, kind: FamilyKind, f: &dyn Fn(&mut Mapping)| {
+            let mut m = mapping(name, &[]);
+            f(&mut m);
+            store.get_or_create(&m, kind).unwrap()
+        };
+        let a = get("a", FamilyKind::Counter, &|_| {});
+        let b = get("b", FamilyKind::Counter, &|_| {});
+        assert!(Arc::ptr_eq(&a.family().def, &b.family().def));
+        assert!(!Arc::ptr_eq(a.family(), b.family()));
+        let g = get("g", FamilyKind::Gauge, &|_| {});
+        assert!(!Arc::ptr_eq(&a.family().def, &g.family().def));
+        let h = get("h", FamilyKind::Counter, &|m| m.help = Arc::from("Other."));
+        assert!(!Arc::ptr_eq(&a.family().def, &h.family().def));
+        assert_eq!(h.family().help(), "Other.");
+        let t = get("t", FamilyKind::Counter, &|m| m.ttl_secs = 60);
+        assert!(!Arc::ptr_eq(&a.family().def, &t.family().def));
+        assert_eq!(t.family().ttl_secs(), 60);
+        // Equal bounds share a definition, the sign of a zero notwithstanding.
+        let neg = get("neg", FamilyKind::Histogram, &|m| {
+            m.buckets = Arc::from(&[-0.0, 1.0][..])
+        });
+        let pos = get("pos", FamilyKind::Histogram, &|m| {
+            m.buckets = Arc::from(&[0.0, 1.0][..])
+        });
+        assert!(Arc::ptr_eq(&neg.family().def, &pos.family().def));
+        let other = get("other", FamilyKind::Histogram, &|m| {
+            m.buckets = Arc::from(&[0.0, 2.0][..])
+        });
+        assert!(!Arc::ptr_eq(&pos.family().def, &other.family().def));
+        assert_eq!(other.family().buckets(), [0.0, 2.0]);
+        assert_eq!(other.family().kind(), FamilyKind::Histogram);
+        assert_eq!(def_count(&store), 6);
+    }
+
+    /// Definitions no family uses any more (left behind by reloads or TTL expiry)
+    /// do not pile up.
+    #[test]
+    fn unused_definitions_are_pruned() {
+        let store = Store::default();
+        let keep = store
+            .get_or_create(&mapping("keep", &[]), FamilyKind::Counter)
+            .unwrap();
+        for round in 0..50 {
+            for i in 0..20 {
+                let mut m = mapping(&format!("f{i}"), &[]);
+                m.help = Arc::from(format!("Round {round}, family {i}."));
+                m.ttl_secs = 1;
+                store.get_or_create(&m, FamilyKind::Gauge).unwrap();
+            }
+            assert_eq!(store.expire(store.clock.now() + 10), 20);
+            // A scrape lets go of the series expired before this round's (the
+            // render order keeps this round's until the next removal).
+            store.with_sorted(|_| ());
+            // In use: `keep`'s and at most two rounds' definitions (41); the
+            // table prunes once it has doubled, so it holds at most twice that.
+            assert!(
+                def_count(&store) <= 2 * 41 + 1,
+                "round {round}: {}",
+                def_count(&store)
+            );
+        }
+        // The definition still in use survived every prune.
+        let again = store
+            .get_or_create(&mapping("keep2", &[]), FamilyKind::Counter)
+            .unwrap();
+        assert!(Arc::ptr_eq(&keep.family().def, &again.family().def));
+    }
+
+    #[test]
+    fn retired_flag_and_ttl_share_a_word() {
+        let store = Store::default();
+        let mut m = mapping("x", &[]);
+        m.ttl_secs = u64::MAX;
+        let s = store.get_or_create(&m, FamilyKind::Counter).unwrap();
+        assert!(!s.is_retired());
+        assert_eq!(s.ttl_secs(), TTL_MASK);
+        let mut m = mapping("y", &[]);
+        m.ttl_secs = 30;
+        let t = store.get_or_create(&m, FamilyKind::Counter).unwrap();
+        assert_eq!(t.ttl_secs(), 30);
+        let now = store.clock.now();
+        t.touch(now);
+        assert_eq!(store.expire(now + 29), 0);
+        assert!(!t.is_retired());
+        assert_eq!(store.expire(now + 30), 1);
+        assert!(t.is_retired());
+        assert_eq!(t.ttl_secs(), 30, "retiring keeps the TTL");
+        assert!(!s.is_retired());
+    }
 }
 #[cfg(test)]
 mod size_guard {
     /// Memory per series is a budget (BENCHMARKS.md): a field added to `Series`
-    /// or a bigger value variant must be a decision, not an accident. 72 bytes
-    /// plus the `Arc`'s two counts is 88, one 96-byte glibc chunk; the next
-    /// field would make it 112.
+    /// or a bigger value variant must be a decision, not an accident. 56 bytes
+    /// plus the `Arc`'s two counts is 72, one 80-byte glibc chunk (a chunk holds
+    /// its size plus 8, rounded up to 16); 8 more bytes would make it 96.
     #[test]
-    fn a_series_fits_in_72_bytes() {
-        assert!(std::mem::size_of::<super::Series>() <= 72);
-        assert!(std::mem::size_of::<super::SeriesValue>() <= 24);
+    fn a_series_fits_in_56_bytes() {
+        assert!(std::mem::size_of::<super::Series>() <= 56);
+        assert!(std::mem::size_of::<super::SeriesValue>() <= 16);
+    }
+
+    /// A family per series is common (StatsD names without tags): 40 bytes plus
+    /// the `Arc`'s counts is 56, one 64-byte chunk; its definition is shared.
+    #[test]
+    fn a_family_fits_in_40_bytes() {
+        assert!(std::mem::size_of::<super::Family>() <= 40);
     }
 }

@@ -446,7 +446,7 @@ impl Store {
         let families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
         let mut inner = self.pushed.lock();
         let checked = converted.and_then(|new| {
-            self.check_push(&families, &inner, key, &new, replace)?;
+            self.check_push(&families.by_name, &inner, key, &new, replace)?;
             Ok(new)
         });
         let new = match checked {
@@ -508,7 +508,7 @@ impl Store {
             (n > 0).then_some(kind)
         };
         for (f, series) in new {
-            let statsd = |n: &str| families.get(n).map(|sf| sf.0.kind.prom_type());
+            let statsd = |n: &str| families.get(n).map(|sf| sf.0.kind().prom_type());
             if clashes(&f.name, f.kind, statsd) {
                 return Err(format!(
                     "metric {} of type {} clashes with a StatsD metric of another type or name",
