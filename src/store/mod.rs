@@ -902,6 +902,9 @@ impl Store {
         let sorted = &mut sorted.1;
         let mut fresh =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        // A series removed before its first scrape never joins the order (else
+        // it, its family and definition stay until the next removal).
+        fresh.retain(|s| !s.is_retired());
         if !fresh.is_empty() {
             fresh.sort_by(cmp_series);
             // Two sorted runs: the stable sort merges them in linear time.
@@ -1273,13 +1276,12 @@ mod tests {
                 store.get_or_create(&m, FamilyKind::Gauge).unwrap();
             }
             assert_eq!(store.expire(store.clock.now() + 10), 20);
-            // A scrape lets go of the series expired before this round's (the
-            // render order keeps this round's until the next removal).
+            // A scrape lets go of the expired series (never scraped).
             store.with_sorted(|_| ());
-            // In use: `keep`'s and at most two rounds' definitions (41); the
-            // table prunes once it has doubled, so it holds at most twice that.
+            // In use: `keep`'s (1); the table prunes once it has doubled, so it
+            // holds at most one round's leftovers twice over.
             assert!(
-                def_count(&store) <= 2 * 41 + 1,
+                def_count(&store) <= 2 * 21 + 1,
                 "round {round}: {}",
                 def_count(&store)
             );
@@ -1289,6 +1291,19 @@ mod tests {
             .get_or_create(&mapping("keep2", &[]), FamilyKind::Counter)
             .unwrap();
         assert!(Arc::ptr_eq(&keep.family().def, &again.family().def));
+    }
+
+    /// A series removed before any scrape saw it does not join the render order
+    /// (which would hold it, its family and definition until the next removal).
+    #[test]
+    fn a_series_expired_before_its_first_scrape_is_let_go() {
+        let store = Store::default();
+        let mut m = mapping("short_lived", &[]);
+        m.ttl_secs = 1;
+        let s = store.get_or_create(&m, FamilyKind::Gauge).unwrap();
+        assert_eq!(store.expire(store.clock.now() + 10), 1);
+        store.with_sorted(|v| assert!(v.is_empty()));
+        assert_eq!(Arc::strong_count(&s), 1, "only this handle is left");
     }
 
     #[test]
