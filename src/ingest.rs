@@ -124,10 +124,10 @@ impl Entry {
 
     /// True if this entry is `s`'s key.
     #[inline]
-    fn matches(&self, s: &Key<'_>) -> bool {
+    fn matches(&self, s: &Sample<'_>) -> bool {
         let (n, d) = (usize::from(self.name_len), usize::from(self.tags_len));
         let key = self.key.as_bytes();
-        self.code == s.code
+        self.code == s.metric_type.code()
             && n == s.name_section.len()
             && d == s.dog_tags.len()
             && key.len() == n + d + s.container_id.len()
@@ -262,20 +262,20 @@ impl Cache {
 
     /// The entry at `pos` if it is this sample's.
     #[inline]
-    fn at(&self, pos: usize, hash: u32, s: &Key<'_>) -> Option<&Entry> {
+    fn at(&self, pos: usize, hash: u32, s: &Sample<'_>) -> Option<&Entry> {
         self.entries
             .get(pos)
             .filter(|e| e.hash == hash && e.matches(s))
     }
 
     #[inline]
-    fn position(&self, hash: u32, s: &Key<'_>) -> Option<usize> {
+    fn position(&self, hash: u32, s: &Sample<'_>) -> Option<usize> {
         self.candidates(hash)
             .find(|&p| self.at(p, hash, s).is_some())
     }
 
     #[inline]
-    fn find(&self, hash: u32, s: &Key<'_>) -> Option<&Entry> {
+    fn find(&self, hash: u32, s: &Sample<'_>) -> Option<&Entry> {
         self.position(hash, s).and_then(|i| self.entries.get(i))
     }
 
@@ -394,7 +394,7 @@ impl Cache {
     }
 
     /// Remove the entry for this sample's key, if any.
-    fn remove(&mut self, hash: u32, s: &Key<'_>) {
+    fn remove(&mut self, hash: u32, s: &Sample<'_>) {
         let Some(pos) = self.position(hash, s) else {
             return;
         };
@@ -425,142 +425,14 @@ impl Cache {
     }
 }
 
-/// What identifies a sample's series in the cache: its name section, DogStatsD
-/// tags, container id and type.
-#[derive(Clone, Copy, Debug)]
-struct Key<'a> {
-    name_section: &'a [u8],
-    dog_tags: &'a [u8],
-    container_id: &'a [u8],
-    /// [`MetricType::code`].
-    code: u8,
-}
-
-impl<'a> Key<'a> {
-    #[inline]
-    fn of(s: &Sample<'a>) -> Self {
-        Self {
-            name_section: s.name_section,
-            dog_tags: s.dog_tags,
-            container_id: s.container_id,
-            code: s.metric_type.code(),
-        }
-    }
-}
-
-/// What a sample does to its series once the series is known.
-#[derive(Clone, Copy, Debug)]
-struct Update<'a> {
-    metric_type: MetricType,
-    /// A relative gauge change.
-    relative: bool,
-    /// The set member (sets only).
-    member: &'a [u8],
-    /// How many observations the value stands for (observers only): the
-    /// inverse of the sample rate.
-    weight: u64,
-}
-
-impl<'a> Update<'a> {
-    #[inline]
-    fn of(s: &Sample<'a>) -> Self {
-        Self {
-            metric_type: s.metric_type,
-            relative: s.relative,
-            member: match s.value {
-                Value::Member(m) => m,
-                Value::Number(_) => &[],
-            },
-            // Weighted by the sample rate: the same result as statsd_exporter's
-            // replaying `int(1/rate)` copies, in one update.
-            weight: if s.metric_type.is_observer() {
-                ((1.0 / s.sample_rate) as u64).max(1)
-            } else {
-                1
-            },
-        }
-    }
-}
-
-/// Where a piece of a sample lies in its line.
-#[derive(Clone, Copy, Debug, Default)]
-struct Span {
-    at: u32,
-    len: u32,
-}
-
-impl Span {
-    /// The span of `part` inside `line`; `None` if it is not inside (or too far in).
-    #[inline]
-    fn within(line: &[u8], part: &[u8]) -> Option<Self> {
-        if part.is_empty() {
-            return Some(Self::default());
-        }
-        let at = (part.as_ptr() as usize).checked_sub(line.as_ptr() as usize)?;
-        (at + part.len() <= line.len()).then_some(())?;
-        Some(Self {
-            at: u32::try_from(at).ok()?,
-            len: u32::try_from(part.len()).ok()?,
-        })
-    }
-
-    #[inline]
-    fn of(self, line: &[u8]) -> &[u8] {
-        let at = self.at as usize;
-        line.get(at..at + self.len as usize).unwrap_or(&[])
-    }
-}
-
-/// A sample between its cache lookup and its update (see
-/// [`Ingester::ingest_lines`]): what a cache hit needs, as spans of its line. A
-/// miss parses the line again for the whole [`Sample`]. Keeping only this much
-/// (88 bytes, not a 136-byte sample) makes moving it into the ring a few stores
-/// instead of a `memcpy` call, and its reads do not wait on the parser's
-/// narrower stores.
+/// A sample between its cache lookup and its update (see [`Ingester::ingest_lines`]).
 struct InFlight<'a> {
-    line: &'a [u8],
-    /// The checked value (see [`Ingester::checked_value`]).
+    s: Sample<'a>,
     value: f64,
-    weight: u64,
     hash: u32,
-    /// Which of its line's samples (errors included) this is.
-    index: u32,
-    name_section: Span,
-    dog_tags: Span,
-    container_id: Span,
-    member: Span,
     /// Where the index says its entry is (checked before use).
-    hint: Option<u32>,
-    metric_type: MetricType,
-    relative: bool,
+    hint: Option<usize>,
 }
-
-impl<'a> InFlight<'a> {
-    #[inline]
-    fn key(&self) -> Key<'a> {
-        Key {
-            name_section: self.name_section.of(self.line),
-            dog_tags: self.dog_tags.of(self.line),
-            container_id: self.container_id.of(self.line),
-            code: self.metric_type.code(),
-        }
-    }
-
-    #[inline]
-    fn update(&self) -> Update<'a> {
-        Update {
-            metric_type: self.metric_type,
-            relative: self.relative,
-            member: self.member.of(self.line),
-            weight: self.weight,
-        }
-    }
-}
-
-/// Samples between two stages of [`Ingester::ingest_lines`]'s pipeline.
-const STAGE: usize = 2;
-/// The pipeline's ring: room for the samples of three stages plus the one entering.
-const RING: usize = (3 * STAGE + 1).next_power_of_two();
 
 fn event_kind(t: MetricType) -> EventKind {
     match t {
@@ -663,58 +535,47 @@ impl Ingester {
             }
             return;
         }
-        let mut ring: [Option<InFlight<'_>>; RING] = Default::default();
+        let mut ring: [Option<InFlight<'_>>; 4] = [None, None, None, None];
         let mut n = 0usize;
         for line in parser::lines(buf) {
             self.local.lines += 1;
-            for (index, sample) in parser::parse_line(line, self.opts).enumerate() {
+            for sample in parser::parse_line(line, self.opts) {
                 match sample {
                     Ok(s) => {
                         self.local.samples += 1;
-                        let Some(value) = self.checked_value(&s) else {
-                            continue;
-                        };
-                        if let Some(f) = self.start(line, index, &s, value) {
+                        if let Some(f) = self.start(s) {
                             self.step(&mut ring, n);
-                            ring[n & (RING - 1)] = Some(f);
+                            ring[n & 3] = Some(f);
                             n = n.wrapping_add(1);
-                        } else {
-                            // Spans past 4 GiB: applied directly, after the
-                            // samples in flight, so the order holds.
-                            for _ in 0..3 * STAGE {
-                                self.step(&mut ring, n);
-                                n = n.wrapping_add(1);
-                            }
-                            self.record_checked(&s, value);
                         }
                     }
                     Err(e) => self.local.sample_error(e),
                 }
             }
         }
-        for _ in 0..3 * STAGE {
+        for _ in 0..3 {
             self.step(&mut ring, n);
             n = n.wrapping_add(1);
         }
     }
 
-    /// Advance the pipeline before sample `n` enters it: apply `n - 3 STAGE`,
-    /// prefetch the series of `n - 2 STAGE`, read the slot of `n - STAGE` and
-    /// prefetch its entry.
+    /// Advance the pipeline before sample `n` enters it: apply `n - 3`, prefetch
+    /// the series of `n - 2`, read the slot of `n - 1` and prefetch its entry.
     #[inline(always)]
-    fn step(&mut self, ring: &mut [Option<InFlight<'_>>; RING], n: usize) {
-        let at = |back: usize| n.wrapping_sub(back) & (RING - 1);
-        let done = &mut ring[at(3 * STAGE)];
+    fn step(&mut self, ring: &mut [Option<InFlight<'_>>; 4], n: usize) {
+        let done = &mut ring[n.wrapping_add(1) & 3];
+        // Applied where it lies: moving it out first was a 152-byte copy whose
+        // reads stalled on its own stores.
         if let Some(f) = done {
-            self.finish(f);
+            self.finish(&f.s, f.value, f.hash, f.hint);
         }
         *done = None;
-        if let Some(f) = &ring[at(2 * STAGE)] {
+        if let Some(f) = &ring[n.wrapping_add(2) & 3] {
             self.prefetch_series(f);
         }
-        if let Some(f) = &mut ring[at(STAGE)] {
-            f.hint = self.cache.hint(f.hash).and_then(|i| u32::try_from(i).ok());
-            if let Some(e) = f.hint.and_then(|i| self.cache.entries.get(i as usize)) {
+        if let Some(f) = &mut ring[n.wrapping_add(3) & 3] {
+            f.hint = self.cache.hint(f.hash);
+            if let Some(e) = f.hint.and_then(|i| self.cache.entries.get(i)) {
                 // A 48-byte entry may straddle two cache lines: ask for both.
                 prefetch(e);
                 prefetch(
@@ -726,32 +587,17 @@ impl Ingester {
         }
     }
 
-    /// Hash the key of sample `index` of `line` and prefetch its index slot;
-    /// `None` when its spans do not fit in 32 bits.
+    /// Check the value, hash the key and prefetch the index slot.
     #[inline]
-    fn start<'a>(
-        &mut self,
-        line: &'a [u8],
-        index: usize,
-        s: &Sample<'a>,
-        value: f64,
-    ) -> Option<InFlight<'a>> {
-        let hash = self.hash(&Key::of(s));
+    fn start<'a>(&mut self, s: Sample<'a>) -> Option<InFlight<'a>> {
+        let value = self.checked_value(&s)?;
+        let hash = self.hash(&s);
         self.cache.prefetch_slot(hash);
-        let u = Update::of(s);
         Some(InFlight {
-            line,
+            s,
             value,
-            weight: u.weight,
             hash,
-            index: u32::try_from(index).ok()?,
-            name_section: Span::within(line, s.name_section)?,
-            dog_tags: Span::within(line, s.dog_tags)?,
-            container_id: Span::within(line, s.container_id)?,
-            member: Span::within(line, u.member)?,
             hint: None,
-            metric_type: s.metric_type,
-            relative: s.relative,
         })
     }
 
@@ -759,7 +605,7 @@ impl Ingester {
     /// prefetched) entry points to.
     #[inline]
     fn prefetch_series(&self, f: &InFlight<'_>) {
-        if let Some(e) = f.hint.and_then(|i| self.cache.entries.get(i as usize)) {
+        if let Some(e) = f.hint.and_then(|i| self.cache.entries.get(i)) {
             // A key too long to sit in the entry is compared at the next stage.
             prefetch(e.key.as_bytes().as_ptr());
             if let Some(series) = &e.series {
@@ -768,45 +614,22 @@ impl Ingester {
         }
     }
 
-    /// Apply a started sample: through its cache entry, else (a new key) by
-    /// parsing its line again and resolving the whole sample.
+    /// Apply a started sample: through its entry if the hint still holds (the
+    /// previous sample may have changed the cache), else by a full lookup.
     #[inline]
-    fn finish(&mut self, f: &InFlight<'_>) {
+    fn finish(&mut self, s: &Sample<'_>, value: f64, hash: u32, hint: Option<usize>) {
         let now = self.store.clock.now();
-        if self.apply_cached(&f.key(), f.update(), f.value, f.hash, f.hint, now) {
-            return;
-        }
-        match parser::parse_line(f.line, self.opts).nth(f.index as usize) {
-            Some(Ok(s)) => self.resolve(&s, f.hash, f.value, now),
-            // The same bytes parse the same way: not reached.
-            _ => debug_assert!(false, "a line parsed differently the second time"),
-        }
-    }
-
-    /// Apply a sample through its cache entry: the one `hint` names if it still
-    /// is this key's (an earlier sample may have changed the cache), else the one
-    /// a lookup finds. False when the key is not cached or its series was removed.
-    #[inline]
-    fn apply_cached(
-        &mut self,
-        k: &Key<'_>,
-        u: Update<'_>,
-        value: f64,
-        hash: u32,
-        hint: Option<u32>,
-        now: u64,
-    ) -> bool {
         let entry = hint
-            .and_then(|i| self.cache.at(i as usize, hash, k))
-            .or_else(|| self.cache.find(hash, k));
-        match entry {
-            Some(e) if !e.series.as_ref().is_some_and(|series| series.is_retired()) => {
+            .and_then(|i| self.cache.at(i, hash, s))
+            .or_else(|| self.cache.find(hash, s));
+        if let Some(e) = entry {
+            if !e.series.as_ref().is_some_and(|series| series.is_retired()) {
                 let a = self.cache.answer(e);
-                apply(a, &mut self.local, u, value, now, self.writers);
-                true
+                apply(a, &mut self.local, s, value, now, self.writers);
+                return;
             }
-            _ => false,
         }
+        self.resolve(s, hash, value, now);
     }
 
     /// Ingest one line (without its newline).
@@ -863,7 +686,7 @@ impl Ingester {
 
     /// The high half of the key's hash (the low half of foldhash's output is no
     /// better, and 32 bits leave an entry room for its other fields).
-    fn hash(&self, s: &Key<'_>) -> u32 {
+    fn hash(&self, s: &Sample<'_>) -> u32 {
         let mut h = self.hasher.build_hasher();
         h.write(s.name_section);
         if !s.dog_tags.is_empty() || !s.container_id.is_empty() {
@@ -872,24 +695,16 @@ impl Ingester {
             h.write_u8(0xFF);
             h.write(s.container_id);
         }
-        h.write_u8(s.code);
+        h.write_u8(s.metric_type.code());
         (h.finish() >> 32) as u32
     }
 
     /// Record one parsed sample.
     pub fn record(&mut self, s: &Sample<'_>) {
+        // Not through `start`: that would copy the sample into an `InFlight`.
         if let Some(value) = self.checked_value(s) {
-            self.record_checked(s, value);
-        }
-    }
-
-    /// Record a sample whose value [`Ingester::checked_value`] returned.
-    fn record_checked(&mut self, s: &Sample<'_>, value: f64) {
-        let k = Key::of(s);
-        let hash = self.hash(&k);
-        let now = self.store.clock.now();
-        if !self.apply_cached(&k, Update::of(s), value, hash, None, now) {
-            self.resolve(s, hash, value, now);
+            let hash = self.hash(s);
+            self.finish(s, value, hash, None);
         }
     }
 
@@ -975,14 +790,7 @@ impl Ingester {
             tag_errors,
             has_tags,
         };
-        apply(
-            r.answer(),
-            &mut self.local,
-            Update::of(s),
-            value,
-            now,
-            self.writers,
-        );
+        apply(r.answer(), &mut self.local, s, value, now, self.writers);
         if self.cache_cap == 0 {
             // No cache: nothing to remember.
             return;
@@ -999,7 +807,7 @@ impl Ingester {
             self.local.cache_flushes += 1;
         }
         // Remove a stale entry for the same key (a retired series) first.
-        self.cache.remove(hash, &Key::of(s));
+        self.cache.remove(hash, s);
         if let Some(entry) = self
             .cache
             .scale_index(r.scale)
@@ -1012,8 +820,8 @@ impl Ingester {
 
 /// Apply a sample to what its key resolved to.
 #[inline]
-fn apply(a: Answer<'_>, local: &mut LocalStats, u: Update<'_>, value: f64, now: u64, w: Writers) {
-    let kind = event_kind(u.metric_type);
+fn apply(a: Answer<'_>, local: &mut LocalStats, s: &Sample<'_>, value: f64, now: u64, w: Writers) {
+    let kind = event_kind(s.metric_type);
     local.tag_errors += u64::from(a.tag_errors);
     local.tags += u64::from(a.has_tags);
     let series = match a.target {
@@ -1036,17 +844,24 @@ fn apply(a: Answer<'_>, local: &mut LocalStats, u: Update<'_>, value: f64, now: 
         }
     };
     let value = value * a.scale;
-    if u.metric_type == MetricType::Counter && value < 0.0 {
+    if s.metric_type == MetricType::Counter && value < 0.0 {
         local.negative_counters += 1;
         return;
     }
     series.touch(now);
-    match u.metric_type {
+    match s.metric_type {
         MetricType::Counter => series.counter_add(value, w),
-        MetricType::Gauge => series.gauge_update(value, u.relative, w),
-        MetricType::Set => series.set_insert(u.member),
+        MetricType::Gauge => series.gauge_update(value, s.relative, w),
+        MetricType::Set => {
+            if let Value::Member(m) = s.value {
+                series.set_insert(m);
+            }
+        }
         MetricType::Timer | MetricType::Histogram | MetricType::Distribution => {
-            series.observe(value, u.weight, now, w);
+            // Weighted by the sample rate: the same result as statsd_exporter's
+            // replaying `int(1/rate)` copies, in one update.
+            let n = ((1.0 / s.sample_rate) as u64).max(1);
+            series.observe(value, n, now, w);
         }
     }
     local.event(kind);
@@ -1106,7 +921,7 @@ mod tests {
         let Some(e) = Entry::new(0, &s, dropped(), 0) else {
             panic!("short key not cached")
         };
-        assert!(e.matches(&Key::of(&s)));
+        assert!(e.matches(&s));
         for other in [
             &b"a.b:1|g|#k:v|c:abc"[..],
             b"a.b:1|c|#k:v|c:abd",
@@ -1118,12 +933,12 @@ mod tests {
             b"a.b:1|c|#k:vabc",
         ] {
             assert!(
-                !e.matches(&Key::of(&sample(other))),
+                !e.matches(&sample(other)),
                 "{}",
                 String::from_utf8_lossy(other)
             );
         }
-        assert!(e.matches(&Key::of(&sample(b"a.b:7|c|@0.5|#k:v|c:abc"))));
+        assert!(e.matches(&sample(b"a.b:7|c|@0.5|#k:v|c:abc")));
     }
 
     #[test]
@@ -1135,7 +950,7 @@ mod tests {
     fn long_keys_are_cached_too_and_huge_ones_are_not() {
         let long = format!("{}:1|c|#{}", "n".repeat(300), "t:v,".repeat(100));
         let s = sample(long.as_bytes());
-        assert!(Entry::new(0, &s, dropped(), 0).is_some_and(|e| e.matches(&Key::of(&s))));
+        assert!(Entry::new(0, &s, dropped(), 0).is_some_and(|e| e.matches(&s)));
         // Only with `--statsd.max-line-length` raised past 64 KiB.
         let opts = ParseOptions {
             max_line_length: 1 << 20,
@@ -1193,22 +1008,22 @@ mod tests {
         // Remove every third key; the rest must still be found at their entries.
         for l in samples.iter().step_by(3) {
             let Some(s) = parse(l) else { panic!("parse") };
-            let h = ing.hash(&Key::of(&s));
-            ing.cache.remove(h, &Key::of(&s));
-            assert!(ing.cache.find(h, &Key::of(&s)).is_none());
+            let h = ing.hash(&s);
+            ing.cache.remove(h, &s);
+            assert!(ing.cache.find(h, &s).is_none());
         }
         for (i, l) in samples.iter().enumerate() {
             let Some(s) = parse(l) else { panic!("parse") };
-            let h = ing.hash(&Key::of(&s));
-            assert_eq!(ing.cache.find(h, &Key::of(&s)).is_some(), i % 3 != 0, "{i}");
+            let h = ing.hash(&s);
+            assert_eq!(ing.cache.find(h, &s).is_some(), i % 3 != 0, "{i}");
         }
         ing.cache.retain(|e| e.hash % 2 == 0);
         for l in &samples {
             let Some(s) = parse(l) else { panic!("parse") };
-            let h = ing.hash(&Key::of(&s));
-            if let Some(e) = ing.cache.find(h, &Key::of(&s)) {
+            let h = ing.hash(&s);
+            if let Some(e) = ing.cache.find(h, &s) {
                 assert_eq!(e.hash, h);
-                assert!(e.matches(&Key::of(&s)));
+                assert!(e.matches(&s));
             }
         }
     }
@@ -1234,11 +1049,11 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The pipelined path (lookups stages ahead, hints that earlier samples'
-        /// cache changes can invalidate, new keys parsed again from their line by
-        /// sample index) gives exactly the line-by-line result, with a cache small
-        /// enough to be flushed mid-datagram, over lines of one or several
-        /// samples, bad samples between good ones, sample rates and relative gauges.
+        /// The pipelined path (lookups one sample ahead, hints that the previous
+        /// sample's cache changes can invalidate) gives exactly the line-by-line
+        /// result, with a cache small enough to be flushed mid-datagram, over
+        /// lines of one or several samples, bad samples between good ones, sample
+        /// rates and relative gauges.
         #[test]
         fn pipelined_ingest_equals_line_by_line(
             lines in proptest::collection::vec(
@@ -1296,7 +1111,7 @@ mod tests {
             let mut model = std::collections::BTreeSet::new();
             for (op, k) in ops {
                 let Some(s) = sample(k) else { continue };
-                let h = ing.hash(&Key::of(&s));
+                let h = ing.hash(&s);
                 match op {
                     0 if !model.contains(&k) => {
                         let r = Resolved { tag_errors: u32::from(k), ..dropped() };
@@ -1306,7 +1121,7 @@ mod tests {
                         model.insert(k);
                     }
                     1 => {
-                        cache.remove(h, &Key::of(&s));
+                        cache.remove(h, &s);
                         model.remove(&k);
                     }
                     2 if k % 7 == 0 => {
@@ -1319,7 +1134,7 @@ mod tests {
             }
             for k in 0..300u16 {
                 let Some(s) = sample(k) else { continue };
-                let found = cache.find(ing.hash(&Key::of(&s)), &Key::of(&s)).map(|e| e.tag_errors);
+                let found = cache.find(ing.hash(&s), &s).map(|e| e.tag_errors);
                 proptest::prop_assert_eq!(found, model.contains(&k).then_some(k));
             }
         }
