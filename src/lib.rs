@@ -99,11 +99,7 @@ impl Aggregator {
 
     /// Ingest StatsD lines (one or many, `\n`-separated).
     pub fn ingest(&mut self, bytes: &[u8]) {
-        let now = self.ingester.store().clock.tick();
-        if now != self.last_expiry {
-            self.last_expiry = now;
-            self.ingester.store().expire(now);
-        }
+        self.expire_on_a_new_second();
         self.ingester.ingest_lines(bytes);
         self.ingester.flush_stats();
     }
@@ -112,15 +108,20 @@ impl Aggregator {
     /// (for the fuzz target that checks both paths agree).
     #[doc(hidden)]
     pub fn ingest_each_line(&mut self, bytes: &[u8]) {
+        self.expire_on_a_new_second();
+        for line in parser::lines(bytes) {
+            self.ingester.ingest_line(line);
+        }
+        self.ingester.flush_stats();
+    }
+
+    /// Advance the store clock; on a new second, drop series past their TTL.
+    fn expire_on_a_new_second(&mut self) {
         let now = self.ingester.store().clock.tick();
         if now != self.last_expiry {
             self.last_expiry = now;
             self.ingester.store().expire(now);
         }
-        for line in parser::lines(bytes) {
-            self.ingester.ingest_line(line);
-        }
-        self.ingester.flush_stats();
     }
 
     /// The shared store (for rendering from another thread, or reading stats).

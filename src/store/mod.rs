@@ -361,10 +361,8 @@ impl SeriesValue {
     /// A histogram of `bounds` bounds, all counts and the sum zero; `None` when
     /// `bounds` exceeds [`MAX_HISTOGRAM_BUCKETS`].
     fn histogram_of(bounds: usize) -> Option<Self> {
-        if bounds > MAX_HISTOGRAM_BUCKETS {
-            return None;
-        }
-        let len = u16::try_from(bounds + 2).ok()?;
+        // `bounds + 2` fits in a `u16` exactly when `bounds <= MAX_HISTOGRAM_BUCKETS`.
+        let len = u16::try_from(bounds.checked_add(2)?).ok()?;
         Some(Self::Histogram {
             cells: CellsPtr::alloc(len)?,
             len,
@@ -516,21 +514,15 @@ impl Series {
     /// Observe `v` with weight `n` at `now` (store clock seconds).
     #[inline]
     pub fn observe(&self, v: f64, n: u64, now: u64, w: Writers) {
-        match &self.value {
-            SeriesValue::Histogram { .. } => {
-                if let Some(h) = self.value.histogram() {
-                    let idx = self.family.buckets().partition_point(|b| *b < v);
-                    if let Some(c) = h.counts().get(idx) {
-                        atomic::add_u64(c, n, w);
-                    }
-                    h.add_sum(v * n as f64, w);
-                }
+        if let Some(h) = self.value.histogram() {
+            let idx = self.family.buckets().partition_point(|b| *b < v);
+            if let Some(c) = h.counts().get(idx) {
+                atomic::add_u64(c, n, w);
             }
-            SeriesValue::Summary(s) => {
-                let mut s = s.lock().unwrap_or_else(PoisonError::into_inner);
-                s.observe(self.family.summary(), now, v, n);
-            }
-            _ => {}
+            h.add_sum(v * n as f64, w);
+        } else if let SeriesValue::Summary(s) = &self.value {
+            let mut s = s.lock().unwrap_or_else(PoisonError::into_inner);
+            s.observe(self.family.summary(), now, v, n);
         }
     }
 }
