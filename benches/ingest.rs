@@ -21,9 +21,9 @@ fn datagrams(series: usize, per: usize, line: impl Fn(usize, usize) -> String) -
         .collect()
 }
 
-fn compat(file: &str) -> Vec<Vec<u8>> {
+fn data(file: &str) -> Vec<Vec<u8>> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/compat")
+        .join("tests/data")
         .join(file);
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     let lines: Vec<&str> = text.lines().collect();
@@ -59,7 +59,7 @@ fn bench(c: &mut Criterion) {
         (
             "airflow_plain_helm_mapping",
             airflow,
-            compat("airflow-3.3.2-plain.statsd"),
+            data("airflow-3.3.2-plain.statsd"),
         ),
     ];
     let mut g = c.benchmark_group("ingest");

@@ -23,7 +23,7 @@ fn helm_ingester() -> Ingester {
 
 fn helm() -> Mapper {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/compat/airflow-helm-statsd-mappings.yml");
+        .join("tests/data/airflow-helm-statsd-mappings.yml");
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     Mapper::from_yaml("helm", &text, &MapperDefaults::default())
         .unwrap()

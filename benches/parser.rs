@@ -8,9 +8,9 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Duration;
 
-fn compat(file: &str) -> Vec<u8> {
+fn data(file: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/compat")
+        .join("tests/data")
         .join(file);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
@@ -65,9 +65,9 @@ fn parse_all(buf: &[u8], opts: ParseOptions) -> f64 {
 
 fn bench(c: &mut Criterion) {
     let inputs = [
-        ("airflow_plain", compat("airflow-3.3.2-plain.statsd")),
-        ("airflow_influx", compat("airflow-3.3.2-influx.statsd")),
-        ("airflow_datadog", compat("airflow-3.3.2-datadog.statsd")),
+        ("airflow_plain", data("airflow-3.3.2-plain.statsd")),
+        ("airflow_influx", data("airflow-3.3.2-influx.statsd")),
+        ("airflow_datadog", data("airflow-3.3.2-datadog.statsd")),
         ("counters", counters_mix()),
         ("timers_dogstatsd", timers_dogstatsd_mix()),
     ];

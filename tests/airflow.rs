@@ -1,5 +1,5 @@
 //! Airflow end to end: the Helm chart's mapping file and the built-in pack, on the
-//! real Airflow 3.3.2 traffic in `../shared/compat/`, through the real daemon.
+//! real Airflow 3.3.2 traffic in `tests/data/`, through the real daemon.
 
 mod common;
 
@@ -30,7 +30,7 @@ fn values_of(lines: &[String], name: &str) -> Vec<f64> {
 
 #[test]
 fn helm_chart_mapping_file_loads_unchanged_and_maps_real_traffic() {
-    let helm = common::compat_dir().join("airflow-helm-statsd-mappings.yml");
+    let helm = common::data_dir().join("airflow-helm-statsd-mappings.yml");
     let flag = format!("--statsd.mapping-config={}", helm.display());
     let d = Daemon::start(&[&flag]);
     let lines = read_lines("airflow-3.3.2-plain.statsd");
@@ -229,7 +229,7 @@ fn airflow_pack_on_all_three_wire_modes() {
 
 #[test]
 fn check_config_validates_without_starting() {
-    let helm = common::compat_dir().join("airflow-helm-statsd-mappings.yml");
+    let helm = common::data_dir().join("airflow-helm-statsd-mappings.yml");
     let ok = std::process::Command::new(common::BIN)
         .arg(format!("--statsd.mapping-config={}", helm.display()))
         .arg("--check-config")

@@ -1,4 +1,4 @@
-//! Replay the real Airflow 3.3.2 traffic in `../shared/compat/` through the daemon
+//! Replay the real Airflow 3.3.2 traffic in `tests/data/` through the daemon
 //! over UDP: no parse error, and the page holds what Airflow sent.
 
 mod common;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{compat_dir, raw_http, temp_dir, value, Daemon, Response};
+use common::{data_dir, raw_http, temp_dir, value, Daemon, Response};
 use std::process::Command;
 
 fn push_addr(d: &Daemon) -> std::net::SocketAddr {
@@ -174,7 +174,7 @@ fn python_client_push_pushadd_and_delete() {
 #[test]
 fn the_captured_python_request_replayed_byte_for_byte() {
     let d = Daemon::start(&[]);
-    let request = std::fs::read(compat_dir().join("pushgateway-put-request.http")).unwrap();
+    let request = std::fs::read(data_dir().join("pushgateway-put-request.http")).unwrap();
     assert!(request.starts_with(b"PUT /metrics/job/airflow HTTP/1.1\r\n"));
     let r = raw_http(push_addr(&d), &request);
     assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));

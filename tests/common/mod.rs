@@ -274,20 +274,14 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// The shared compatibility data beside the repository.
-pub fn compat_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/compat");
-    assert!(
-        dir.is_dir(),
-        "{} is missing: the tests replay the shared compatibility data",
-        dir.display()
-    );
-    dir
+/// The outside data the tests replay (`tests/data/`, provenance in its README).
+pub fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
-/// The lines of a file in `../shared/compat/`.
+/// The lines of a file in `tests/data/`.
 pub fn read_lines(file: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(compat_dir().join(file)).unwrap();
+    let text = std::fs::read_to_string(data_dir().join(file)).unwrap();
     text.lines().map(str::to_string).collect()
 }
 

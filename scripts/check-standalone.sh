@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The repository must stand alone: no path in the code, tests, benches, fuzz
+# targets and seeds' scripts, CI or the docs may reach outside it (the team's
+# `../shared/` reading material, the tool library, an absolute checkout path),
+# and the test data must be the files its README lists, unchanged.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pattern='\.\./shared|\.\./\.library|/work/|CARGO_MANIFEST_DIR"\)\)\s*\.join\("\.\.'
+if hits=$(git ls-files -- src tests benches fuzz scripts .ci examples dist '*.md' Containerfile Cargo.toml \
+    | grep -v '^fuzz/seeds/' | grep -v '^scripts/check-standalone.sh$' \
+    | xargs grep -nE "$pattern" 2>/dev/null); then
+  echo "check-standalone: paths that reach outside the repository:"
+  echo "$hits"
+  exit 1
+fi
+# The checksums in tests/data/README.md (between the fences) must all match.
+(cd tests/data && sed -n '/^```$/,/^```$/p' README.md | grep -E '^[0-9a-f]{64}  ' | sha256sum --check --quiet)
+echo "check-standalone: no path leaves the repository; tests/data matches its checksums"
