@@ -77,8 +77,8 @@ pub struct Args {
     )]
     pub listen_unixgram: String,
 
-    /// Unix stream socket path for StatsD, newline-delimited like TCP (Airflow's
-    /// statsd_socket_path); empty to disable. A stale socket file is replaced.
+    /// Unix stream socket path for StatsD, newline-delimited like TCP; empty to
+    /// disable. A stale socket file is replaced.
     #[arg(long = "statsd.listen-unix", value_name = "PATH", default_value = "")]
     pub listen_unix: String,
 

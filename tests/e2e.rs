@@ -411,7 +411,7 @@ fn openmetrics_is_opt_in_and_negotiated() {
 }
 
 #[test]
-fn unix_stream_listener_like_airflow_statsd_socket_path() {
+fn unix_stream_listener_takes_newline_delimited_lines() {
     use std::os::unix::fs::PermissionsExt;
     let dir = common::temp_dir("unix-stream");
     let path = dir.join("statsd.sock");

@@ -42,8 +42,8 @@ pub struct ListenOptions {
     pub tcp: Option<SocketAddr>,
     /// Unix datagram socket path (`--statsd.listen-unixgram`); `None` disables.
     pub unixgram: Option<PathBuf>,
-    /// Unix stream socket path (`--statsd.listen-unix`, Airflow's
-    /// `statsd_socket_path`), newline-delimited like TCP; `None` disables.
+    /// Unix stream socket path (`--statsd.listen-unix`), newline-delimited like
+    /// TCP; `None` disables.
     pub unix: Option<PathBuf>,
     /// Permission bits of the unix socket files.
     pub unixsocket_mode: u32,
