@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The repository must stand alone: no path in the code, tests, benches, fuzz
-# targets and seeds' scripts, CI or the docs may reach outside it (the team's
-# `../shared/` reading material, the tool library, an absolute checkout path),
-# and the test data must be the files its README lists, unchanged.
+# targets, scripts, CI or the docs may reach outside it (the team's shared
+# reading material or tool library beside the checkout, an absolute checkout
+# path), and the test data must be the files its README lists, unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pattern='\.\./shared|\.\./\.library|/work/|CARGO_MANIFEST_DIR"\)\)\s*\.join\("\.\.'
