@@ -13,6 +13,10 @@ if hits=$(git ls-files -- src tests benches fuzz scripts .ci examples dist '*.md
   echo "$hits"
   exit 1
 fi
-# The checksums in tests/data/README.md (between the fences) must all match.
-(cd tests/data && sed -n '/^```$/,/^```$/p' README.md | grep -E '^[0-9a-f]{64}  ' | sha256sum --check --quiet)
+# Every data file has a checksum in tests/data/README.md, and all of them match.
+sums=$(sed -n '/^```$/,/^```$/p' tests/data/README.md | grep -E '^[0-9a-f]{64}  ' || true)
+for f in $(git ls-files -- tests/data | grep -v '^tests/data/README.md$'); do
+  grep -q "  ${f#tests/data/}\$" <<<"$sums" || { echo "check-standalone: $f has no checksum in tests/data/README.md"; exit 1; }
+done
+(cd tests/data && sha256sum --check --quiet <<<"$sums")
 echo "check-standalone: no path leaves the repository; tests/data matches its checksums"
