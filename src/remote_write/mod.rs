@@ -817,14 +817,6 @@ fn snapshot(
 ) {
     let started = Instant::now();
     let timestamp_ms = (crate::push::unix_now() * 1000.0) as i64;
-    page.clear();
-    crate::exposition::text::render(store, page);
-    let text = String::from_utf8_lossy(page);
-    let mut batcher = Batcher::new(
-        &opts.external_labels,
-        timestamp_ms,
-        opts.max_samples_per_send,
-    );
     let (mut batches, mut samples) = (0usize, 0usize);
     let mut emit = |b: Batch| {
         batches += 1;
@@ -834,9 +826,34 @@ fn snapshot(
             ep.enqueue(Arc::clone(&b), opts.queue_capacity);
         }
     };
-    batcher.add_page(&text, &mut emit);
-    batcher.flush(&mut emit);
+    snapshot_batches(
+        store,
+        &opts.external_labels,
+        timestamp_ms,
+        opts.max_samples_per_send,
+        page,
+        &mut emit,
+    );
     tracing::debug!(batches, samples, took = ?started.elapsed(), "remote write: snapshot queued");
+}
+
+/// One snapshot of `store` cut into batches of at most `max_samples` samples,
+/// each handed to `emit` (public for the snapshot bench; `page` is scratch).
+#[doc(hidden)]
+pub fn snapshot_batches(
+    store: &Store,
+    external_labels: &[(String, String)],
+    timestamp_ms: i64,
+    max_samples: usize,
+    page: &mut Vec<u8>,
+    emit: &mut impl FnMut(Batch),
+) {
+    page.clear();
+    crate::exposition::text::render(store, page);
+    let text = String::from_utf8_lossy(page);
+    let mut batcher = Batcher::new(external_labels, timestamp_ms, max_samples);
+    batcher.add_page(&text, emit);
+    batcher.flush(emit);
 }
 
 #[cfg(test)]
