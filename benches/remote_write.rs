@@ -69,14 +69,13 @@ fn status_kib(field: &str) -> u64 {
 
 /// One snapshot of `agg`, in a process that has made none before.
 fn run(case: &str, round: u32, agg: &Aggregator) {
-    let mut page = Vec::new();
     {
         // Reset the peak RSS to the current RSS (Linux 4.0+).
         let _ = std::fs::write("/proc/self/clear_refs", "5");
         let rss_before = status_kib("VmRSS:");
         let (cpu0, wall0) = (thread_cpu_secs(), Instant::now());
         let (mut batches, mut samples, mut bytes) = (0usize, 0usize, 0usize);
-        snapshot_batches(agg.store(), &[], 1_700_000_000_000, 2000, &mut page, &mut |b| {
+        snapshot_batches(agg.store(), &[], 1_700_000_000_000, 2000, &mut |b| {
             batches += 1;
             samples += b.samples;
             bytes += b.body.len();
@@ -89,7 +88,6 @@ fn run(case: &str, round: u32, agg: &Aggregator) {
             bytes as f64 / 1048576.0
         );
     }
-    drop(page);
 }
 
 const CASES: [&str; 2] = ["1M labelled counters", "100k histograms (10 buckets)"];
@@ -101,7 +99,11 @@ fn main() {
     if let [_, flag, case, _, round] = &args[..] {
         if flag == "--case" {
             let case: usize = case.parse().expect("case index");
-            let agg = if case == 0 { counters(1_000_000) } else { histograms(100_000) };
+            let agg = if case == 0 {
+                counters(1_000_000)
+            } else {
+                histograms(100_000)
+            };
             run(CASES[case], round.parse().expect("round"), &agg);
             return;
         }
@@ -110,7 +112,9 @@ fn main() {
     if !args.iter().any(|a| a == "--bench") {
         return;
     }
-    println!("| case | run | CPU s | wall s | peak RSS added MiB | batches | samples | snappy MiB |");
+    println!(
+        "| case | run | CPU s | wall s | peak RSS added MiB | batches | samples | snappy MiB |"
+    );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     let exe = std::env::current_exe().expect("own path");
     for case in 0..CASES.len() {

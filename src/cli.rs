@@ -2,6 +2,8 @@
 //!
 //! [`Args`] only parses and validates; [`Args::build`] turns it into the
 //! [`Config`] the daemon runs with, plus the warnings to log once logging is up.
+//!
+//! May import: vocab, sys, parser, mapper, store, relay, ingest, reload, push, remote_write, exposition, config.
 
 use crate::config::Config;
 use crate::mapper::ObserverType;
@@ -432,18 +434,6 @@ pub fn parse_listen_addr(flag: &str, value: &str) -> Result<Option<SocketAddr>, 
         .ok_or_else(|| bad("the host resolves to no address"))
 }
 
-/// The machine's host name (the default `instance` of remote-written series).
-fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: `buf` is valid and writable for `buf.len()` bytes for the call.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    match (rc, std::str::from_utf8(&buf[..end])) {
-        (0, Ok(h)) if !h.is_empty() => h.to_owned(),
-        _ => "localhost".to_owned(),
-    }
-}
-
 impl Args {
     fn build_remote_write(
         &self,
@@ -501,7 +491,7 @@ impl Args {
                     "--remote-write.external-label={l:?}: expected name=value"
                 ))
             })?;
-            if !crate::exposition::textparse::valid_label(k) || k.starts_with("__") {
+            if !crate::vocab::valid_label(k) || k.starts_with("__") {
                 return Err(FlagError(format!(
                     "--remote-write.external-label={l:?}: {k:?} is not a valid label name"
                 )));
@@ -517,7 +507,8 @@ impl Args {
             rw.headers.push((name, value));
         }
         if !rw.external_labels.iter().any(|(k, _)| k == "instance") {
-            rw.external_labels.push(("instance".to_owned(), hostname()));
+            rw.external_labels
+                .push(("instance".to_owned(), crate::sys::hostname()));
         }
         rw.basic_auth = match (&self.remote_write_user, &self.remote_write_password_file) {
             (None, None) => None,

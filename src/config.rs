@@ -2,6 +2,8 @@
 //!
 //! [`crate::cli`] turns raw flags into a [`Config`]; a program embedding promstatsd
 //! builds one directly (`Config::default()` is the daemon's defaults).
+//!
+//! May import: parser, mapper, store, relay, ingest, listener, reload, push, remote_write, exposition.
 
 use crate::exposition::http::WebOptions;
 use crate::ingest::DEFAULT_CACHE_ENTRIES;

@@ -56,17 +56,18 @@ pub mod exposition;
 pub mod ingest;
 pub mod listener;
 pub mod mapper;
+pub mod model;
 pub mod parser;
 pub mod push;
 pub mod relay;
 pub mod reload;
 pub mod remote_write;
-pub mod stats;
+pub mod server;
 pub mod store;
+pub mod sys;
+pub mod vocab;
 
 pub use config::Config;
-
-use std::sync::Arc;
 
 /// An in-process aggregator: feed it StatsD bytes, render Prometheus text.
 #[derive(Debug)]
@@ -78,21 +79,18 @@ pub struct Aggregator {
 impl Aggregator {
     /// A new, empty aggregator; fails only on an invalid mapping file.
     pub fn new(config: &Config) -> Result<Self, mapper::config::ConfigError> {
-        let mapper = match &config.mapping {
-            Some(src) => src.load(&config.mapper)?.0,
-            None => mapper::Mapper::new(config.mapper.clone()),
-        };
-        Ok(Self::with_mapper(config, mapper))
+        Ok(Self::from_pipeline(&server::Pipeline::build(config)?))
     }
 
     /// A new, empty aggregator with an already built mapper (`config.mapping` is
     /// not read).
     pub fn with_mapper(config: &Config, mapper: mapper::Mapper) -> Self {
-        let store = Arc::new(store::Store::new(config.store.clone()));
-        store.stats.set_loaded_mappings(mapper.rule_count());
-        let handle = Arc::new(mapper::MapperHandle::new(mapper));
+        Self::from_pipeline(&server::Pipeline::with_mapper(config, mapper))
+    }
+
+    fn from_pipeline(p: &server::Pipeline) -> Self {
         Self {
-            ingester: ingest::Ingester::new(store, handle, config.parse, config.cache_entries),
+            ingester: p.ingester(),
             last_expiry: 0,
         }
     }
@@ -125,7 +123,7 @@ impl Aggregator {
     }
 
     /// The shared store (for rendering from another thread, or reading stats).
-    pub fn store(&self) -> &Arc<store::Store> {
+    pub fn store(&self) -> &std::sync::Arc<store::Store> {
         self.ingester.store()
     }
 

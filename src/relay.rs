@@ -4,7 +4,11 @@
 //! Sending never blocks ingestion: the socket is non-blocking, and a datagram the
 //! kernel refuses (a full buffer, a dead upstream answering with ICMP) is dropped
 //! and counted.
+//!
+//! May import: vocab, model.
 
+use crate::model::collect::{Collector, SelfFamily};
+use crate::vocab::MetricKind::Counter;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +33,39 @@ pub struct RelayStats {
     pub long_lines: AtomicU64,
     /// Datagrams the kernel refused (dead upstream, full buffer).
     pub errors: AtomicU64,
+}
+
+impl Collector for RelayStats {
+    fn collect(&self, out: &mut Vec<SelfFamily>) {
+        // Relaxed: independent counters, read one by one.
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+        out.extend([
+            SelfFamily::single(
+                "promstatsd_relay_packets_total",
+                Counter,
+                "Datagrams relayed upstream.",
+                get(&self.packets),
+            ),
+            SelfFamily::single(
+                "promstatsd_relay_lines_relayed_total",
+                Counter,
+                "Lines relayed upstream.",
+                get(&self.lines),
+            ),
+            SelfFamily::single(
+                "promstatsd_relay_long_lines_total",
+                Counter,
+                "Lines too long for a relay datagram, not relayed.",
+                get(&self.long_lines),
+            ),
+            SelfFamily::single(
+                "promstatsd_relay_errors_total",
+                Counter,
+                "Relay datagrams the kernel refused (dead upstream, full buffer).",
+                get(&self.errors),
+            ),
+        ]);
+    }
 }
 
 /// One ingest thread's relay: a socket and a datagram being filled.

@@ -1,9 +1,14 @@
 //! Loading the mapping file, at start and on reload (SIGHUP, `/-/reload`).
+//!
+//! May import: vocab, model, mapper, store.
 
 use crate::mapper::config::ConfigError;
 use crate::mapper::{Mapper, MapperDefaults, MapperHandle, AIRFLOW_PACK};
+use crate::model::collect::{Collector, SelfFamily};
 use crate::store::Store;
+use crate::vocab::MetricKind;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Where the mappings come from.
@@ -50,6 +55,56 @@ impl MappingSource {
     }
 }
 
+/// Reload counters and the size of the mapping in force. Every counter is
+/// `Relaxed`: independent values a scrape reads one by one.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    loaded_mappings: AtomicU64,
+}
+
+impl ReloadStats {
+    /// Count a reload and note how many rules are in force.
+    pub fn record_reload(&self, ok: bool, rules: usize) {
+        // Relaxed: see the type's comment.
+        if ok {
+            self.ok.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.set_loaded_mappings(rules);
+    }
+
+    /// Note how many rules are in force (at start).
+    pub fn set_loaded_mappings(&self, rules: usize) {
+        // Relaxed: see the type's comment.
+        self.loaded_mappings.store(rules as u64, Ordering::Relaxed);
+    }
+}
+
+impl Collector for ReloadStats {
+    fn collect(&self, out: &mut Vec<SelfFamily>) {
+        // Relaxed: see the type's comment.
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+        out.push(SelfFamily::labelled(
+            "promstatsd_config_reloads_total",
+            MetricKind::Counter,
+            "Mapping reloads, by outcome.",
+            [
+                (vec![("outcome", "success")], get(&self.ok)),
+                (vec![("outcome", "failure")], get(&self.failed)),
+            ],
+        ));
+        out.push(SelfFamily::single(
+            "promstatsd_loaded_mappings",
+            MetricKind::Gauge,
+            "Rules in the mapping in force.",
+            get(&self.loaded_mappings),
+        ));
+    }
+}
+
 /// Re-reads the mapping source and puts the new mapper in force, or keeps the old
 /// one when the new file is invalid.
 #[derive(Debug)]
@@ -58,6 +113,7 @@ pub struct Reloader {
     base: MapperDefaults,
     handle: Arc<MapperHandle>,
     store: Arc<Store>,
+    stats: Arc<ReloadStats>,
 }
 
 impl Reloader {
@@ -72,6 +128,7 @@ impl Reloader {
             source,
             base,
             handle,
+            stats: store.metrics().shared(),
             store,
         }
     }
@@ -94,14 +151,13 @@ impl Reloader {
                 self.store
                     .set_mapping_generation(self.handle.generation() + 1);
                 self.handle.replace(mapper);
-                self.store.stats.record_reload(true, n);
+                self.stats.record_reload(true, n);
                 let msg = format!("reloaded {}: {n} mappings", source.describe());
                 tracing::info!("{msg}");
                 Ok(msg)
             }
             Err(e) => {
-                self.store
-                    .stats
+                self.stats
                     .record_reload(false, self.handle.load().0.rule_count());
                 tracing::error!(error = %e, "reload failed; the previous mappings stay in force");
                 Err(e.to_string())

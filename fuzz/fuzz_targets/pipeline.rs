@@ -75,7 +75,7 @@ fuzz_target!(|input: Input| {
     }
     // The strict body parser (the one pushes will go through) reads it back too.
     let text = String::from_utf8_lossy(&page);
-    if let Err(e) = promstatsd::exposition::textparse::parse(&text) {
+    if let Err(e) = promstatsd::push::body::parse(&text) {
         panic!("page does not parse back: {e}\n{text}");
     }
     let fams = stats::collect(agg.store());

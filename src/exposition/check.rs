@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 
-use super::textparse::{valid_label as valid_label_name, valid_name as valid_metric_name};
+use crate::vocab::{valid_label as valid_label_name, valid_name as valid_metric_name};
 
 fn valid_value(s: &str) -> bool {
     matches!(s, "NaN" | "+Inf" | "-Inf")

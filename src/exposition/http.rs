@@ -2,8 +2,11 @@
 //! lives on its own thread, so scrapes never run on the ingest thread.
 
 use super::text;
+use crate::model::collect::{Collector, SelfFamily, SelfValue};
 use crate::push::{self, PushOptions};
+use crate::store::atomic::AtomicF64;
 use crate::store::Store;
+use crate::vocab::MetricKind;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -12,6 +15,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::io::Write;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,6 +61,7 @@ struct State {
     last_size: AtomicUsize,
     reload: Option<ReloadFn>,
     push: Option<PushOptions>,
+    scrapes: Arc<ScrapeStats>,
     /// Memory for push bodies being read and applied, in KiB (see [`PUSH_BODIES_IN_FLIGHT`]).
     push_budget: Arc<Semaphore>,
 }
@@ -146,6 +151,7 @@ pub fn serve(
             .map(tokio::net::TcpListener::from_std)
             .transpose()?;
         let state = Arc::new(State {
+            scrapes: store.metrics().shared(),
             store,
             opts,
             last_size: AtomicUsize::new(4096),
@@ -342,11 +348,42 @@ fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     if gzipped {
         h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
-    let stats = &state.store.stats;
-    stats.scrape_seconds.add(started.elapsed().as_secs_f64());
-    // Relaxed: a self-metric counter.
-    stats.scrapes.fetch_add(1, Ordering::Relaxed);
+    state.scrapes.record(started.elapsed().as_secs_f64());
     r
+}
+
+/// Scrapes served and the time spent rendering them.
+#[derive(Debug, Default)]
+pub struct ScrapeStats {
+    scrapes: AtomicU64,
+    seconds: AtomicF64,
+}
+
+impl ScrapeStats {
+    /// Count one scrape that took `secs` to render.
+    pub fn record(&self, secs: f64) {
+        self.seconds.add(secs);
+        // Relaxed: a self-metric counter, read on its own.
+        self.scrapes.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Collector for ScrapeStats {
+    fn collect(&self, out: &mut Vec<SelfFamily>) {
+        out.push(SelfFamily {
+            name: "promstatsd_scrape_duration_seconds",
+            help: "Time spent rendering /metrics.",
+            kind: MetricKind::Summary,
+            series: vec![(
+                Vec::new(),
+                SelfValue::Summary {
+                    sum: self.seconds.load(),
+                    // Relaxed: see `record`.
+                    count: self.scrapes.load(Ordering::Relaxed),
+                },
+            )],
+        });
+    }
 }
 
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {

@@ -5,14 +5,20 @@
 //! a line-length limit. A fixed number of batches is drained per wake-up so that
 //! a UDP flood cannot starve TCP clients; a socket that still has data is polled
 //! again at once. A [`mio::Waker`] stops the loop.
+//!
+//! May import: vocab, sys, model, parser, ingest.
 
 pub mod recv;
 
 use crate::ingest::Ingester;
-use crate::stats::ListenerKind;
+pub use crate::sys::force_read_buffer;
+pub mod stats;
+
+use crate::ingest::stats::ListenerKind;
 use mio::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use recv::{RecvBatch, MAX_DATAGRAM};
+use stats::ListenerStats;
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -229,27 +235,6 @@ fn set_read_buffer(sock: &socket2::SockRef<'_>, size: usize, what: &str) -> io::
     Ok(())
 }
 
-/// Set a socket's receive buffer with `SO_RCVBUFFORCE`, past `net.core.rmem_max`;
-/// true if the kernel took it (the process needs CAP_NET_ADMIN).
-pub fn force_read_buffer(sock: &socket2::SockRef<'_>, size: usize) -> bool {
-    use std::os::fd::AsRawFd;
-    let Ok(v) = libc::c_int::try_from(size) else {
-        return false;
-    };
-    // SAFETY: `sock` is an open socket for the duration of the call, and the option
-    // value is a live `c_int` whose size is passed with it.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&v as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    rc == 0
-}
-
 fn bind_udp(
     addr: SocketAddr,
     read_buffer: Option<usize>,
@@ -397,6 +382,8 @@ pub struct Listener {
     read_buf: Vec<u8>,
     opts: ListenOptions,
     ingester: Ingester,
+    /// The store's shared listener counters.
+    stats: Arc<ListenerStats>,
 }
 
 impl std::fmt::Debug for Listener {
@@ -445,6 +432,7 @@ impl Listener {
             kernel_drops: 0,
             read_buf: vec![0; 64 * 1024],
             opts,
+            stats: ingester.store().metrics().shared(),
             ingester,
         })
     }
@@ -526,11 +514,7 @@ impl Listener {
                         let (msg, truncated) = self.batch.message(i);
                         if truncated {
                             // Relaxed: a self-metric counter.
-                            self.ingester
-                                .store()
-                                .stats
-                                .recv_errors
-                                .fetch_add(1, Ordering::Relaxed);
+                            self.stats.recv_errors.fetch_add(1, Ordering::Relaxed);
                         }
                         self.ingester.ingest_packet(kind, msg);
                     }
@@ -543,11 +527,7 @@ impl Listener {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.ingester
-                        .store()
-                        .stats
-                        .recv_errors
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.stats.recv_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(error = %e, "receive error");
                     return false;
                 }
@@ -561,9 +541,7 @@ impl Listener {
         if let Some(v) = recv::kernel_drops(fd) {
             if v > self.kernel_drops {
                 // Relaxed: a self-metric counter.
-                self.ingester
-                    .store()
-                    .stats
+                self.stats
                     .udp_kernel_drops
                     .fetch_add(u64::from(v - self.kernel_drops), Ordering::Relaxed);
                 self.kernel_drops = v;
@@ -601,16 +579,12 @@ impl Listener {
         // Out of descriptors, for instance: log and wait for the next event.
         tracing::warn!(error = %e, "accepting a StatsD connection failed");
         // Relaxed: a self-metric counter.
-        self.ingester
-            .store()
-            .stats
-            .tcp_errors
-            .fetch_add(1, Ordering::Relaxed);
+        self.stats.tcp_errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Take a new stream connection, or close it at once past the limit.
     fn add_conn(&mut self, mut stream: Stream) {
-        let stats = &self.ingester.store().stats;
+        let stats = &self.stats;
         if self.open >= self.opts.tcp_max_connections {
             // Relaxed: self-metric counters.
             stats.tcp_refused.fetch_add(1, Ordering::Relaxed);
@@ -669,9 +643,7 @@ impl Listener {
                                 .sample_error(crate::parser::ParseError::LineTooLong);
                         }
                         // Relaxed: a self-metric counter.
-                        self.ingester
-                            .store()
-                            .stats
+                        self.stats
                             .tcp_too_long
                             .fetch_add(too_long, Ordering::Relaxed);
                     }
@@ -680,11 +652,7 @@ impl Listener {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     tracing::debug!(error = %e, "TCP read error");
-                    self.ingester
-                        .store()
-                        .stats
-                        .tcp_errors
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.stats.tcp_errors.fetch_add(1, Ordering::Relaxed);
                     close = true;
                     break;
                 }
@@ -701,9 +669,7 @@ impl Listener {
             self.free.push(slot);
             self.open = self.open.saturating_sub(1);
             // Relaxed: a self-metric gauge.
-            self.ingester
-                .store()
-                .stats
+            self.stats
                 .tcp_open
                 .store(self.open as u64, Ordering::Relaxed);
         }

@@ -7,7 +7,7 @@
 
 use super::template::GlobTemplate;
 use super::{ObserverType, DEFAULT_BUCKETS};
-use crate::store::summary::SummaryOptions;
+use crate::model::SummaryOptions;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -374,13 +374,13 @@ fn check_buckets(ctx: &Ctx<'_>, line: Option<usize>, b: &[f64]) -> Result<(), Co
     if b.windows(2).any(|w| w[0] >= w[1]) {
         return Err(ctx.err(line, "histogram buckets must be in increasing order"));
     }
-    if b.len() > crate::store::MAX_HISTOGRAM_BUCKETS {
+    if b.len() > crate::model::MAX_HISTOGRAM_BUCKETS {
         return Err(ctx.err(
             line,
             format!(
                 "too many histogram buckets: {} (at most {})",
                 b.len(),
-                crate::store::MAX_HISTOGRAM_BUCKETS
+                crate::model::MAX_HISTOGRAM_BUCKETS
             ),
         ));
     }
@@ -837,7 +837,7 @@ mod tests {
                 bounds.join(",")
             )
         };
-        let max = crate::store::MAX_HISTOGRAM_BUCKETS;
+        let max = crate::model::MAX_HISTOGRAM_BUCKETS;
         assert!(parse("f.yml", &file(max), &Defaults::default()).is_ok());
         let err = parse("f.yml", &file(max + 1), &Defaults::default())
             .err()

@@ -18,6 +18,8 @@
 //!
 //! Every rejection is a [`ParseError`] with a stable reason string; one bad line or
 //! sample never affects its neighbours.
+//!
+//! May import: vocab.
 
 pub mod tags;
 

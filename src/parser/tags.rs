@@ -8,7 +8,7 @@
 //! same key wins.
 
 use super::{NameTagStyle, Sample};
-use crate::mapper::escape_name;
+use crate::vocab::escape_name;
 use memchr::memchr;
 
 /// Labels decoded from one sample, and how many tag errors it had.

@@ -2,7 +2,7 @@
 //! Thanos Receive, VictoriaMetrics, Prometheus itself) on an interval.
 //!
 //! ```text
-//! store --(every --remote-write.interval: render, cut into batches)--> collector thread
+//! store --(every --remote-write.interval: walk, cut into batches)--> collector thread
 //!   --> one bounded queue per URL --> one sender thread per URL --HTTP POST--> receiver
 //! ```
 //!
@@ -25,15 +25,19 @@
 //!
 //! Credentials in a URL (`https://user:pass@host/...`) are taken out of it and sent
 //! as basic auth; logs and the `url` label show the URL without them. Nothing here
-//! runs on an ingest thread; the snapshot renders the page as a scrape does (and
-//! waits for a scrape in progress, as two scrapes do).
+//! runs on an ingest thread; the snapshot walks the store as a scrape does,
+//! through the collection model (and waits for a scrape in progress, as two
+//! scrapes do).
+//!
+//! May import: vocab, sys, model, store.
 
 pub mod proto;
 pub mod snapshot;
+pub mod stats;
 
-use crate::stats::RemoteWriteStats;
 use crate::store::Store;
 use snapshot::{Batch, Batcher};
+use stats::{RemoteWriteMetrics, RemoteWriteStats};
 use std::collections::VecDeque;
 use std::io::Read;
 use std::path::PathBuf;
@@ -131,27 +135,6 @@ fn shown_in_errors(url: &str) -> String {
             None => url.to_owned(),
         },
     }
-}
-
-/// Decode `%XX` escapes; `None` on a broken escape or bytes that are not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b.get(i + 1..i + 3)?;
-            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                return None;
-            }
-            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// The user and password of a URL's user-info (`https://user:pass@host/...`),
@@ -493,6 +476,27 @@ impl Endpoint {
 }
 
 /// The longest wait a receiver's `Retry-After` can ask for.
+/// Decode `%XX` escapes; `None` on a broken escape or bytes that are not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// How long [`RemoteWrite::stop`] gives the senders to deliver what is queued.
@@ -591,7 +595,7 @@ fn send(
             if (200..300).contains(&status) {
                 return Sent::Ok;
             }
-            let now_unix = crate::push::unix_now() as u64;
+            let now_unix = crate::sys::unix_now() as u64;
             let after = resp
                 .headers()
                 .get("retry-after")
@@ -685,6 +689,14 @@ pub struct RemoteWrite {
     collector: JoinHandle<()>,
 }
 
+impl std::fmt::Debug for RemoteWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteWrite")
+            .field("endpoints", &self.endpoints.len())
+            .finish()
+    }
+}
+
 /// Join `t` if it ends by `deadline`; false if it is still running then.
 fn join_by(t: JoinHandle<()>, deadline: Instant) -> bool {
     while !t.is_finished() && Instant::now() < deadline {
@@ -709,7 +721,10 @@ impl RemoteWrite {
             check_url(url)?;
             let shown = redact(url);
             let ep = Arc::new(Endpoint {
-                stats: store.stats.remote_write_endpoint(&shown),
+                stats: store
+                    .metrics()
+                    .shared::<RemoteWriteMetrics>()
+                    .endpoint(&shown),
                 url: shown,
                 auth: endpoint_auth(url, &opts)?,
                 queue: Mutex::new(Queue::default()),
@@ -720,7 +735,7 @@ impl RemoteWrite {
                 std::thread::Builder::new()
                     .name(format!("remote-write-{i}"))
                     .spawn(move || {
-                        crate::daemon::lower_thread_priority();
+                        crate::sys::lower_thread_priority();
                         sender_loop(&ep2, &agent, &o)
                     })
                     .map_err(|e| format!("cannot start a remote-write thread: {e}"))?,
@@ -733,7 +748,7 @@ impl RemoteWrite {
         let collector = std::thread::Builder::new()
             .name("remote-write".into())
             .spawn(move || {
-                crate::daemon::lower_thread_priority();
+                crate::sys::lower_thread_priority();
                 collector_loop(&store, &eps, &st, &o)
             })
             .map_err(|e| format!("cannot start the remote-write thread: {e}"))?;
@@ -784,7 +799,6 @@ fn collector_loop(
     opts: &RemoteWriteOptions,
 ) {
     let mut next = Instant::now() + opts.interval;
-    let mut page = Vec::new();
     loop {
         let stopping = {
             let stopped = stop.0.lock().unwrap_or_else(PoisonError::into_inner);
@@ -800,7 +814,7 @@ fn collector_loop(
             // A snapshot took longer than the interval: skip, do not pile up.
             next = Instant::now() + opts.interval;
         }
-        snapshot(store, endpoints, opts, &mut page);
+        snapshot(store, endpoints, opts);
         if stopping {
             // That was the last one, for the senders to deliver at shutdown.
             return;
@@ -808,15 +822,10 @@ fn collector_loop(
     }
 }
 
-/// Render the page, cut it into batches and queue them for every URL.
-fn snapshot(
-    store: &Store,
-    endpoints: &[Arc<Endpoint>],
-    opts: &RemoteWriteOptions,
-    page: &mut Vec<u8>,
-) {
+/// Cut the store into batches and queue them for every URL.
+fn snapshot(store: &Store, endpoints: &[Arc<Endpoint>], opts: &RemoteWriteOptions) {
     let started = Instant::now();
-    let timestamp_ms = (crate::push::unix_now() * 1000.0) as i64;
+    let timestamp_ms = (crate::sys::unix_now() * 1000.0) as i64;
     let (mut batches, mut samples) = (0usize, 0usize);
     let mut emit = |b: Batch| {
         batches += 1;
@@ -831,29 +840,24 @@ fn snapshot(
         &opts.external_labels,
         timestamp_ms,
         opts.max_samples_per_send,
-        page,
         &mut emit,
     );
     tracing::debug!(batches, samples, took = ?started.elapsed(), "remote write: snapshot queued");
 }
 
 /// One snapshot of `store` cut into batches of at most `max_samples` samples,
-/// each handed to `emit` (public for the snapshot bench; `page` is scratch).
+/// each handed to `emit` (public for the snapshot bench).
 #[doc(hidden)]
 pub fn snapshot_batches(
     store: &Store,
     external_labels: &[(String, String)],
     timestamp_ms: i64,
     max_samples: usize,
-    page: &mut Vec<u8>,
     emit: &mut impl FnMut(Batch),
 ) {
-    page.clear();
-    crate::exposition::text::render(store, page);
-    let text = String::from_utf8_lossy(page);
-    let mut batcher = Batcher::new(external_labels, timestamp_ms, max_samples);
-    batcher.add_page(&text, emit);
-    batcher.flush(emit);
+    let mut batcher = Batcher::new(external_labels, timestamp_ms, max_samples, emit);
+    store.collect(&mut batcher);
+    batcher.flush();
 }
 
 #[cfg(test)]

@@ -84,16 +84,3 @@ pub enum MetricType {
     /// State set.
     Stateset = 7,
 }
-
-impl MetricType {
-    /// From a `# TYPE` word.
-    pub fn from_type_word(kind: &str) -> Self {
-        match kind {
-            "counter" => Self::Counter,
-            "gauge" => Self::Gauge,
-            "histogram" => Self::Histogram,
-            "summary" => Self::Summary,
-            _ => Self::Unknown,
-        }
-    }
-}

@@ -1,13 +1,15 @@
-//! One snapshot of the page, cut into remote-write batches.
+//! One snapshot of the store, cut into remote-write batches.
 //!
-//! The snapshot is the page itself: rendered as a scrape renders it, then read
-//! family by family with the strict text parser, so remote write sends exactly
-//! what Prometheus would scrape (histograms and summaries as their `_bucket`,
-//! `_sum`, `_count` and quantile series) and there is one renderer to keep right.
-//! Only one family's parse and one batch are alive at a time besides the page.
+//! [`Batcher`] is an [`Encoder`] over the collection model: the store hands it
+//! every family and series as a scrape's text encoder sees them, and it writes
+//! the same samples Prometheus would scrape (histograms and summaries as their
+//! `_bucket`, `_sum`, `_count` and quantile series) straight into remote-write
+//! `TimeSeries`, with no text page in between. Only one batch is alive at a
+//! time.
 
 use super::proto::{Label, MetricMetadata, MetricType, Sample, TimeSeries, WriteRequest};
-use crate::exposition::textparse;
+use crate::model::collect::{Encoder, FamilyHead, Labels, Value};
+use crate::vocab::{write_float, MetricKind};
 use prost::Message as _;
 
 /// One request body, ready to send.
@@ -19,129 +21,122 @@ pub struct Batch {
     pub samples: usize,
 }
 
-/// Split a page into its families: each starts at a `# HELP` line, or at a
-/// `# TYPE` line that no `# HELP` line precedes.
-pub fn families(page: &str) -> impl Iterator<Item = &str> + '_ {
-    let mut rest = page;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
+impl MetricType {
+    /// The remote-write type of a family kind.
+    pub fn of(kind: MetricKind) -> Self {
+        match kind {
+            MetricKind::Counter => Self::Counter,
+            MetricKind::Gauge => Self::Gauge,
+            MetricKind::Histogram => Self::Histogram,
+            MetricKind::Summary => Self::Summary,
+            MetricKind::Untyped => Self::Unknown,
         }
-        let mut end = 0;
-        let mut prev_help = false;
-        let mut first = true;
-        for line in rest.split_inclusive('\n') {
-            let help = line.starts_with("# HELP ");
-            let starts = help || (line.starts_with("# TYPE ") && !prev_help);
-            if starts && !first {
-                break;
-            }
-            first = false;
-            prev_help = help;
-            end += line.len();
-        }
-        let (chunk, tail) = rest.split_at(end);
-        rest = tail;
-        Some(chunk)
-    })
+    }
 }
 
-/// Builds batches of at most `max_samples` samples.
-pub struct Batcher<'a> {
+/// Builds batches of at most `max_samples` samples and hands each full one to
+/// `emit`.
+pub struct Batcher<'a, F: FnMut(Batch)> {
     external: &'a [(String, String)],
     timestamp_ms: i64,
     max_samples: usize,
     request: WriteRequest,
     encoded: Vec<u8>,
-    /// Families the page had that the text parser refused (a bug if ever non-zero).
-    pub unparsable: usize,
+    /// Whether the current family's metadata is in `request` already.
+    announced: bool,
+    /// Scratch for a formatted `le` or `quantile` value.
+    number: Vec<u8>,
+    emit: F,
 }
 
-impl<'a> Batcher<'a> {
+impl<'a, F: FnMut(Batch)> Batcher<'a, F> {
     /// A batcher stamping every sample with `timestamp_ms` and adding `external`
     /// labels to series that lack them.
-    pub fn new(external: &'a [(String, String)], timestamp_ms: i64, max_samples: usize) -> Self {
+    pub fn new(
+        external: &'a [(String, String)],
+        timestamp_ms: i64,
+        max_samples: usize,
+        emit: F,
+    ) -> Self {
         Self {
             external,
             timestamp_ms,
             max_samples: max_samples.max(1),
             request: WriteRequest::default(),
             encoded: Vec::new(),
-            unparsable: 0,
+            announced: false,
+            number: Vec::new(),
+            emit,
         }
     }
 
-    /// Add a whole page; `emit` receives each full batch.
-    pub fn add_page(&mut self, page: &str, emit: &mut impl FnMut(Batch)) {
-        for chunk in families(page) {
-            match textparse::parse(chunk) {
-                Ok(families) => {
-                    for f in &families {
-                        self.add_family(f, emit);
-                    }
-                }
-                Err(e) => {
-                    self.unparsable += 1;
-                    tracing::debug!(error = %e, "remote write: a family did not parse; skipped");
-                }
-            }
+    /// Add one sample: `name` + `suffix`, the series' labels, an optional
+    /// `le`/`quantile` label.
+    fn sample(
+        &mut self,
+        head: FamilyHead<'_>,
+        name: (&str, &str),
+        labels: Labels<'_>,
+        extra: Option<(&str, f64)>,
+        value: f64,
+    ) {
+        if !self.announced {
+            self.request.metadata.push(MetricMetadata {
+                r#type: MetricType::of(head.kind) as i32,
+                metric_family_name: head.name.to_owned(),
+                help: head.help.to_owned(),
+                unit: String::new(),
+            });
+            self.announced = true;
         }
-    }
-
-    fn add_family(&mut self, f: &textparse::ParsedFamily<'_>, emit: &mut impl FnMut(Batch)) {
-        let mut announced = false;
-        for s in &f.samples {
-            if !announced {
-                self.request.metadata.push(MetricMetadata {
-                    r#type: MetricType::from_type_word(f.kind) as i32,
-                    metric_family_name: f.name.to_owned(),
-                    help: f.help.as_deref().unwrap_or_default().to_owned(),
-                    unit: String::new(),
+        let mut out: Vec<Label> = Vec::with_capacity(4 + self.external.len());
+        out.push(Label {
+            name: "__name__".to_owned(),
+            value: [name.0, name.1].concat(),
+        });
+        // An empty label is the same as no label in Prometheus; dropping it
+        // lets an external label of that name (instance) apply.
+        out.extend(
+            labels
+                .pairs()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| Label {
+                    name: k.to_owned(),
+                    value: v.into_owned(),
+                }),
+        );
+        if let Some((k, v)) = extra {
+            self.number.clear();
+            write_float(&mut self.number, v);
+            out.push(Label {
+                name: k.to_owned(),
+                value: String::from_utf8_lossy(&self.number).into_owned(),
+            });
+        }
+        for (k, v) in self.external {
+            if !out.iter().any(|l| l.name == *k) {
+                out.push(Label {
+                    name: k.clone(),
+                    value: v.clone(),
                 });
-                announced = true;
             }
-            let mut labels: Vec<Label> =
-                Vec::with_capacity(s.labels.len() + 1 + self.external.len());
-            labels.push(Label {
-                name: "__name__".to_owned(),
-                value: s.name.to_owned(),
-            });
-            // An empty label is the same as no label in Prometheus; dropping it
-            // lets an external label of that name (instance) apply.
-            labels.extend(
-                s.labels
-                    .iter()
-                    .filter(|(_, v)| !v.is_empty())
-                    .map(|(k, v)| Label {
-                        name: (*k).to_owned(),
-                        value: v.to_string(),
-                    }),
-            );
-            for (k, v) in self.external {
-                if !labels.iter().any(|l| l.name == *k) {
-                    labels.push(Label {
-                        name: k.clone(),
-                        value: v.clone(),
-                    });
-                }
-            }
-            labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-            self.request.timeseries.push(TimeSeries {
-                labels,
-                samples: vec![Sample {
-                    value: s.value,
-                    timestamp: self.timestamp_ms,
-                }],
-            });
-            if self.request.timeseries.len() >= self.max_samples {
-                self.flush(emit);
-                announced = false;
-            }
+        }
+        out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        self.request.timeseries.push(TimeSeries {
+            labels: out,
+            samples: vec![Sample {
+                value,
+                timestamp: self.timestamp_ms,
+            }],
+        });
+        if self.request.timeseries.len() >= self.max_samples {
+            self.flush();
         }
     }
 
     /// Emit what is pending as a last, smaller batch.
-    pub fn flush(&mut self, emit: &mut impl FnMut(Batch)) {
+    pub fn flush(&mut self) {
+        self.announced = false;
         if self.request.timeseries.is_empty() {
             self.request.metadata.clear();
             return;
@@ -153,9 +148,50 @@ impl<'a> Batcher<'a> {
         self.request.timeseries.clear();
         self.request.metadata.clear();
         match snap::raw::Encoder::new().compress_vec(&self.encoded) {
-            Ok(body) => emit(Batch { body, samples }),
+            Ok(body) => (self.emit)(Batch { body, samples }),
             // Only for inputs over ~4 GiB, which a batch never is.
             Err(e) => tracing::error!(error = %e, "remote write: snappy compression failed"),
+        }
+    }
+}
+
+impl<F: FnMut(Batch)> Encoder for Batcher<'_, F> {
+    fn family(&mut self, _head: FamilyHead<'_>) {
+        self.announced = false;
+    }
+
+    fn series(&mut self, head: FamilyHead<'_>, labels: Labels<'_>, value: Value<'_>) {
+        let name = head.name;
+        match value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => {
+                self.sample(head, (name, ""), labels, None, v);
+            }
+            Value::Summary {
+                quantiles,
+                values,
+                sum,
+                count,
+            } => {
+                for (q, v) in quantiles.iter().zip(values) {
+                    self.sample(head, (name, ""), labels, Some(("quantile", *q)), *v);
+                }
+                self.sample(head, (name, "_sum"), labels, None, sum);
+                self.sample(head, (name, "_count"), labels, None, count as f64);
+            }
+            Value::Histogram {
+                bounds,
+                cumulative,
+                sum,
+            } => {
+                for (i, c) in cumulative.iter().enumerate() {
+                    let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
+                    self.sample(head, (name, "_bucket"), labels, Some(("le", le)), *c as f64);
+                }
+                self.sample(head, (name, "_sum"), labels, None, sum);
+                let count = Value::histogram_count(cumulative) as f64;
+                self.sample(head, (name, "_count"), labels, None, count);
+            }
+            Value::Sample { name, value } => self.sample(head, (name, ""), labels, None, value),
         }
     }
 }
@@ -170,29 +206,41 @@ mod tests {
     }
 
     #[test]
-    fn a_page_splits_into_its_families() {
-        let page = "# HELP a A.\n# TYPE a counter\na 1\n# TYPE b gauge\nb 2\nb{x=\"1\"} 3\n# HELP c C.\n# TYPE c untyped\nc 4\n";
-        let chunks: Vec<&str> = families(page).collect();
-        assert_eq!(
-            chunks,
-            [
-                "# HELP a A.\n# TYPE a counter\na 1\n",
-                "# TYPE b gauge\nb 2\nb{x=\"1\"} 3\n",
-                "# HELP c C.\n# TYPE c untyped\nc 4\n"
-            ]
-        );
-        assert_eq!(families("").count(), 0);
-    }
-
-    #[test]
     fn series_labels_metadata_and_batches() {
-        let page = "# HELP h Latency.\n# TYPE h histogram\nh_bucket{le=\"1\",route=\"a\"} 1\nh_bucket{le=\"+Inf\",route=\"a\"} 2\nh_sum{route=\"a\"} 3.5\nh_count{route=\"a\"} 2\n\
-                    # HELP g Pushed.\n# TYPE g gauge\ng{instance=\"\",job=\"j\"} 7\n";
         let external = vec![("instance".to_owned(), "node1".to_owned())];
-        let mut b = Batcher::new(&external, 1_700_000_000_000, 3);
         let mut out = Vec::new();
-        b.add_page(page, &mut |batch| out.push(batch));
-        b.flush(&mut |batch| out.push(batch));
+        let mut b = Batcher::new(&external, 1_700_000_000_000, 3, |batch| out.push(batch));
+        let h = FamilyHead {
+            name: "h",
+            kind: MetricKind::Histogram,
+            help: "Latency.",
+        };
+        b.family(h);
+        b.series(
+            h,
+            Labels::Rendered("route=\"a\""),
+            Value::Histogram {
+                bounds: &[1.0],
+                cumulative: &[1, 2],
+                sum: 3.5,
+            },
+        );
+        let g = FamilyHead {
+            name: "g",
+            kind: MetricKind::Gauge,
+            help: "Pushed.",
+        };
+        b.family(g);
+        b.series(
+            g,
+            Labels::Rendered("instance=\"\",job=\"j\""),
+            Value::Sample {
+                name: "g",
+                value: 7.0,
+            },
+        );
+        b.flush();
+        drop(b);
         assert_eq!(out.iter().map(|b| b.samples).collect::<Vec<_>>(), [3, 2]);
         let first = decode(&out[0]);
         let labels: Vec<(String, String)> = first.timeseries[0]
@@ -226,20 +274,49 @@ mod tests {
         assert_eq!(g.samples[0].value, 7.0);
     }
 
+    /// Oracle: the text page of the same store. Every sample line on it comes
+    /// out as one time series, with the same name, labels and value.
     #[test]
-    fn our_own_page_converts_whole() {
+    fn every_sample_of_the_page_is_written() {
         let mut agg = crate::Aggregator::new(&crate::Config::default()).unwrap();
-        agg.ingest(b"c:1|c|#k:v\nt:5|ms\nh:2|h\ns:x|s\ng:-1|g");
+        agg.ingest(b"c:1|c|#k:v\nt:5|ms\nh:2|h\ns:x|s\ng:-1|g\nq:1|c|#k:a\"b");
         let page = agg.render_to_string();
-        let expected = page
+        let mut want: Vec<String> = page
             .lines()
             .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .count();
-        let mut b = Batcher::new(&[], 0, 1000);
-        let mut n = 0;
-        b.add_page(&page, &mut |batch| n += batch.samples);
-        b.flush(&mut |batch| n += batch.samples);
-        assert_eq!(b.unparsable, 0);
-        assert_eq!(n, expected);
+            .map(str::to_owned)
+            .collect();
+        let mut batches = Vec::new();
+        let mut b = Batcher::new(&[], 0, 1000, |batch| batches.push(batch));
+        agg.store().collect(&mut b);
+        b.flush();
+        drop(b);
+        let mut got = Vec::new();
+        for batch in &batches {
+            for ts in decode(batch).timeseries {
+                let mut name = String::new();
+                let mut pairs = Vec::new();
+                for l in &ts.labels {
+                    if l.name == "__name__" {
+                        name = l.value.clone();
+                    } else {
+                        pairs.push((l.name.as_str(), l.value.as_str()));
+                    }
+                }
+                // The text page writes `le`/`quantile` after the series' labels.
+                pairs.sort_by_key(|(k, _)| matches!(*k, "le" | "quantile"));
+                let labels = crate::vocab::label_pairs(pairs.into_iter());
+                let mut line = name;
+                if !labels.is_empty() {
+                    line = format!("{line}{{{labels}}}");
+                }
+                let mut v = Vec::new();
+                write_float(&mut v, ts.samples[0].value);
+                got.push(format!("{line} {}", String::from_utf8_lossy(&v)));
+            }
+        }
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
     }
 }

@@ -1,7 +1,6 @@
 //! An `f64` in an `AtomicU64`, and the coarse clock shared by ingest and render.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 /// An atomically updated `f64`.
 ///
@@ -101,41 +100,7 @@ pub fn add_f64_bits(cell: &AtomicU64, d: f64) {
     }
 }
 
-/// A coarse monotonic clock in whole seconds since the store was created.
-///
-/// The ingest loop ticks it once per wake-up, so the hot path reads one atomic
-/// instead of asking the OS for the time per sample.
-#[derive(Debug)]
-pub struct Clock {
-    start: Instant,
-    now: AtomicU64,
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Self {
-            start: Instant::now(),
-            now: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Clock {
-    /// Refresh from the OS clock and return the new reading.
-    pub fn tick(&self) -> u64 {
-        let secs = self.start.elapsed().as_secs();
-        // Relaxed: a coarse timestamp; a reader one tick behind is harmless.
-        self.now.fetch_max(secs, Ordering::Relaxed);
-        secs
-    }
-
-    /// The last reading.
-    #[inline]
-    pub fn now(&self) -> u64 {
-        // Relaxed: see `tick`.
-        self.now.load(Ordering::Relaxed)
-    }
-}
+pub use crate::sys::Clock;
 
 #[cfg(test)]
 mod tests {

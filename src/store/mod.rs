@@ -17,6 +17,8 @@
 //! in series rendered later and not in earlier ones. A histogram's buckets and
 //! `_count` come from one read of its buckets (`_count` is their sum), so
 //! `le="+Inf"` always equals `_count`; its `_sum` may be a few samples ahead.
+//!
+//! May import: vocab, sys, model.
 
 pub mod atomic;
 pub mod inline;
@@ -24,8 +26,10 @@ pub mod pushed;
 pub mod set;
 pub mod summary;
 
-use crate::mapper::Mapping;
-use crate::stats::Stats;
+use crate::model::collect::{Encoder, FamilyHead, Labels, Registry, SelfFamily, Value};
+use crate::model::Mapping;
+pub use crate::model::MAX_HISTOGRAM_BUCKETS;
+use crate::vocab::MetricKind;
 use atomic::{AtomicF64, Clock, Writers};
 use hashbrown::HashTable;
 use inline::InlineStr;
@@ -39,8 +43,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use summary::{Summary, SummaryOptions};
 
-/// The prefix reserved for promstatsd's own metrics.
-pub const SELF_PREFIX: &str = "promstatsd_";
+use crate::vocab::label_pairs;
+pub use crate::vocab::SELF_PREFIX;
 
 /// Default series limit (`--statsd.max-series`).
 pub const DEFAULT_MAX_SERIES: usize = 1_000_000;
@@ -70,13 +74,13 @@ impl FamilyKind {
         Self::Histogram,
     ];
 
-    /// The `# TYPE` word.
-    pub fn prom_type(self) -> &'static str {
+    /// The kind every output calls it (a set is a gauge).
+    pub fn metric_kind(self) -> MetricKind {
         match self {
-            Self::Counter => "counter",
-            Self::Gauge | Self::Set => "gauge",
-            Self::Summary => "summary",
-            Self::Histogram => "histogram",
+            Self::Counter => MetricKind::Counter,
+            Self::Gauge | Self::Set => MetricKind::Gauge,
+            Self::Summary => MetricKind::Summary,
+            Self::Histogram => MetricKind::Histogram,
         }
     }
 
@@ -245,6 +249,15 @@ impl Family {
         &self.def.help
     }
 
+    /// The family as every output sees it.
+    pub fn head(&self) -> FamilyHead<'_> {
+        FamilyHead {
+            name: &self.name,
+            kind: self.kind().metric_kind(),
+            help: self.help(),
+        }
+    }
+
     /// Histogram upper bounds (ascending, finite), fixed when the family is created.
     #[inline]
     pub fn buckets(&self) -> &[f64] {
@@ -261,10 +274,6 @@ impl Family {
         self.def.ttl_secs
     }
 }
-
-/// Most histogram bounds a family may have: a histogram series keeps one cell
-/// per bound, one for `+Inf` and one for the sum, and counts them in a `u16`.
-pub const MAX_HISTOGRAM_BUCKETS: usize = u16::MAX as usize - 2;
 
 /// The heap cells of one histogram series: one atomic count per bound, one for
 /// `+Inf`, then the bits of the `f64` sum.
@@ -527,6 +536,68 @@ impl Series {
     }
 }
 
+/// Scratch space a walk over the store reuses for every series: summary
+/// estimates and cumulative histogram counts.
+#[derive(Debug, Default)]
+pub struct Cells {
+    estimates: Vec<f64>,
+    cumulative: Vec<u64>,
+}
+
+impl Series {
+    /// Hand this series to `enc` as a model value read now (`now`: store
+    /// clock seconds, for the summary window).
+    pub fn encode(
+        &self,
+        head: FamilyHead<'_>,
+        now: u64,
+        cells: &mut Cells,
+        enc: &mut impl Encoder,
+    ) {
+        let labels = Labels::Rendered(&self.labels);
+        let f = &self.family;
+        let value = match &self.value {
+            SeriesValue::Counter(c) => Value::Counter(c.load()),
+            SeriesValue::Gauge(g) => Value::Gauge(g.load()),
+            SeriesValue::Set(set) => Value::Gauge(set.estimate()),
+            SeriesValue::Summary(m) => {
+                let qs = &f.summary().quantiles;
+                cells.estimates.clear();
+                cells.estimates.resize(qs.len(), 0.0);
+                let (sum, count) = {
+                    let sm = m.lock().unwrap_or_else(PoisonError::into_inner);
+                    sm.quantiles(f.summary(), now, qs, &mut cells.estimates);
+                    (sm.sum(), sm.count())
+                };
+                Value::Summary {
+                    quantiles: qs,
+                    values: &cells.estimates,
+                    sum,
+                    count,
+                }
+            }
+            SeriesValue::Histogram { .. } => {
+                let Some(h) = self.value.histogram() else {
+                    return;
+                };
+                cells.cumulative.clear();
+                let mut total = 0u64;
+                for c in h.counts() {
+                    // Relaxed: see the module's consistency note.
+                    total += c.load(Ordering::Relaxed);
+                    cells.cumulative.push(total);
+                }
+                Value::Histogram {
+                    bounds: f.buckets(),
+                    cumulative: &cells.cumulative,
+                    sum: h.sum(),
+                }
+            }
+        };
+        enc.series(head, labels, value);
+    }
+}
+
 /// Why the store refused to create a series.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -580,8 +651,8 @@ pub struct Store {
     has_ttl: AtomicBool,
     /// The coarse clock ingest threads read.
     pub clock: Clock,
-    /// Self-metrics.
-    pub stats: Stats,
+    /// The self-metric collectors of the parts that feed and serve this store.
+    metrics: Registry,
     /// Groups pushed through the Pushgateway-compatible API.
     pushed: pushed::Pushed,
 }
@@ -603,33 +674,50 @@ fn render_label_pairs<'a>(labels: impl Iterator<Item = (&'a str, &'a str)> + Clo
     label_pairs(labels).into_boxed_str()
 }
 
-/// `k="v",k2="v2"`, allocated once at its exact size when no value needs escapes.
-fn label_pairs<'a>(labels: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> String {
-    let (n, bytes) = labels
-        .clone()
-        .fold((0, 0), |(n, b), (k, v)| (n + 1, b + k.len() + v.len() + 3));
-    let mut out = String::with_capacity(bytes + n.max(1) - 1);
-    for (i, (k, v)) in labels.enumerate() {
-        if i > 0 {
-            out.push(',');
+/// The self-metric and pushed families, each sorted by name, waiting for their
+/// turn in [`Store::collect`].
+struct SmallSources<'a> {
+    own: std::iter::Peekable<std::slice::Iter<'a, SelfFamily>>,
+    pushed: std::iter::Peekable<std::slice::Iter<'a, pushed::PushedView>>,
+}
+
+impl<'a> SmallSources<'a> {
+    fn new(own: &'a [SelfFamily], pushed: &'a [pushed::PushedView]) -> Self {
+        Self {
+            own: own.iter().peekable(),
+            pushed: pushed.iter().peekable(),
         }
-        out.push_str(k);
-        out.push_str("=\"");
-        if v.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
-            for c in v.chars() {
-                match c {
-                    '\\' => out.push_str("\\\\"),
-                    '"' => out.push_str("\\\""),
-                    '\n' => out.push_str("\\n"),
-                    c => out.push(c),
-                }
-            }
-        } else {
-            out.push_str(v);
-        }
-        out.push('"');
     }
-    out
+
+    /// Encode every family that sorts before `name` (all of them for `None`),
+    /// in order; return the pushed family named `name`, if any, for the caller
+    /// to encode inside its StatsD family.
+    fn before(
+        &mut self,
+        name: Option<&str>,
+        enc: &mut impl Encoder,
+    ) -> Option<&'a pushed::PushedView> {
+        let below = |n: &str| name.is_none_or(|name| n < name);
+        loop {
+            let next_own = self.own.peek().map(|f| f.name).filter(|n| below(n));
+            let next_pushed = self.pushed.peek().map(|v| &*v.name).filter(|n| below(n));
+            let own_first = match (next_own, next_pushed) {
+                (None, None) => {
+                    return self.pushed.next_if(|v| name.is_some_and(|n| *v.name == *n));
+                }
+                (Some(o), Some(p)) => o < p,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+            };
+            if own_first {
+                if let Some(f) = self.own.next() {
+                    f.encode(enc);
+                }
+            } else if let Some(v) = self.pushed.next() {
+                v.encode(enc);
+            }
+        }
+    }
 }
 
 fn cmp_series(a: &Arc<Series>, b: &Arc<Series>) -> CmpOrdering {
@@ -661,7 +749,7 @@ impl Store {
             mapping_generation: AtomicU64::new(0),
             has_ttl: AtomicBool::new(false),
             clock: Clock::default(),
-            stats: Stats::default(),
+            metrics: Registry::default(),
             pushed: pushed::Pushed::default(),
         }
     }
@@ -670,6 +758,74 @@ impl Store {
     pub fn series_count(&self, kind: FamilyKind) -> usize {
         // Relaxed: a gauge for self-metrics.
         self.series_by_kind[kind.index()].load(Ordering::Relaxed)
+    }
+
+    /// The self-metric collectors: each part asks for its own and counts into it.
+    pub fn metrics(&self) -> &Registry {
+        &self.metrics
+    }
+
+    /// Every self-metric family, sorted by name: the registry's and the store's
+    /// own (series by type, push groups, build info).
+    pub fn self_families(&self) -> Vec<SelfFamily> {
+        let mut out = self.metrics.collect();
+        out.push(SelfFamily::labelled(
+            "promstatsd_series",
+            MetricKind::Gauge,
+            "Series in the store, by type.",
+            FamilyKind::ALL
+                .iter()
+                .map(|k| (vec![("type", k.label())], self.series_count(*k) as f64)),
+        ));
+        out.push(SelfFamily::single(
+            "promstatsd_push_groups",
+            MetricKind::Gauge,
+            "Groups held by the push API.",
+            self.pushed.group_count() as f64,
+        ));
+        out.push(SelfFamily::labelled(
+            "promstatsd_build_info",
+            MetricKind::Gauge,
+            "A constant 1, labelled with the version.",
+            [(vec![("version", env!("CARGO_PKG_VERSION"))], 1.0)],
+        ));
+        out.sort_by(|a, b| a.name.cmp(b.name));
+        out
+    }
+
+    /// Hand every family to `enc`, in name order: the StatsD series, the pushed
+    /// families and the self-metrics, merged. A pushed family with the name of
+    /// a StatsD family (the push API made sure the types agree) comes inside
+    /// that family, after its StatsD series, so no family appears twice.
+    pub fn collect(&self, enc: &mut impl Encoder) {
+        let now = self.clock.tick();
+        let own = self.self_families();
+        let pushed = self.pushed_view();
+        let mut small = SmallSources::new(&own, &pushed);
+        let mut cells = Cells::default();
+        self.with_sorted(|series| {
+            let mut current: Option<&Arc<Family>> = None;
+            let mut attached: Option<&pushed::PushedView> = None;
+            for s in series {
+                if s.is_retired() {
+                    continue;
+                }
+                let f = s.family();
+                if !current.is_some_and(|c| Arc::ptr_eq(c, f)) {
+                    if let Some(v) = attached.take() {
+                        v.encode_series(enc);
+                    }
+                    attached = small.before(Some(&f.name), enc);
+                    enc.family(f.head());
+                    current = Some(f);
+                }
+                s.encode(f.head(), now, &mut cells, enc);
+            }
+            if let Some(v) = attached {
+                v.encode_series(enc);
+            }
+        });
+        small.before(None, enc);
     }
 
     /// The pushed groups.
@@ -786,7 +942,7 @@ impl Store {
         }
         if m.name.starts_with(SELF_PREFIX)
             || collides(&families.by_name, &m.name, kind)
-            || self.pushed.clashes(&m.name, kind.prom_type())
+            || self.pushed.clashes(&m.name, kind.metric_kind())
         {
             return Err(Refusal::Conflict);
         }
@@ -915,7 +1071,7 @@ impl Store {
 fn collides(families: &HashSet<ByName>, name: &str, kind: FamilyKind) -> bool {
     if kind.has_suffixes() {
         let mut probe = String::with_capacity(name.len() + 7);
-        for suffix in crate::exposition::textparse::SUFFIXES {
+        for suffix in crate::vocab::SUFFIXES {
             probe.clear();
             probe.push_str(name);
             probe.push_str(suffix);
@@ -924,7 +1080,7 @@ fn collides(families: &HashSet<ByName>, name: &str, kind: FamilyKind) -> bool {
             }
         }
     }
-    for suffix in crate::exposition::textparse::SUFFIXES {
+    for suffix in crate::vocab::SUFFIXES {
         if let Some(base) = name.strip_suffix(suffix) {
             if families
                 .get(base)

@@ -13,139 +13,58 @@
 //! scrape takes a snapshot of `Arc`s (see [`Store::pushed_view`]); pushes never
 //! touch the StatsD hot path. Lock order: the store's family map, then this.
 
-use super::{render_label_pairs, Store, SELF_PREFIX};
-use crate::exposition::textparse::{sample_suffixes, valid_label, ParsedFamily, SUFFIXES};
-use base64::Engine as _;
+use super::{render_label_pairs, Store};
+use crate::model::collect::{Encoder, FamilyHead, Labels, Value};
+use crate::model::group::Converted;
+pub use crate::model::group::{
+    GroupKey, PushedFamily, PushedSample, PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, PUSH_TIME,
+    PUSH_TIME_HELP,
+};
+use crate::vocab::{MetricKind, SUFFIXES};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-
-/// The per-group gauge of the last successful change.
-pub const PUSH_TIME: &str = "push_time_seconds";
-/// The per-group gauge of the last failed change.
-pub const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
-const PUSH_TIME_HELP: &str =
-    "Last Unix time when changing this group in the Pushgateway succeeded.";
-const PUSH_FAILURE_TIME_HELP: &str =
-    "Last Unix time when changing this group in the Pushgateway failed.";
-
-/// A grouping key: `job` and the other grouping labels, sorted by name.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct GroupKey(Vec<(String, String)>);
-
-impl GroupKey {
-    /// Build a key from the job and further labels; later duplicates win, as in
-    /// the Pushgateway's URL handling.
-    pub fn new(job: &str, labels: Vec<(String, String)>) -> Result<Self, String> {
-        if job.is_empty() {
-            return Err("job name is required".to_owned());
-        }
-        let mut map: BTreeMap<String, String> = BTreeMap::new();
-        for (k, v) in labels {
-            if !valid_label(&k) || k.starts_with("__") {
-                return Err(format!("improper label name {k:?}"));
-            }
-            map.insert(k, v);
-        }
-        map.insert("job".to_owned(), job.to_owned());
-        Ok(Self(map.into_iter().collect()))
-    }
-
-    /// The labels, sorted by name (`job` among them).
-    pub fn labels(&self) -> &[(String, String)] {
-        &self.0
-    }
-
-    /// The value of a grouping label.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The URL path below `/metrics` that names this group, every value base64
-    /// encoded (so any value round-trips): `/job@base64/YWlyZmxvdw/...`.
-    pub fn to_path(&self) -> String {
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let mut out = String::new();
-        let job = self.get("job").unwrap_or_default();
-        out.push_str("/job@base64/");
-        out.push_str(&b64.encode(job));
-        for (k, v) in self.0.iter().filter(|(k, _)| k != "job") {
-            out.push('/');
-            out.push_str(k);
-            out.push_str("@base64/");
-            // An empty value encodes as `=`, which the Pushgateway's decoder accepts.
-            if v.is_empty() {
-                out.push('=');
-            } else {
-                out.push_str(&b64.encode(v));
-            }
-        }
-        out
-    }
-
-    /// The labels every sample of the group carries: the key plus `instance=""`
-    /// when the key has no instance.
-    fn sample_labels(&self) -> Vec<(&str, &str)> {
-        let mut l: Vec<(&str, &str)> = self.0.iter().map(|(k, v)| (&**k, &**v)).collect();
-        if self.get("instance").is_none() {
-            l.push(("instance", ""));
-            l.sort_unstable();
-        }
-        l
-    }
-}
-
-impl std::fmt::Display for GroupKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("{")?;
-        for (i, (k, v)) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{k}={v:?}")?;
-        }
-        f.write_str("}")
-    }
-}
-
-/// One pushed sample, its labels already merged with the group's and rendered.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PushedSample {
-    /// Full sample name (`x`, `x_sum`, `x_bucket`, ...).
-    pub name: Box<str>,
-    /// Rendered labels, sorted by name and escaped: `instance="",job="a"`.
-    pub labels: Box<str>,
-    /// The value.
-    pub value: f64,
-}
-
-/// One pushed family of one group.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PushedFamily {
-    /// Family name.
-    pub name: Box<str>,
-    /// The `# TYPE` word (`untyped` for a family without one).
-    pub kind: &'static str,
-    /// HELP text as pushed.
-    pub help: Option<Box<str>>,
-    /// Samples in the order pushed (a histogram's buckets stay in `le` order).
-    pub samples: Vec<PushedSample>,
-}
 
 /// A family as a scrape shows it: the parts every group pushed, in group order.
 #[derive(Clone, Debug)]
 pub struct PushedView {
     /// Family name.
     pub name: Box<str>,
-    /// The `# TYPE` word.
-    pub kind: &'static str,
+    /// The type.
+    pub kind: MetricKind,
     /// HELP text: the first group's that has one.
     pub help: Box<str>,
     /// Each group's part.
     pub parts: Vec<Arc<PushedFamily>>,
+}
+
+impl PushedView {
+    /// The family as every output sees it.
+    pub fn head(&self) -> FamilyHead<'_> {
+        FamilyHead {
+            name: &self.name,
+            kind: self.kind,
+            help: &self.help,
+        }
+    }
+
+    /// Hand the family and its samples to `enc`.
+    pub fn encode(&self, enc: &mut impl Encoder) {
+        enc.family(self.head());
+        self.encode_series(enc);
+    }
+
+    /// Hand only the samples to `enc` (inside a StatsD family of the same name).
+    pub fn encode_series(&self, enc: &mut impl Encoder) {
+        let head = self.head();
+        for s in self.parts.iter().flat_map(|p| p.samples.iter()) {
+            let value = Value::Sample {
+                name: &s.name,
+                value: s.value,
+            };
+            enc.series(head, Labels::Rendered(&s.labels), value);
+        }
+    }
 }
 
 /// One group's state, for persistence.
@@ -173,7 +92,7 @@ struct Inner {
     groups: BTreeMap<GroupKey, Group>,
     /// Family name -> (type, number of groups holding it): the type check for
     /// StatsD families being created, without walking every group.
-    kinds: HashMap<Box<str>, (&'static str, usize)>,
+    kinds: HashMap<Box<str>, (MetricKind, usize)>,
 }
 
 impl Inner {
@@ -226,15 +145,15 @@ impl Pushed {
 
     /// The `# TYPE` of a pushed family (the push-time gauges included once any
     /// group exists).
-    fn kind_of(inner: &Inner, name: &str) -> Option<&'static str> {
+    fn kind_of(inner: &Inner, name: &str) -> Option<MetricKind> {
         if (name == PUSH_TIME || name == PUSH_FAILURE_TIME) && !inner.groups.is_empty() {
-            return Some("gauge");
+            return Some(MetricKind::Gauge);
         }
         inner.kinds.get(name).map(|e| e.0)
     }
 
     /// True if a StatsD family `name` of type `kind` would clash with a pushed one.
-    pub(super) fn clashes(&self, name: &str, kind: &str) -> bool {
+    pub(super) fn clashes(&self, name: &str, kind: MetricKind) -> bool {
         let inner = self.lock();
         if inner.groups.is_empty() {
             return false;
@@ -296,14 +215,14 @@ impl Pushed {
     }
 }
 
-fn has_suffixes(kind: &str) -> bool {
-    !sample_suffixes(kind).is_empty()
+fn has_suffixes(kind: MetricKind) -> bool {
+    !kind.sample_suffixes().is_empty()
 }
 
 /// Whether a family `name` of type `kind` clashes with what `lookup` knows: the
 /// same name with another type, or a name one renders as a sample of the other
 /// (`x_sum` against summary `x`).
-fn clashes(name: &str, kind: &str, lookup: impl Fn(&str) -> Option<&'static str>) -> bool {
+fn clashes(name: &str, kind: MetricKind, lookup: impl Fn(&str) -> Option<MetricKind>) -> bool {
     if lookup(name).is_some_and(|k| k != kind) {
         return true;
     }
@@ -325,132 +244,25 @@ fn clashes(name: &str, kind: &str, lookup: impl Fn(&str) -> Option<&'static str>
     })
 }
 
-fn kind_word(kind: &str) -> &'static str {
-    match kind {
-        "counter" => "counter",
-        "gauge" => "gauge",
-        "summary" => "summary",
-        "histogram" => "histogram",
-        _ => "untyped",
-    }
-}
-
-/// The labels that make a sample part of a series rather than the series itself.
-fn is_series_label(kind: &str, family: &str, sample: &str, label: &str) -> bool {
-    !((kind == "histogram" && label == "le" && sample.ends_with("_bucket"))
-        || (kind == "summary" && label == "quantile" && sample == family))
-}
-
-/// A converted family and, for histograms and summaries, the rendered label
-/// sets of its series (`None`: every sample is a series, its labels are those).
-type Converted = (Arc<PushedFamily>, Option<Vec<Box<str>>>);
-
-/// Turn parsed families into the group's families: grouping labels override
-/// the pushed ones, `instance=""` is added when absent, labels sorted and
-/// rendered. Also returns, per family, the rendered label sets of its series
-/// (without `le`/`quantile`), to check against StatsD series.
-fn convert(key: &GroupKey, parsed: &[ParsedFamily<'_>]) -> Result<Vec<Converted>, String> {
-    let group_labels: Vec<(&str, &str)> = key.0.iter().map(|(k, v)| (&**k, &**v)).collect();
-    let mut out = Vec::with_capacity(parsed.len());
-    for pf in parsed {
-        let name = pf.name;
-        if name.starts_with(SELF_PREFIX) || name == PUSH_TIME || name == PUSH_FAILURE_TIME {
-            return Err(format!(
-                "pushed metrics must not use the reserved name {name}"
-            ));
-        }
-        let kind = kind_word(pf.kind);
-        if pf.samples.iter().any(|s| s.timestamp.is_some()) {
-            return Err(format!(
-                "pushed metrics must not have timestamps ({name} has one)"
-            ));
-        }
-        if kind == "counter" && pf.samples.iter().any(|s| s.value < 0.0) {
-            return Err(format!("counter {name} has a negative value"));
-        }
-        // Only histograms and summaries have samples that are not series.
-        let mut series: Option<Vec<Box<str>>> = has_suffixes(kind).then(Vec::new);
-        let mut samples = Vec::with_capacity(pf.samples.len());
-        let mut labels: Vec<(&str, &str)> = Vec::new();
-        for s in &pf.samples {
-            labels.clear();
-            labels.extend(
-                s.labels
-                    .iter()
-                    .filter(|(k, _)| !group_labels.iter().any(|(g, _)| g == k))
-                    .map(|(k, v)| (*k, &**v)),
-            );
-            labels.extend_from_slice(&group_labels);
-            if !labels.iter().any(|(k, _)| *k == "instance") {
-                labels.push(("instance", ""));
-            }
-            labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            if let Some(series) = &mut series {
-                series.push(render_label_pairs(
-                    labels
-                        .iter()
-                        .copied()
-                        .filter(|(k, _)| is_series_label(kind, name, s.name, k)),
-                ));
-            }
-            samples.push(PushedSample {
-                name: s.name.into(),
-                labels: render_label_pairs(labels.iter().copied()),
-                value: s.value,
-            });
-        }
-        // A sample twice (perhaps only once the grouping labels apply): sorted
-        // references, no copies.
-        let mut keys: Vec<(&str, &str)> = samples.iter().map(|s| (&*s.name, &*s.labels)).collect();
-        keys.sort_unstable();
-        if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
-            return Err(format!(
-                "sample {}{{{}}} appears twice once the grouping labels are applied",
-                w[0].0, w[0].1
-            ));
-        }
-        drop(keys);
-        if let Some(series) = &mut series {
-            series.sort_unstable();
-            series.dedup();
-        }
-        out.push((
-            Arc::new(PushedFamily {
-                name: name.into(),
-                kind,
-                help: pf.help.as_deref().map(Into::into),
-                samples,
-            }),
-            series,
-        ));
-    }
-    Ok(out)
-}
-
 impl Store {
-    /// Apply a push to the group `key`: `replace` (PUT) swaps the whole group,
-    /// otherwise (POST) only the families named in `parsed`. A family without
-    /// samples changes nothing (the parser leaves such families out, as the
-    /// Pushgateway's does). `now` is Unix seconds. On `Err` nothing was applied
-    /// and the group's failure time is `now`.
+    /// Apply a push of converted families (see `crate::push`) to the group
+    /// `key`: `replace` (PUT) swaps the whole group, otherwise (POST) only the
+    /// families named in `new`. A family without samples changes nothing (the
+    /// parser leaves such families out, as the Pushgateway's does). `now` is
+    /// Unix seconds. On `Err` (a clash with another group or with StatsD
+    /// families) nothing was applied and the group's failure time is `now`.
     pub fn push(
         &self,
         key: &GroupKey,
-        parsed: &[ParsedFamily<'_>],
+        new: Vec<Converted>,
         replace: bool,
         now: f64,
     ) -> Result<(), String> {
-        // Converted before any lock is taken: a big push must not hold up
-        // StatsD's new families or a scrape while its samples are rendered.
-        let converted = convert(key, parsed);
         let families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
         let mut inner = self.pushed.lock();
-        let checked = converted.and_then(|new| {
-            self.check_push(&families.by_name, &inner, key, &new, replace)?;
-            Ok(new)
-        });
+        let checked = self.check_push(&families.by_name, &inner, key, &new, replace);
         let new = match checked {
-            Ok(new) => new,
+            Ok(()) => new,
             Err(e) => {
                 inner.groups.entry(key.clone()).or_default().failure_time = now;
                 drop(inner);
@@ -495,20 +307,20 @@ impl Store {
         replace: bool,
     ) -> Result<(), String> {
         let own = inner.groups.get(key);
-        let new_kinds: HashMap<&str, &'static str> =
+        let new_kinds: HashMap<&str, MetricKind> =
             new.iter().map(|(f, _)| (&*f.name, f.kind)).collect();
         // What this group will no longer hold once the push applies.
         let replaced = |name: &str| {
             own.is_some_and(|g| g.families.contains_key(name))
                 && (replace || new_kinds.contains_key(name))
         };
-        let pushed_elsewhere = |name: &str| -> Option<&'static str> {
+        let pushed_elsewhere = |name: &str| -> Option<MetricKind> {
             let (kind, n) = *inner.kinds.get(name)?;
             let n = n - usize::from(replaced(name));
             (n > 0).then_some(kind)
         };
         for (f, series) in new {
-            let statsd = |n: &str| families.get(n).map(|sf| sf.0.kind().prom_type());
+            let statsd = |n: &str| families.get(n).map(|sf| sf.0.kind().metric_kind());
             if clashes(&f.name, f.kind, statsd) {
                 return Err(format!(
                     "metric {} of type {} clashes with a StatsD metric of another type or name",
@@ -689,11 +501,11 @@ impl Store {
             ][i];
             out.push(PushedView {
                 name: name.into(),
-                kind: "gauge",
+                kind: MetricKind::Gauge,
                 help: help.into(),
                 parts: vec![Arc::new(PushedFamily {
                     name: name.into(),
-                    kind: "gauge",
+                    kind: MetricKind::Gauge,
                     help: Some(help.into()),
                     samples,
                 })],
@@ -701,220 +513,5 @@ impl Store {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::exposition::textparse::parse;
-
-    fn key(job: &str, labels: &[(&str, &str)]) -> GroupKey {
-        GroupKey::new(
-            job,
-            labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
-        .unwrap()
-    }
-
-    fn push(store: &Store, k: &GroupKey, body: &str, replace: bool) -> Result<(), String> {
-        store.push(k, &parse(body).unwrap(), replace, 1000.0)
-    }
-
-    fn samples(store: &Store, name: &str) -> Vec<(String, String, f64)> {
-        store
-            .pushed_view()
-            .iter()
-            .filter(|v| &*v.name == name)
-            .flat_map(|v| v.parts.iter())
-            .flat_map(|p| p.samples.iter())
-            .map(|s| (s.name.to_string(), s.labels.to_string(), s.value))
-            .collect()
-    }
-
-    #[test]
-    fn grouping_labels_override_and_instance_is_added() {
-        let store = Store::default();
-        let k = key("batch", &[("env", "prod")]);
-        push(&store, &k, "x{env=\"dev\",a=\"1\"} 2\n", true).unwrap();
-        assert_eq!(
-            samples(&store, "x"),
-            vec![(
-                "x".into(),
-                "a=\"1\",env=\"prod\",instance=\"\",job=\"batch\"".into(),
-                2.0
-            )]
-        );
-        assert_eq!(
-            samples(&store, PUSH_TIME),
-            vec![(
-                PUSH_TIME.into(),
-                "env=\"prod\",instance=\"\",job=\"batch\"".into(),
-                1000.0
-            )]
-        );
-    }
-
-    #[test]
-    fn put_replaces_the_group_and_post_only_named_families() {
-        let store = Store::default();
-        let k = key("j", &[]);
-        push(&store, &k, "a 1\nb 1\n", true).unwrap();
-        push(&store, &k, "b 2\nc 3\n", false).unwrap();
-        assert_eq!(samples(&store, "a").len(), 1);
-        assert_eq!(samples(&store, "b")[0].2, 2.0);
-        push(&store, &k, "c 4\n", true).unwrap();
-        assert!(samples(&store, "a").is_empty());
-        assert!(samples(&store, "b").is_empty());
-        assert_eq!(samples(&store, "c")[0].2, 4.0);
-        assert!(store.delete_group(&k));
-        assert!(store.pushed_view().is_empty());
-        assert!(!store.delete_group(&k));
-    }
-
-    #[test]
-    fn a_type_clash_between_groups_applies_nothing() {
-        let store = Store::default();
-        let (a, b) = (key("a", &[]), key("b", &[]));
-        push(&store, &a, "# TYPE x counter\nx 1\n", true).unwrap();
-        let err = store
-            .push(
-                &b,
-                &parse("y 1\n# TYPE x gauge\nx 1\n").unwrap(),
-                true,
-                2000.0,
-            )
-            .unwrap_err();
-        assert!(err.contains("clashes with a pushed metric"), "{err}");
-        assert!(samples(&store, "y").is_empty());
-        // The failed group exists with only its failure time.
-        let fail = samples(&store, PUSH_FAILURE_TIME);
-        assert!(fail
-            .iter()
-            .any(|(_, l, v)| l.contains("job=\"b\"") && *v == 2000.0));
-        // The group that holds x alone may change x's type.
-        push(&store, &a, "# TYPE x gauge\nx 1\n", true).unwrap();
-    }
-
-    #[test]
-    fn the_same_series_from_two_groups_is_refused() {
-        let store = Store::default();
-        push(&store, &key("j", &[("instance", "h1")]), "x 1\n", true).unwrap();
-        let err = push(&store, &key("j", &[]), "x{instance=\"h1\"} 1\n", true).unwrap_err();
-        assert!(err.contains("already pushed"), "{err}");
-    }
-
-    #[test]
-    fn statsd_and_a_push_racing_for_one_series_create_it_once() {
-        // The push side checks for StatsD series and the StatsD side for pushed
-        // ones; each check and its insert happen under the pushed groups' lock,
-        // so racing for the same series, exactly one side gets it.
-        let mut agg = crate::Aggregator::new(&crate::Config::default()).unwrap();
-        let store = Arc::clone(agg.store());
-        let n = 3000;
-        // Both sides start each series together.
-        let start = std::sync::Barrier::new(2);
-        std::thread::scope(|t| {
-            t.spawn(|| {
-                let k = key("j", &[]);
-                for i in 0..n {
-                    let body = format!("# TYPE r{i} counter\nr{i}{{instance=\"h\"}} 5\n");
-                    start.wait();
-                    let _ = push(&store, &k, &body, false);
-                }
-            });
-            for i in 0..n {
-                let line = format!("r{i}:1|c|#instance:h,job:j");
-                start.wait();
-                agg.ingest(line.as_bytes());
-            }
-        });
-        let page = agg.render_to_string();
-        for i in 0..n {
-            let lines = page.matches(&format!("\nr{i}{{")).count();
-            assert_eq!(lines, 1, "r{i} on the page {lines} times");
-        }
-    }
-
-    #[test]
-    fn statsd_families_and_pushed_ones_must_agree() {
-        let mut agg = crate::Aggregator::new(&crate::Config::default()).unwrap();
-        agg.ingest(b"hits:1|c|#k:v\nlat:1|ms");
-        let store = agg.store();
-        let k = key("j", &[]);
-        let err = push(store, &k, "# TYPE hits gauge\nhits 1\n", true).unwrap_err();
-        assert!(err.contains("StatsD metric"), "{err}");
-        let err = push(store, &k, "lat_sum 1\n", true).unwrap_err();
-        assert!(err.contains("StatsD metric"), "{err}");
-        // Same type, other labels: fine; the exact StatsD series: refused.
-        push(store, &k, "# TYPE hits counter\nhits{k=\"w\"} 1\n", true).unwrap();
-        agg.ingest(b"dup:1|c|#instance:h,job:j");
-        let store = agg.store();
-        let err = push(
-            store,
-            &key("j", &[("instance", "h")]),
-            "# TYPE dup counter\ndup 1\n",
-            true,
-        )
-        .unwrap_err();
-        assert!(err.contains("already a StatsD series"), "{err}");
-        // A StatsD series identical to a pushed one is refused (a conflict).
-        push(
-            store,
-            &k,
-            "# TYPE pushed_first counter\npushed_first{instance=\"h\"} 5\n",
-            false,
-        )
-        .unwrap();
-        agg.ingest(b"pushed_first:1|c|#instance:h,job:j");
-        let page = agg.render_to_string();
-        assert_eq!(page.matches("pushed_first{").count(), 1, "{page}");
-        assert!(page.contains("pushed_first{instance=\"h\",job=\"j\"} 5\n"));
-        assert!(
-            page.contains("promstatsd_events_conflict_total{type=\"counter\"} 1\n"),
-            "{page}"
-        );
-        let store = agg.store();
-        // A StatsD family of another type than a pushed one is refused in turn.
-        push(store, &k, "# TYPE newone gauge\nnewone 1\n", false).unwrap();
-        agg.ingest(b"newone:1|c");
-        assert!(agg
-            .render_to_string()
-            .contains("newone{instance=\"\",job=\"j\"} 1\n"));
-        assert!(!agg.render_to_string().contains("# TYPE newone counter"));
-    }
-
-    #[test]
-    fn reserved_names_are_refused() {
-        let store = Store::default();
-        let k = key("j", &[]);
-        for body in ["push_time_seconds 1\n", "promstatsd_x 1\n"] {
-            assert!(push(&store, &k, body, true)
-                .unwrap_err()
-                .contains("reserved"));
-        }
-    }
-
-    #[test]
-    fn group_paths_round_trip_every_value() {
-        let k = key("a/b", &[("x", ""), ("y", "ü=+/")]);
-        let p = k.to_path();
-        assert!(p.starts_with("/job@base64/"));
-        assert_eq!(k.to_string(), "{job=\"a/b\",x=\"\",y=\"ü=+/\"}");
-    }
-
-    #[test]
-    fn ttl_expiry_removes_old_groups() {
-        let store = Store::default();
-        push(&store, &key("old", &[]), "a 1\n", true).unwrap();
-        store
-            .push(&key("new", &[]), &parse("b 1\n").unwrap(), true, 5000.0)
-            .unwrap();
-        assert_eq!(store.expire_pushed(5000.0, 100.0), 1);
-        assert!(samples(&store, "a").is_empty());
-        assert_eq!(samples(&store, "b").len(), 1);
     }
 }

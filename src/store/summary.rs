@@ -16,6 +16,8 @@
 //! `max_age - max_age/age_buckets` and `max_age` of history, as in client_golang.
 //! `_sum` and `_count` cover all time, as in client_golang.
 
+pub use crate::model::SummaryOptions;
+
 /// Relative accuracy of the quantile estimates.
 pub const RELATIVE_ACCURACY: f64 = 0.01;
 /// A slot keeps up to this many observations exactly before it switches to buckets,
@@ -24,36 +26,6 @@ const EXACT_MAX: usize = 16;
 /// A sketch keeps at most this many buckets per sign; beyond that the smallest
 /// magnitudes are merged into the lowest kept bucket (bounded memory).
 const MAX_BINS: usize = 2048;
-
-/// Summary settings shared by a family.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SummaryOptions {
-    /// Quantiles to report, each in [0, 1].
-    pub quantiles: Vec<f64>,
-    /// Window length in seconds.
-    pub max_age_secs: u64,
-    /// Number of slots the window is split into.
-    pub age_buckets: u32,
-}
-
-impl Default for SummaryOptions {
-    fn default() -> Self {
-        Self {
-            quantiles: crate::mapper::DEFAULT_QUANTILES
-                .iter()
-                .map(|q| q.0)
-                .collect(),
-            max_age_secs: 600,
-            age_buckets: 5,
-        }
-    }
-}
-
-impl SummaryOptions {
-    fn slot_secs(&self) -> u64 {
-        (self.max_age_secs / u64::from(self.age_buckets.max(1))).max(1)
-    }
-}
 
 /// A dense run of bucket counts starting at bucket index `offset`.
 #[derive(Clone, Debug, Default)]

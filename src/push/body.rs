@@ -10,6 +10,7 @@
 //! the push's check here too ([`crate::store::Store::push`]). Linear in the size
 //! of the body. Building block for the Pushgateway-compatible push API.
 
+use crate::vocab::{valid_label, valid_name, MetricKind, SUFFIXES};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -40,23 +41,6 @@ pub struct ParsedSample<'a> {
     pub value: f64,
     /// A timestamp after the value, in milliseconds (pushes refuse it).
     pub timestamp: Option<i64>,
-}
-
-/// A valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
-pub(crate) fn valid_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_' || b[0] == b':')
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b':')
-}
-
-/// A valid label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
-pub(crate) fn valid_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
 /// Go's `ParseFloat` accepts these spellings of the special values.
@@ -155,18 +139,6 @@ fn labels(s: &str) -> Result<(Labels<'_>, &str), String> {
     }
 }
 
-/// Every suffix a sample name may add to its family's name.
-pub(crate) const SUFFIXES: [&str; 3] = ["_sum", "_count", "_bucket"];
-
-/// The suffixes a sample of a `kind` family may add to the family name.
-pub(crate) fn sample_suffixes(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "summary" => &["_sum", "_count"],
-        "histogram" => &["_sum", "_count", "_bucket"],
-        _ => &[],
-    }
-}
-
 /// Parse a whole body. Families come out in the order they appear; families
 /// declared (`# TYPE`/`# HELP`) without a sample are left out, as the Go
 /// parser the Pushgateway uses leaves them out. Linear in the body's size:
@@ -256,7 +228,9 @@ pub fn parse(body: &str) -> Result<Vec<ParsedFamily<'_>>, String> {
         let exact = by_name.get(name).copied();
         let by_suffix = SUFFIXES.iter().find_map(|s| {
             let i = *by_name.get(name.strip_suffix(s)?)?;
-            sample_suffixes(families[i].kind).contains(s).then_some(i)
+            MetricKind::from_type_word(families[i].kind)
+                .is_some_and(|k| k.sample_suffixes().contains(s))
+                .then_some(i)
         });
         let last = families.len().checked_sub(1);
         let idx = match (exact, by_suffix) {
@@ -461,7 +435,8 @@ mod tests {
             let name = &l[..l.find(['{', ' '])?];
             let belongs = |f: &(String, String, usize)| {
                 f.0 == name
-                    || sample_suffixes(&f.1)
+                    || MetricKind::from_type_word(&f.1)
+                        .map_or(&[][..], MetricKind::sample_suffixes)
                         .iter()
                         .any(|s| name.strip_suffix(s) == Some(f.0.as_str()))
             };

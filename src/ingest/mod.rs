@@ -5,13 +5,18 @@
 //! own cache. A hit updates the series' atomics: no lock, no allocation. A miss
 //! decodes tags, runs the mapper, creates or finds the series in the store, and
 //! caches the answer (including "dropped" and "type conflict").
+//!
+//! May import: vocab, sys, model, parser, mapper, store, relay.
 
 use crate::mapper::{MapOutcome, Mapper, MapperHandle, ObserverType};
 use crate::parser::{self, tags, MetricType, ParseOptions, Sample, Value};
-use crate::stats::{EventKind, ListenerKind, LocalStats};
+pub mod stats;
+
+use crate::relay::RelayStats;
 use crate::store::atomic::Writers;
 use crate::store::inline::InlineBytes;
 use crate::store::{FamilyKind, Refusal, Series, Store};
+use stats::{EventKind, IngestStats, ListenerKind, LocalStats};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
@@ -196,19 +201,7 @@ impl Default for Cache {
     }
 }
 
-/// Ask the CPU to start loading the cache line at `p` (no effect elsewhere).
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: a prefetch is a hint: it never faults and never dereferences
-        // in the language's sense, whatever the address.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
+use crate::sys::prefetch;
 
 impl Cache {
     fn len(&self) -> usize {
@@ -460,6 +453,9 @@ pub struct Ingester {
     /// Counters not yet added to the store's stats; see [`Ingester::flush_stats`].
     pub local: LocalStats,
     relay: Option<crate::relay::Relay>,
+    /// The store's shared ingest and relay counters.
+    stats: Arc<IngestStats>,
+    relay_stats: Arc<RelayStats>,
     /// Whether other threads update this store's series too.
     writers: Writers,
 }
@@ -475,7 +471,11 @@ impl Ingester {
     ) -> Self {
         let (mapper, mapper_generation) = handle.load();
         let removals = store.removals();
+        let stats = store.metrics().shared::<IngestStats>();
+        let relay_stats = store.metrics().shared::<RelayStats>();
         Self {
+            stats,
+            relay_stats,
             store,
             handle,
             mapper,
@@ -650,7 +650,7 @@ impl Ingester {
         }
         if valid {
             if let Some(r) = &mut self.relay {
-                r.push(line, &self.store.stats.relay);
+                r.push(line, &self.relay_stats);
             }
         }
     }
@@ -659,9 +659,9 @@ impl Ingester {
     /// and pick up a reloaded mapping or drop handles of removed series. Called
     /// once per batch.
     pub fn flush_stats(&mut self) {
-        self.local.flush(&self.store.stats);
+        self.local.flush(&self.stats);
         if let Some(r) = &mut self.relay {
-            r.tick(self.store.clock.now(), &self.store.stats.relay);
+            r.tick(self.store.clock.now(), &self.relay_stats);
         }
         if self.handle.generation() != self.mapper_generation {
             let (mapper, generation) = self.handle.load();

@@ -3,22 +3,31 @@
 //! `PUT`, `POST` and `DELETE` on `/metrics/job/<job>{/<label>/<value>}` (a name
 //! ending in `@base64` marks a URL-safe base64 value, the only way to push a value
 //! with a `/` or an empty one). Bodies are the Prometheus text format, parsed by
-//! [`crate::exposition::textparse`]; what they hold goes into the store's pushed
+//! [`body`]; what they hold goes into the store's pushed
 //! groups (see [`crate::store::pushed`]) and from there onto the metrics page.
 //!
 //! Persistence (`--push.persistence.file`) writes every group to one text file,
 //! atomically (a temporary file in the same directory, fsynced, then renamed),
 //! when the groups changed and at shutdown; the file is read back at start.
+//!
+//! May import: vocab, sys, model, store.
 
-use crate::exposition::text::write_float;
-use crate::exposition::textparse;
-use crate::store::pushed::{GroupKey, PushedFamily};
+use crate::model::collect::{Collector, SelfFamily};
+use crate::sys::unix_now;
+use crate::vocab::write_float;
+use crate::vocab::MetricKind;
+pub mod body;
+pub mod convert;
+#[cfg(test)]
+mod group_tests;
+
+use crate::model::group::{GroupKey, PushedFamily};
 use crate::store::Store;
 use base64::Engine as _;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Default bound on a push body, compressed or not (`--push.max-body-bytes`).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -44,6 +53,56 @@ impl Default for PushOptions {
             persistence_interval: Duration::from_secs(300),
             ttl: Duration::ZERO,
         }
+    }
+}
+
+/// The push API's counters. Every one is `Relaxed`: independent counters a
+/// scrape reads one by one.
+#[derive(Debug, Default)]
+pub struct PushStats {
+    /// Requests by method (put, post, delete) and [`RESULTS`] index.
+    requests: [[AtomicU64; RESULTS.len()]; 3],
+    /// Failed writes of the persistence file.
+    persist_errors: AtomicU64,
+}
+
+impl PushStats {
+    /// Count one request's outcome.
+    pub fn request(&self, method: PushMethod, outcome: &PushOutcome) {
+        // Relaxed: see the type's comment.
+        self.requests[method as usize][outcome.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count a failed write of the persistence file.
+    pub fn persist_error(&self) {
+        // Relaxed: see the type's comment.
+        self.persist_errors.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Collector for PushStats {
+    fn collect(&self, out: &mut Vec<SelfFamily>) {
+        // Relaxed: see the type's comment.
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+        out.push(SelfFamily::labelled(
+            "promstatsd_push_requests_total",
+            MetricKind::Counter,
+            "Push API requests, by method and result (ok, invalid, too_large, unsupported).",
+            PushMethod::ALL.iter().flat_map(|&method| {
+                RESULTS.iter().enumerate().map(move |(r, result)| {
+                    (
+                        vec![("method", method.name()), ("result", *result)],
+                        get(&self.requests[method as usize][r]),
+                    )
+                })
+            }),
+        ));
+        out.push(SelfFamily::single(
+            "promstatsd_push_persist_errors_total",
+            MetricKind::Counter,
+            "Failed writes of the push persistence file.",
+            get(&self.persist_errors),
+        ));
     }
 }
 
@@ -112,13 +171,6 @@ impl PushOutcome {
             Self::TimedOut => 5,
         }
     }
-}
-
-/// The current time as Unix seconds.
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn percent_decode(s: &str) -> Result<String, String> {
@@ -240,8 +292,10 @@ pub fn record(
     outcome: &PushOutcome,
 ) {
     let key = key.map_or_else(|| "(bad path)".to_owned(), GroupKey::to_string);
-    // Relaxed: a self-metric counter.
-    store.stats.push_requests[method as usize][outcome.index()].fetch_add(1, Ordering::Relaxed);
+    store
+        .metrics()
+        .shared::<PushStats>()
+        .request(method, outcome);
     match outcome {
         PushOutcome::Applied => {
             tracing::debug!(method = method.name(), group = %key, "push applied")
@@ -313,16 +367,48 @@ fn apply(
     let Ok(text) = std::str::from_utf8(body) else {
         return PushOutcome::Invalid("the body is not UTF-8".to_owned());
     };
-    let families = match textparse::parse(text) {
+    let families = match body::parse(text) {
         Ok(f) => f,
         Err(e) => return PushOutcome::Invalid(format!("invalid text format: {e}")),
     };
-    match store.push(key, &families, method == PushMethod::Put, unix_now()) {
+    match apply_parsed(store, key, &families, method == PushMethod::Put, unix_now()) {
         Ok(()) => PushOutcome::Applied,
         Err(e) => PushOutcome::Invalid(format!(
             "pushed metrics are invalid or inconsistent with existing metrics: {e}"
         )),
     }
+}
+
+/// Apply parsed families to the group `key`: converted first, before any
+/// store lock is taken (a big push must not hold up StatsD's new families or a
+/// scrape while its samples are rendered), then checked and applied by the
+/// store. On `Err` nothing was applied and the group's failure time is `now`.
+pub fn apply_parsed(
+    store: &Store,
+    key: &GroupKey,
+    parsed: &[body::ParsedFamily<'_>],
+    replace: bool,
+    now: f64,
+) -> Result<(), String> {
+    match convert::convert(key, parsed) {
+        Ok(new) => store.push(key, new, replace, now),
+        Err(e) => {
+            store.set_push_failure_time(key, now);
+            Err(e)
+        }
+    }
+}
+
+/// Parse a text body and apply it (see [`apply_parsed`]).
+#[cfg(test)]
+fn apply_text(
+    store: &Store,
+    key: &GroupKey,
+    text: &str,
+    replace: bool,
+    now: f64,
+) -> Result<(), String> {
+    apply_parsed(store, key, &body::parse(text)?, replace, now)
 }
 
 const FILE_HEADER: &str = "# promstatsd push persistence v1\n";
@@ -345,7 +431,7 @@ fn write_family(out: &mut Vec<u8>, f: &PushedFamily) {
     out.extend_from_slice(b"# TYPE ");
     out.extend_from_slice(f.name.as_bytes());
     out.push(b' ');
-    out.extend_from_slice(f.kind.as_bytes());
+    out.extend_from_slice(f.kind.type_word().as_bytes());
     out.push(b'\n');
     for s in &f.samples {
         out.extend_from_slice(s.name.as_bytes());
@@ -413,11 +499,10 @@ pub fn restore(store: &Store, text: &str) -> Result<usize, String> {
             line_no += 1;
             group_text.push_str(l);
         }
-        let families = textparse::parse(&group_text)
+        let families = body::parse(&group_text)
             .map_err(|e| format!("group starting at line {head_line}: {e}"))?;
         if !families.is_empty() || push > 0.0 {
-            store
-                .push(&key, &families, true, push)
+            apply_parsed(store, &key, &families, true, push)
                 .map_err(|e| at(format!("group {key}: {e}")))?;
         }
         if fail > 0.0 {
@@ -484,6 +569,47 @@ pub fn load(store: &Store, path: &Path) -> Result<usize, String> {
                 "push persistence file is damaged; groups after the damage are lost"
             );
             Ok(store.pushed().group_count())
+        }
+    }
+}
+
+/// Writes the push groups to their persistence file when they changed, at most
+/// once per interval, and at shutdown.
+pub struct Persister {
+    file: std::path::PathBuf,
+    interval: Duration,
+    written: u64,
+    last: std::time::Instant,
+}
+
+impl Persister {
+    /// A persister for `file`, written at most once per `interval`.
+    pub fn new(file: std::path::PathBuf, interval: Duration, store: &Store) -> Self {
+        Self {
+            file,
+            interval,
+            written: store.pushed().changes(),
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// Write the groups if they changed and the interval has passed (or
+    /// `last_time`, at shutdown).
+    pub fn tick(&mut self, store: &Store, last_time: bool) {
+        let changes = store.pushed().changes();
+        if changes == self.written || (!last_time && self.last.elapsed() < self.interval) {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        match persist(store, &self.file) {
+            Ok(()) => {
+                self.written = changes;
+                tracing::debug!(file = %self.file.display(), "push groups written");
+            }
+            Err(e) => {
+                store.metrics().shared::<PushStats>().persist_error();
+                tracing::error!(file = %self.file.display(), error = %e, "cannot write the push persistence file; will retry");
+            }
         }
     }
 }

@@ -1,0 +1,88 @@
+//! Model: what the stages agree on, and how every output sees the data.
+//!
+//! Owns: the contract between mapper and store (a [`Mapping`], the observer
+//! type, summary options, default buckets and quantiles, the bucket cap) and
+//! the collection model ([`collect`]): the borrowed view of families, series
+//! and values that every source yields and every encoder writes.
+//!
+//! Pushed groups' keys and families ([`group`]) are the same kind of contract,
+//! between the push API and the store.
+//!
+//! May import: vocab.
+
+pub mod collect;
+pub mod group;
+
+use std::sync::Arc;
+
+/// statsd_exporter's default histogram buckets.
+pub const DEFAULT_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// statsd_exporter's default summary objectives: (quantile, allowed error).
+pub const DEFAULT_QUANTILES: [(f64, f64); 3] = [(0.5, 0.05), (0.9, 0.01), (0.99, 0.001)];
+
+/// How observations (`ms`, `h`, `d`) are aggregated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ObserverType {
+    /// Quantiles over a sliding window, plus `_sum` and `_count` (the default, as
+    /// statsd_exporter).
+    #[default]
+    Summary,
+    /// Cumulative buckets, plus `_sum` and `_count`.
+    Histogram,
+}
+
+/// The Prometheus identity of a StatsD metric.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mapping {
+    /// The family name, already valid in the Prometheus charset.
+    pub name: String,
+    /// Labels, sorted by name, names unique and valid.
+    pub labels: Vec<(String, String)>,
+    /// HELP text.
+    pub help: Arc<str>,
+    /// Observer aggregation for `ms`/`h`/`d`.
+    pub observer: ObserverType,
+    /// Histogram bucket upper bounds, ascending and finite.
+    pub buckets: Arc<[f64]>,
+    /// Summary window and quantiles.
+    pub summary: Arc<SummaryOptions>,
+    /// Seconds without an update after which the series is removed; 0 = never.
+    pub ttl_secs: u64,
+    /// Multiply every value by this.
+    pub scale: Option<f64>,
+}
+
+/// Most histogram bounds a family may have: a histogram series keeps one cell
+/// per bound, one for `+Inf` and one for the sum, and counts them in a `u16`.
+pub const MAX_HISTOGRAM_BUCKETS: usize = u16::MAX as usize - 2;
+
+/// Summary settings shared by a family.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SummaryOptions {
+    /// Quantiles to report, each in [0, 1].
+    pub quantiles: Vec<f64>,
+    /// Window length in seconds.
+    pub max_age_secs: u64,
+    /// Number of slots the window is split into.
+    pub age_buckets: u32,
+}
+
+impl Default for SummaryOptions {
+    fn default() -> Self {
+        Self {
+            quantiles: DEFAULT_QUANTILES.iter().map(|q| q.0).collect(),
+            max_age_secs: 600,
+            age_buckets: 5,
+        }
+    }
+}
+
+impl SummaryOptions {
+    /// Length of one slot of the window, in seconds (at least 1).
+    pub fn slot_secs(&self) -> u64 {
+        (self.max_age_secs / u64::from(self.age_buckets.max(1))).max(1)
+    }
+}
