@@ -89,6 +89,25 @@ pub fn escape_name(name: &str) -> String {
     out
 }
 
+/// Decode the `%XX` escapes of a URL part; `None` when an escape is broken
+/// (`%` not followed by two hex digits) or the result is not UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let broken = b.iter().enumerate().any(|(i, c)| {
+        *c == b'%'
+            && !b
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if broken {
+        return None;
+    }
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
+}
+
 /// A valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
 pub fn valid_name(s: &str) -> bool {
     let b = s.as_bytes();

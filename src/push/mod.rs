@@ -173,25 +173,10 @@ impl PushOutcome {
     }
 }
 
+/// Decode a path component's `%XX` escapes.
 fn percent_decode(s: &str) -> Result<String, String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("invalid percent-encoding in {s:?}"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8 once decoded"))
+    crate::vocab::percent_decode(s)
+        .ok_or_else(|| format!("invalid percent-encoding in {s:?}, or not UTF-8 once decoded"))
 }
 
 /// Decode a URL-safe base64 value; trailing `=` padding is ignored (so `=` alone

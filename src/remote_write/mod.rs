@@ -36,6 +36,7 @@ pub mod snapshot;
 pub mod stats;
 
 use crate::store::Store;
+use crate::vocab::percent_decode;
 use snapshot::{Batch, Batcher};
 use stats::{RemoteWriteMetrics, RemoteWriteStats};
 use std::collections::VecDeque;
@@ -476,65 +477,16 @@ impl Endpoint {
 }
 
 /// The longest wait a receiver's `Retry-After` can ask for.
-/// Decode `%XX` escapes; `None` on a broken escape or bytes that are not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b.get(i + 1..i + 3)?;
-            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                return None;
-            }
-            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// How long [`RemoteWrite::stop`] gives the senders to deliver what is queued.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-/// Seconds since the Unix epoch of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`),
-/// the one HTTP-date form senders must use.
+/// Seconds since the Unix epoch of an HTTP-date (IMF-fixdate, or the obsolete
+/// RFC 850 and asctime forms, which RFC 9110 says a recipient must accept too).
 fn http_date(s: &str) -> Option<u64> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let (_weekday, rest) = s.split_once(", ")?;
-    let mut f = rest.split(' ');
-    let (day, month, year, time, zone) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
-    if zone != "GMT" || f.next().is_some() || day.len() != 2 || year.len() != 4 {
-        return None;
-    }
-    let digits = |s: &str| -> Option<u64> {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        s.parse().ok()
-    };
-    let (day, year) = (digits(day)?, digits(year)?);
-    let month = MONTHS.iter().position(|m| *m == month)? as u64 + 1;
-    let mut t = time.split(':');
-    let (h, m, sec) = (digits(t.next()?)?, digits(t.next()?)?, digits(t.next()?)?);
-    if t.next().is_some() || !(1..=31).contains(&day) || year < 1970 || h > 23 || m > 59 || sec > 60
-    {
-        return None;
-    }
-    // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-    let y = if month <= 2 { year - 1 } else { year };
-    let (era, yoe) = (y / 400, y % 400);
-    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = (era * 146_097 + doe).checked_sub(719_468)?;
-    Some(days * 86_400 + h * 3600 + m * 60 + sec)
+    let t = httpdate::parse_http_date(s).ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs())
 }
 
 /// The wait a `Retry-After` value asks for: delay seconds, or an HTTP date
@@ -1080,9 +1032,11 @@ mod tests {
             http_date("Tue, 29 Feb 2028 23:59:59 GMT"),
             Some(1_835_481_599)
         );
+        // The obsolete forms, which a recipient must accept (RFC 9110, 5.6.7).
+        for old in ["Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994"] {
+            assert_eq!(http_date(old), Some(784_111_777), "{old}");
+        }
         for bad in [
-            "Sunday, 06-Nov-94 08:49:37 GMT",
-            "Sun Nov  6 08:49:37 1994",
             "Sun, 06 Nov 1994 08:49:37 UTC",
             "Sun, 06 Foo 1994 08:49:37 GMT",
             "Sun, 32 Nov 1994 08:49:37 GMT",
