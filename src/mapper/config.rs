@@ -282,6 +282,7 @@ pub fn parse_go_duration(s: &str) -> Option<f64> {
     Some(if neg { -total } else { total })
 }
 
+#[derive(Clone, Copy)]
 struct Ctx<'a> {
     source: &'a str,
     text: &'a str,
@@ -517,9 +518,28 @@ pub fn parse(source: &str, text: &str, base: &Defaults) -> Result<MappingFile, C
         })?
     };
     let mut warnings = Vec::new();
-    let d = &raw.defaults;
+    let defaults = parse_defaults(&ctx, &raw.defaults, base, &mut warnings)?;
+    let rules = raw
+        .mappings
+        .iter()
+        .enumerate()
+        .map(|(index, m)| parse_rule(&ctx, index, m, &defaults, &mut warnings))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(MappingFile {
+        defaults,
+        rules,
+        warnings,
+    })
+}
 
-    // Defaults.
+/// The file's `defaults` section applied over `base`.
+fn parse_defaults(
+    ctx: &Ctx<'_>,
+    d: &RawDefaults,
+    base: &Defaults,
+    warnings: &mut Vec<String>,
+) -> Result<Defaults, ConfigError> {
+    let ctx = *ctx;
     let mut defaults = base.clone();
     let observer_text = match (&d.observer_type, &d.timer_type) {
         (Some(o), _) if !o.is_empty() => Some(o.as_str()),
@@ -596,211 +616,289 @@ pub fn parse(source: &str, text: &str, base: &Defaults) -> Result<MappingFile, C
         summary.quantiles = quantiles(&ctx, None, q)?;
     }
     defaults.summary = Arc::new(summary);
+    Ok(defaults)
+}
 
-    // Rules.
-    let mut rules = Vec::with_capacity(raw.mappings.len());
-    for (index, m) in raw.mappings.iter().enumerate() {
-        let line = ctx.mapping_line(index);
-        let at = |msg: String| {
-            ctx.err(
-                line,
-                format!("mapping {} (match {:?}): {msg}", index + 1, m.pattern),
-            )
-        };
-        let action = match m.action.as_deref().unwrap_or("") {
-            "" | "map" => Action::Map,
-            "drop" => Action::Drop,
-            other => {
-                return Err(at(format!(
-                    "invalid action type {other:?} (use map or drop)"
-                )))
-            }
-        };
-        for k in m.labels.keys() {
-            if !valid_label_name(k) {
-                return Err(at(format!("invalid label key: {k}")));
-            }
-        }
-        let name = m.name.clone().unwrap_or_default();
-        if name.is_empty() && action == Action::Map {
-            return Err(at("metric mapping didn't set a metric name".to_owned()));
-        }
-        if action == Action::Map && !valid_name_template(&name) {
-            return Err(at(format!(
-                "metric name {name:?} is not valid: use letters, digits, _ and $1 or ${{1}} captures, not starting with a digit"
-            )));
-        }
-        let mt = match m.match_type.as_deref() {
-            Some(v) => match_type(&ctx, line, v).map_err(|e| at(e.message))?,
-            None => None,
-        }
-        .unwrap_or(defaults.match_type);
-        let metric_type = match m.match_metric_type.as_deref().unwrap_or("") {
-            "" => None,
-            "counter" => Some(MatchMetricType::Counter),
-            "gauge" => Some(MatchMetricType::Gauge),
-            "observer" | "timer" => Some(MatchMetricType::Observer),
-            other => {
-                return Err(at(format!(
-                    "invalid metric type {other:?} (use counter, gauge or observer)"
-                )))
-            }
-        };
-        let observer_text = match (&m.observer_type, &m.timer_type) {
-            (Some(o), _) if !o.is_empty() => Some(o.as_str()),
-            (_, Some(t)) => {
-                warnings.push(format!(
-                    "mapping {}: timer_type is deprecated; use observer_type",
-                    index + 1
-                ));
-                Some(t.as_str())
-            }
-            _ => None,
-        };
-        let explicit_observer = match observer_text {
-            Some(o) => observer_type(&ctx, line, o).map_err(|e| at(e.message))?,
-            None => None,
-        };
-        let observer = explicit_observer.unwrap_or(defaults.observer);
-
-        let mut rule_buckets: Option<Vec<f64>> = None;
-        if let Some(h) = &m.histogram_options {
-            if h.native_histogram_bucket_factor.is_some()
-                || h.native_histogram_max_buckets.is_some()
-            {
-                warnings.push(format!(
-                    "mapping {}: native histograms are not supported; classic buckets are used",
-                    index + 1
-                ));
-            }
-            if !h.buckets.is_empty() {
-                rule_buckets = Some(h.buckets.clone());
-            }
-        }
-        if let Some(b) = &m.buckets {
-            if rule_buckets.is_some() {
-                return Err(at(
-                    "cannot use buckets in both the top level and histogram_options".to_owned(),
-                ));
-            }
-            warnings.push(format!(
-                "mapping {}: the top level buckets are deprecated; use histogram_options.buckets",
-                index + 1
-            ));
-            rule_buckets = Some(b.clone());
-        }
-        let has_summary_opts = m.summary_options.is_some() || m.quantiles.is_some();
-        let has_histogram_opts = m.histogram_options.is_some() || m.buckets.is_some();
-        if observer == ObserverType::Histogram && has_summary_opts {
-            return Err(at(
-                "cannot use histogram observer and summary options at the same time".to_owned(),
-            ));
-        }
-        if observer == ObserverType::Summary && has_histogram_opts && explicit_observer.is_some() {
-            return Err(at(
-                "cannot use summary observer and histogram options at the same time".to_owned(),
-            ));
-        }
-        let buckets = match rule_buckets {
-            Some(b) => {
-                check_buckets(&ctx, line, &b).map_err(|e| at(e.message))?;
-                Arc::from(b)
-            }
-            None => Arc::clone(&defaults.buckets),
-        };
-        let mut summary = (*defaults.summary).clone();
-        if let Some(s) = &m.summary_options {
-            summary = summary_options(&ctx, line, s, &summary).map_err(|e| at(e.message))?;
-        }
-        if let Some(q) = &m.quantiles {
-            if m.summary_options
-                .as_ref()
-                .is_some_and(|s| !s.quantiles.is_empty())
-            {
-                return Err(at(
-                    "cannot use quantiles in both the top level and summary_options".to_owned(),
-                ));
-            }
-            warnings.push(format!(
-                "mapping {}: the top level quantiles are deprecated; use summary_options.quantiles",
-                index + 1
-            ));
-            summary.quantiles = quantiles(&ctx, line, q).map_err(|e| at(e.message))?;
-        }
-        let summary = if summary == *defaults.summary {
-            Arc::clone(&defaults.summary)
-        } else {
-            Arc::new(summary)
-        };
-        let mut ttl_secs = match &m.ttl {
-            Some(t) => duration_secs(&ctx, line, "ttl", t).map_err(|e| at(e.message))?,
-            None => 0,
-        };
-        if ttl_secs == 0 {
-            // As statsd_exporter: a rule cannot turn a default TTL off.
-            ttl_secs = defaults.ttl_secs;
-        }
-        if let Some(s) = m.scale {
-            if !s.is_finite() {
-                return Err(at("scale must be a finite number".to_owned()));
-            }
-        }
-        let templates = match mt {
-            MatchType::Glob => {
-                if !valid_glob(&m.pattern) {
-                    return Err(at(format!(
-                        "invalid match: {} (a glob is dot-separated components of letters, digits, _ and -, or a whole *)",
-                        m.pattern
-                    )));
-                }
-                let captures = m.pattern.split('.').filter(|c| *c == "*").count();
-                Templates::Glob {
-                    name: GlobTemplate::parse(&name, captures),
-                    labels: m
-                        .labels
-                        .iter()
-                        .map(|(k, v)| (k.clone(), GlobTemplate::parse(v, captures)))
-                        .collect(),
-                }
-            }
-            MatchType::Regex => {
-                let regex = regex::Regex::new(&m.pattern).map_err(|e| {
-                    at(format!(
-                        "invalid regex: {}",
-                        e.to_string().replace('\n', " ")
-                    ))
-                })?;
-                Templates::Regex {
-                    regex,
-                    name: name.clone(),
-                    labels: m
-                        .labels
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
-                }
-            }
-        };
-        rules.push(Rule {
-            index,
-            pattern: m.pattern.clone(),
-            match_type: mt,
-            templates,
-            help: m.help.as_deref().map(Arc::from),
-            action,
-            metric_type,
-            observer,
-            buckets,
-            summary,
-            ttl_secs,
-            honor_labels: m.honor_labels,
-            scale: m.scale,
-        });
+/// One entry of `mappings` (the `index`th, from 0), checked and compiled.
+fn parse_rule(
+    ctx: &Ctx<'_>,
+    index: usize,
+    m: &RawMapping,
+    defaults: &Defaults,
+    warnings: &mut Vec<String>,
+) -> Result<Rule, ConfigError> {
+    let ctx = *ctx;
+    let line = ctx.mapping_line(index);
+    let at = |msg: String| rule_error(&ctx, index, m, msg);
+    let (action, name) = rule_action_and_name(&ctx, index, m)?;
+    let mt = match m.match_type.as_deref() {
+        Some(v) => match_type(&ctx, line, v).map_err(|e| at(e.message))?,
+        None => None,
     }
-    Ok(MappingFile {
+    .unwrap_or(defaults.match_type);
+    let metric_type = match m.match_metric_type.as_deref().unwrap_or("") {
+        "" => None,
+        "counter" => Some(MatchMetricType::Counter),
+        "gauge" => Some(MatchMetricType::Gauge),
+        "observer" | "timer" => Some(MatchMetricType::Observer),
+        other => {
+            return Err(at(format!(
+                "invalid metric type {other:?} (use counter, gauge or observer)"
+            )))
+        }
+    };
+    let explicit_observer = rule_observer(&ctx, index, m, warnings)?;
+    let observer = explicit_observer.unwrap_or(defaults.observer);
+
+    let buckets = rule_buckets(
+        &ctx,
+        index,
+        m,
         defaults,
-        rules,
+        observer,
+        explicit_observer.is_some(),
         warnings,
+    )?;
+    let summary = rule_summary(&ctx, index, m, defaults, warnings)?;
+    let mut ttl_secs = match &m.ttl {
+        Some(t) => duration_secs(&ctx, line, "ttl", t).map_err(|e| at(e.message))?,
+        None => 0,
+    };
+    if ttl_secs == 0 {
+        // As statsd_exporter: a rule cannot turn a default TTL off.
+        ttl_secs = defaults.ttl_secs;
+    }
+    if let Some(s) = m.scale {
+        if !s.is_finite() {
+            return Err(at("scale must be a finite number".to_owned()));
+        }
+    }
+    let templates = rule_templates(&ctx, index, m, mt, &name)?;
+    Ok(Rule {
+        index,
+        pattern: m.pattern.clone(),
+        match_type: mt,
+        templates,
+        help: m.help.as_deref().map(Arc::from),
+        action,
+        metric_type,
+        observer,
+        buckets,
+        summary,
+        ttl_secs,
+        honor_labels: m.honor_labels,
+        scale: m.scale,
+    })
+}
+
+/// A rule's action, and its name template (checked when it maps), with its
+/// label keys checked.
+fn rule_action_and_name(
+    ctx: &Ctx<'_>,
+    index: usize,
+    m: &RawMapping,
+) -> Result<(Action, String), ConfigError> {
+    let at = |msg: String| rule_error(ctx, index, m, msg);
+    let action = match m.action.as_deref().unwrap_or("") {
+        "" | "map" => Action::Map,
+        "drop" => Action::Drop,
+        other => {
+            return Err(at(format!(
+                "invalid action type {other:?} (use map or drop)"
+            )))
+        }
+    };
+    for k in m.labels.keys() {
+        if !valid_label_name(k) {
+            return Err(at(format!("invalid label key: {k}")));
+        }
+    }
+    let name = m.name.clone().unwrap_or_default();
+    if name.is_empty() && action == Action::Map {
+        return Err(at("metric mapping didn't set a metric name".to_owned()));
+    }
+    if action == Action::Map && !valid_name_template(&name) {
+        return Err(at(format!(
+            "metric name {name:?} is not valid: use letters, digits, _ and $1 or ${{1}} captures, not starting with a digit"
+        )));
+    }
+    Ok((action, name))
+}
+
+/// The observer type a rule names itself (`observer_type`, or the deprecated
+/// `timer_type`), if any.
+fn rule_observer(
+    ctx: &Ctx<'_>,
+    index: usize,
+    m: &RawMapping,
+    warnings: &mut Vec<String>,
+) -> Result<Option<ObserverType>, ConfigError> {
+    let line = ctx.mapping_line(index);
+    let at = |msg: String| rule_error(ctx, index, m, msg);
+    let observer_text = match (&m.observer_type, &m.timer_type) {
+        (Some(o), _) if !o.is_empty() => Some(o.as_str()),
+        (_, Some(t)) => {
+            warnings.push(format!(
+                "mapping {}: timer_type is deprecated; use observer_type",
+                index + 1
+            ));
+            Some(t.as_str())
+        }
+        _ => None,
+    };
+    match observer_text {
+        Some(o) => observer_type(ctx, line, o).map_err(|e| at(e.message)),
+        None => Ok(None),
+    }
+}
+
+/// `mapping {n} (match ...): msg` at the rule's line.
+fn rule_error(ctx: &Ctx<'_>, index: usize, m: &RawMapping, msg: String) -> ConfigError {
+    ctx.err(
+        ctx.mapping_line(index),
+        format!("mapping {} (match {:?}): {msg}", index + 1, m.pattern),
+    )
+}
+
+/// A rule's histogram buckets (its own, or the defaults'), refusing summary
+/// options beside a histogram observer and histogram options beside an
+/// explicit summary observer.
+fn rule_buckets(
+    ctx: &Ctx<'_>,
+    index: usize,
+    m: &RawMapping,
+    defaults: &Defaults,
+    observer: ObserverType,
+    explicit_observer: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Arc<[f64]>, ConfigError> {
+    let line = ctx.mapping_line(index);
+    let at = |msg: String| rule_error(ctx, index, m, msg);
+    let mut rule_buckets: Option<Vec<f64>> = None;
+    if let Some(h) = &m.histogram_options {
+        if h.native_histogram_bucket_factor.is_some() || h.native_histogram_max_buckets.is_some() {
+            warnings.push(format!(
+                "mapping {}: native histograms are not supported; classic buckets are used",
+                index + 1
+            ));
+        }
+        if !h.buckets.is_empty() {
+            rule_buckets = Some(h.buckets.clone());
+        }
+    }
+    if let Some(b) = &m.buckets {
+        if rule_buckets.is_some() {
+            return Err(at(
+                "cannot use buckets in both the top level and histogram_options".to_owned(),
+            ));
+        }
+        warnings.push(format!(
+            "mapping {}: the top level buckets are deprecated; use histogram_options.buckets",
+            index + 1
+        ));
+        rule_buckets = Some(b.clone());
+    }
+    let has_summary_opts = m.summary_options.is_some() || m.quantiles.is_some();
+    let has_histogram_opts = m.histogram_options.is_some() || m.buckets.is_some();
+    if observer == ObserverType::Histogram && has_summary_opts {
+        return Err(at(
+            "cannot use histogram observer and summary options at the same time".to_owned(),
+        ));
+    }
+    if observer == ObserverType::Summary && has_histogram_opts && explicit_observer {
+        return Err(at(
+            "cannot use summary observer and histogram options at the same time".to_owned(),
+        ));
+    }
+    Ok(match rule_buckets {
+        Some(b) => {
+            check_buckets(ctx, line, &b).map_err(|e| at(e.message))?;
+            Arc::from(b)
+        }
+        None => Arc::clone(&defaults.buckets),
+    })
+}
+
+/// A rule's summary options: the defaults' unless it sets its own.
+fn rule_summary(
+    ctx: &Ctx<'_>,
+    index: usize,
+    m: &RawMapping,
+    defaults: &Defaults,
+    warnings: &mut Vec<String>,
+) -> Result<Arc<SummaryOptions>, ConfigError> {
+    let line = ctx.mapping_line(index);
+    let at = |msg: String| rule_error(ctx, index, m, msg);
+    let mut summary = (*defaults.summary).clone();
+    if let Some(s) = &m.summary_options {
+        summary = summary_options(ctx, line, s, &summary).map_err(|e| at(e.message))?;
+    }
+    if let Some(q) = &m.quantiles {
+        if m.summary_options
+            .as_ref()
+            .is_some_and(|s| !s.quantiles.is_empty())
+        {
+            return Err(at(
+                "cannot use quantiles in both the top level and summary_options".to_owned(),
+            ));
+        }
+        warnings.push(format!(
+            "mapping {}: the top level quantiles are deprecated; use summary_options.quantiles",
+            index + 1
+        ));
+        summary.quantiles = quantiles(ctx, line, q).map_err(|e| at(e.message))?;
+    }
+    Ok(if summary == *defaults.summary {
+        Arc::clone(&defaults.summary)
+    } else {
+        Arc::new(summary)
+    })
+}
+
+/// A rule's pattern compiled with its name and label templates.
+fn rule_templates(
+    ctx: &Ctx<'_>,
+    index: usize,
+    m: &RawMapping,
+    mt: MatchType,
+    name: &str,
+) -> Result<Templates, ConfigError> {
+    let at = |msg: String| rule_error(ctx, index, m, msg);
+    Ok(match mt {
+        MatchType::Glob => {
+            if !valid_glob(&m.pattern) {
+                return Err(at(format!(
+                    "invalid match: {} (a glob is dot-separated components of letters, digits, _ and -, or a whole *)",
+                    m.pattern
+                )));
+            }
+            let captures = m.pattern.split('.').filter(|c| *c == "*").count();
+            Templates::Glob {
+                name: GlobTemplate::parse(name, captures),
+                labels: m
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), GlobTemplate::parse(v, captures)))
+                    .collect(),
+            }
+        }
+        MatchType::Regex => {
+            let regex = regex::Regex::new(&m.pattern).map_err(|e| {
+                at(format!(
+                    "invalid regex: {}",
+                    e.to_string().replace('\n', " ")
+                ))
+            })?;
+            Templates::Regex {
+                regex,
+                name: name.to_owned(),
+                labels: m
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            }
+        }
     })
 }
 
