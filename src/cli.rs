@@ -462,18 +462,7 @@ impl Args {
             }
             return Ok(());
         }
-        let mut receivers = std::collections::HashSet::new();
-        for u in &rw.urls {
-            crate::remote_write::check_url(u)
-                .map_err(|e| FlagError(format!("--remote-write.url: {e}")))?;
-            // The `url` label of the self-metrics is the URL without credentials.
-            let shown = crate::remote_write::redact(u);
-            if !receivers.insert(shown.clone()) {
-                return Err(FlagError(format!(
-                    "--remote-write.url: {shown} is given twice (credentials aside)"
-                )));
-            }
-        }
+        Self::check_urls(&rw.urls)?;
         rw.interval = parse_duration_flag("remote-write.interval", &self.remote_write_interval)?;
         rw.timeout = parse_duration_flag("remote-write.timeout", &self.remote_write_timeout)?;
         if rw.interval.is_zero() || rw.timeout.is_zero() {
@@ -484,6 +473,33 @@ impl Args {
         }
         rw.max_samples_per_send = self.remote_write_max_samples as usize;
         rw.queue_capacity = self.remote_write_queue_capacity as usize;
+        self.build_rw_labels(rw)?;
+        self.build_rw_auth(rw)?;
+        self.build_rw_tls(rw)
+    }
+
+    /// Each URL valid, and no receiver twice (credentials aside).
+    fn check_urls(urls: &[String]) -> Result<(), FlagError> {
+        let mut receivers = std::collections::HashSet::new();
+        for u in urls {
+            crate::remote_write::check_url(u)
+                .map_err(|e| FlagError(format!("--remote-write.url: {e}")))?;
+            // The `url` label of the self-metrics is the URL without credentials.
+            let shown = crate::remote_write::redact(u);
+            if !receivers.insert(shown.clone()) {
+                return Err(FlagError(format!(
+                    "--remote-write.url: {shown} is given twice (credentials aside)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// External labels (`instance` by default) and extra headers.
+    fn build_rw_labels(
+        &self,
+        rw: &mut crate::remote_write::RemoteWriteOptions,
+    ) -> Result<(), FlagError> {
         rw.external_labels.clear();
         for l in &self.remote_write_external_labels {
             let (k, v) = l.split_once('=').ok_or_else(|| {
@@ -510,6 +526,15 @@ impl Args {
             rw.external_labels
                 .push(("instance".to_owned(), crate::sys::hostname()));
         }
+        Ok(())
+    }
+
+    /// Basic auth or a bearer token (not both), checked against each URL's
+    /// own credentials.
+    fn build_rw_auth(
+        &self,
+        rw: &mut crate::remote_write::RemoteWriteOptions,
+    ) -> Result<(), FlagError> {
         rw.basic_auth = match (&self.remote_write_user, &self.remote_write_password_file) {
             (None, None) => None,
             (Some(u), Some(f)) => {
@@ -537,6 +562,15 @@ impl Args {
             crate::remote_write::endpoint_auth(u, rw)
                 .map_err(|e| FlagError(format!("--remote-write.url: {e}")))?;
         }
+        Ok(())
+    }
+
+    /// CA, client certificate and key; the files are read now, so a broken
+    /// one fails at start, not at the first send.
+    fn build_rw_tls(
+        &self,
+        rw: &mut crate::remote_write::RemoteWriteOptions,
+    ) -> Result<(), FlagError> {
         rw.tls_ca_file = self.remote_write_ca.clone();
         rw.tls_client = match (&self.remote_write_cert, &self.remote_write_key) {
             (None, None) => None,
@@ -556,6 +590,32 @@ impl Args {
 
     /// Validate the flags and build the configuration, with warnings to log.
     pub fn build(&self) -> Result<(Config, Vec<String>), FlagError> {
+        let warnings = self.ignored_flags();
+        let mut cfg = Config::default();
+        self.build_listen(&mut cfg)?;
+        self.build_web(&mut cfg)?;
+        self.build_push(&mut cfg)?;
+        self.build_remote_write(&mut cfg.remote_write)?;
+        cfg.web.enable_lifecycle = self.enable_lifecycle;
+        cfg.web.enable_openmetrics = self.enable_openmetrics;
+        cfg.mapping = match self.mapping_config.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(v) => Some(crate::reload::MappingSource::from_flag(v)),
+        };
+        if self.check_config && cfg.mapping.is_none() {
+            return Err(FlagError(
+                "--check-config needs --statsd.mapping-config".to_owned(),
+            ));
+        }
+        cfg.cache_entries = self.cache_size;
+        cfg.store.max_series = self.max_series;
+        cfg.web.max_connections = self.web_max_connections as usize;
+        cfg.web.header_timeout = std::time::Duration::from_secs(self.web_header_timeout);
+        Ok((cfg, warnings))
+    }
+
+    /// A warning for each statsd_exporter flag given that promstatsd ignores.
+    fn ignored_flags(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         let ignored = [
             ("statsd.event-queue-size", &self.ignored_event_queue_size),
@@ -581,7 +641,11 @@ impl Args {
                 ));
             }
         }
-        let mut cfg = Config::default();
+        warnings
+    }
+
+    /// StatsD listeners, the parser's tag styles and the observer type.
+    fn build_listen(&self, cfg: &mut Config) -> Result<(), FlagError> {
         cfg.listen.udp = parse_listen_addr("statsd.listen-udp", &self.listen_udp)?;
         cfg.listen.tcp = parse_listen_addr("statsd.listen-tcp", &self.listen_tcp)?;
         cfg.listen.unixgram = match self.listen_unixgram.trim() {
@@ -633,6 +697,11 @@ impl Args {
             ObserverFlag::Summary => ObserverType::Summary,
             ObserverFlag::Histogram => ObserverType::Histogram,
         };
+        Ok(())
+    }
+
+    /// The web port, its paths and TLS/auth file, and the relay.
+    fn build_web(&self, cfg: &mut Config) -> Result<(), FlagError> {
         cfg.web_listen = parse_listen_addr("web.listen-address", &self.web_listen)?;
         if !self.telemetry_path.starts_with('/') {
             return Err(FlagError(format!(
@@ -668,6 +737,11 @@ impl Args {
             cfg.web.config = crate::exposition::webconfig::WebConfig::load(f)
                 .map_err(|e| FlagError(format!("--web.config.file: {e}")))?;
         }
+        Ok(())
+    }
+
+    /// The push port and its body limit, persistence and TTL.
+    fn build_push(&self, cfg: &mut Config) -> Result<(), FlagError> {
         cfg.push_listen = parse_listen_addr("push.listen-address", &self.push_listen)?;
         cfg.push.max_body_bytes = usize::try_from(self.push_max_body).unwrap_or(usize::MAX);
         cfg.push.persistence_file = self
@@ -682,23 +756,7 @@ impl Args {
             ));
         }
         cfg.push.ttl = parse_duration_flag("push.ttl", &self.push_ttl)?;
-        self.build_remote_write(&mut cfg.remote_write)?;
-        cfg.web.enable_lifecycle = self.enable_lifecycle;
-        cfg.web.enable_openmetrics = self.enable_openmetrics;
-        cfg.mapping = match self.mapping_config.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(v) => Some(crate::reload::MappingSource::from_flag(v)),
-        };
-        if self.check_config && cfg.mapping.is_none() {
-            return Err(FlagError(
-                "--check-config needs --statsd.mapping-config".to_owned(),
-            ));
-        }
-        cfg.cache_entries = self.cache_size;
-        cfg.store.max_series = self.max_series;
-        cfg.web.max_connections = self.web_max_connections as usize;
-        cfg.web.header_timeout = std::time::Duration::from_secs(self.web_header_timeout);
-        Ok((cfg, warnings))
+        Ok(())
     }
 }
 
