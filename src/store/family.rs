@@ -1,0 +1,183 @@
+//! Families: a name and a definition (type, HELP, buckets, summary options,
+//! TTL) that the store interns and shares between families defined alike.
+
+use super::inline::InlineStr;
+use super::summary::SummaryOptions;
+use super::FamilyKind;
+use crate::model::collect::FamilyHead;
+use crate::model::Mapping;
+use hashbrown::HashTable;
+use std::collections::HashSet;
+use std::hash::BuildHasher;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+/// A metric family: a name, its type, its HELP text and its observer settings.
+///
+/// 40 bytes (a 64-byte chunk with the `Arc`'s counts): the type, HELP text and
+/// observer settings sit in one immutable record that the store shares between
+/// all families defined alike.
+#[derive(Debug)]
+pub struct Family {
+    /// The family name (in place when short).
+    pub name: InlineStr,
+    /// Type, HELP text and observer settings, interned by the store.
+    pub(super) def: Arc<FamilyDef>,
+    /// The mapping generation that last resolved a sample to this family.
+    pub(super) generation: AtomicU64,
+}
+
+/// What a family is apart from its name: fixed when the family is created, and
+/// shared between families with equal definitions (see [`Families::intern`]).
+#[derive(Debug)]
+pub(super) struct FamilyDef {
+    /// What the family aggregates.
+    pub(super) kind: FamilyKind,
+    /// HELP text.
+    pub(super) help: Arc<str>,
+    /// Histogram upper bounds (ascending, finite).
+    pub(super) buckets: Arc<[f64]>,
+    /// Summary window and quantiles.
+    pub(super) summary: Arc<SummaryOptions>,
+    /// Seconds without an update after which a series is removed; 0 = never.
+    pub(super) ttl_secs: u64,
+}
+
+impl FamilyDef {
+    /// Whether `m` read as `kind` defines this family (as a reload compares).
+    pub(super) fn matches(&self, kind: FamilyKind, m: &Mapping) -> bool {
+        self.kind == kind
+            && *self.help == *m.help
+            && *self.buckets == *m.buckets
+            && *self.summary == *m.summary
+            && self.ttl_secs == m.ttl_secs
+    }
+}
+
+/// The interning hash of a definition: only parts whose equality `matches`
+/// implies (not the bounds' bits: `0.0 == -0.0`).
+pub(super) fn def_hash(
+    hasher: &foldhash::fast::RandomState,
+    kind: FamilyKind,
+    help: &str,
+    ttl_secs: u64,
+    bounds: usize,
+) -> u64 {
+    hasher.hash_one((kind, help, ttl_secs, bounds))
+}
+
+/// The store's families by name, and their interned definitions.
+#[derive(Debug, Default)]
+pub(super) struct Families {
+    pub(super) by_name: HashSet<ByName>,
+    /// Every definition in use (and some no longer in use, until the next prune).
+    pub(super) defs: HashTable<Arc<FamilyDef>>,
+    /// `defs.len()` after the last prune; the next prune comes when it has doubled.
+    pub(super) pruned_len: usize,
+}
+
+/// Fewest definitions kept before the first prune.
+pub(super) const MIN_DEFS_BEFORE_PRUNE: usize = 16;
+
+impl Families {
+    /// The definition of `m` read as `kind`: an equal one already in use, or a
+    /// new one.
+    pub(super) fn intern(
+        &mut self,
+        hasher: &foldhash::fast::RandomState,
+        kind: FamilyKind,
+        m: &Mapping,
+    ) -> Arc<FamilyDef> {
+        let hash = def_hash(hasher, kind, &m.help, m.ttl_secs, m.buckets.len());
+        if let Some(d) = self.defs.find(hash, |d| d.matches(kind, m)) {
+            return Arc::clone(d);
+        }
+        // Reloads leave definitions behind: drop those only this table holds
+        // (no family refers to them) once the table has doubled since the last
+        // prune, so the work is linear in the inserts. A count of 1 cannot rise
+        // meanwhile: new references are only taken here, under the lock.
+        if self.defs.len() >= (2 * self.pruned_len).max(MIN_DEFS_BEFORE_PRUNE) {
+            self.defs.retain(|d| Arc::strong_count(d) > 1);
+            self.pruned_len = self.defs.len();
+        }
+        let def = Arc::new(FamilyDef {
+            kind,
+            help: Arc::clone(&m.help),
+            buckets: Arc::clone(&m.buckets),
+            summary: Arc::clone(&m.summary),
+            ttl_secs: m.ttl_secs,
+        });
+        self.defs.insert_unique(hash, Arc::clone(&def), |d| {
+            def_hash(hasher, d.kind, &d.help, d.ttl_secs, d.buckets.len())
+        });
+        def
+    }
+}
+
+/// A family in the store's set, found by its name: the name is kept once, in
+/// the family, instead of again as a map key.
+#[derive(Debug)]
+pub(super) struct ByName(pub(super) Arc<Family>);
+
+impl std::borrow::Borrow<str> for ByName {
+    fn borrow(&self) -> &str {
+        &self.0.name
+    }
+}
+
+impl std::hash::Hash for ByName {
+    /// As the name's `str` hash, so that lookups by `&str` find it.
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.name.as_str().hash(h);
+    }
+}
+
+impl PartialEq for ByName {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for ByName {}
+
+impl Family {
+    pub(super) fn same_definition(&self, kind: FamilyKind, m: &Mapping) -> bool {
+        self.def.matches(kind, m)
+    }
+
+    /// What the family aggregates.
+    #[inline]
+    pub fn kind(&self) -> FamilyKind {
+        self.def.kind
+    }
+
+    /// HELP text.
+    pub fn help(&self) -> &str {
+        &self.def.help
+    }
+
+    /// The family as every output sees it.
+    pub fn head(&self) -> FamilyHead<'_> {
+        FamilyHead {
+            name: &self.name,
+            kind: self.kind().metric_kind(),
+            help: self.help(),
+        }
+    }
+
+    /// Histogram upper bounds (ascending, finite), fixed when the family is created.
+    #[inline]
+    pub fn buckets(&self) -> &[f64] {
+        &self.def.buckets
+    }
+
+    /// Summary window and quantiles.
+    pub fn summary(&self) -> &SummaryOptions {
+        &self.def.summary
+    }
+
+    /// Seconds without an update after which a series is removed; 0 = never.
+    pub fn ttl_secs(&self) -> u64 {
+        self.def.ttl_secs
+    }
+}
