@@ -447,110 +447,135 @@ fn main() {
     if let Target::Daemon { child, .. } = &target {
         eprintln!("idle RSS {} KiB", rss_kib(child.id()));
     }
-
     if o.preload > 0 {
         load_series(&target, dst, o.preload, "counter");
         let got = settle(&target);
         eprintln!("preloaded {} series ({got} lines)", o.preload);
     }
     if o.memory > 0 || o.render > 0 {
-        let Target::Daemon { child, web } = &target else {
-            usage()
-        };
-        let n = o.memory.max(o.render);
-        let before = rss_kib(child.id());
-        load_series(&target, dst, n, &o.mix);
-        let got = settle(&target);
-        // Only the self-metrics: a full page would add its own buffers to the RSS.
-        let page = http_get(*web, "/metrics?collect[]=self");
-        let series = metric(&page, "promstatsd_series");
-        let after = rss_kib(child.id());
-        println!(
-            "| {} {} series | {} lines received | RSS {} KiB -> {} KiB | {:.0} bytes/series |",
-            series,
-            o.mix,
-            got,
-            before,
-            after,
-            (after.saturating_sub(before)) as f64 * 1024.0 / series.max(1.0)
-        );
-        // Scrape timing: a full GET of the page.
-        let mut times = Vec::new();
-        for _ in 0..5 {
-            let t0 = Instant::now();
-            let body = http_get(*web, "/metrics");
-            times.push((t0.elapsed().as_secs_f64() * 1e3, body.len()));
-        }
-        times.sort_by(|a, b| a.0.total_cmp(&b.0));
-        println!(
-            "| scrape of {} series | median {:.0} ms (min {:.0}, max {:.0}) | {:.1} MB page |",
-            series,
-            times[2].0,
-            times[0].0,
-            times[4].0,
-            times[2].1 as f64 / 1e6
-        );
+        memory_and_scrape(&o, &target, dst);
     } else {
-        let data = datagrams(&o);
-        println!("| case | sent rate | lines sent | lost | target CPU | lines per CPU-second |");
-        println!("| --- | --- | --- | --- | --- | --- |");
-        let label = |rate: u64| {
-            format!(
-                "{} {} mix={} tags={} K={} N={} rate={}",
-                if o.bare {
-                    "bare recvmmsg"
-                } else {
-                    "promstatsd"
-                },
-                if o.scrape_during { "+scrapes" } else { "" },
-                o.mix,
-                o.tags,
-                o.per_datagram,
-                o.series,
-                if rate == 0 {
-                    "open".to_string()
-                } else {
-                    format!("{:.2}M", rate as f64 / 1e6)
-                }
-            )
-        };
-        if o.search {
-            // Open loop first: the most the sender manages, then bisect for zero loss.
-            let open = trial(&target, dst, &data, &o, 0);
-            report(&label(0), &open);
-            let mut hi = (open.sent as f64 / open.secs) as u64;
-            let mut lo = 0u64;
-            let mut best: Option<Trial> = None;
-            if open.received >= open.sent {
-                best = Some(open);
-                lo = hi;
+        rates(&o, &target, dst);
+    }
+    finish(target);
+}
+
+/// `--memory`/`--render`: RSS per series after loading them, then five
+/// timed scrapes of the whole page.
+fn memory_and_scrape(o: &Opts, target: &Target, dst: SocketAddr) {
+    let Target::Daemon { child, web } = target else {
+        usage()
+    };
+    let n = o.memory.max(o.render);
+    let before = rss_kib(child.id());
+    load_series(target, dst, n, &o.mix);
+    let got = settle(target);
+    // Only the self-metrics: a full page would add its own buffers to the RSS.
+    let page = http_get(*web, "/metrics?collect[]=self");
+    let series = metric(&page, "promstatsd_series");
+    let after = rss_kib(child.id());
+    println!(
+        "| {} {} series | {} lines received | RSS {} KiB -> {} KiB | {:.0} bytes/series |",
+        series,
+        o.mix,
+        got,
+        before,
+        after,
+        (after.saturating_sub(before)) as f64 * 1024.0 / series.max(1.0)
+    );
+    // Scrape timing: a full GET of the page.
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        let body = http_get(*web, "/metrics");
+        times.push((t0.elapsed().as_secs_f64() * 1e3, body.len()));
+    }
+    times.sort_by(|a, b| a.0.total_cmp(&b.0));
+    println!(
+        "| scrape of {} series | median {:.0} ms (min {:.0}, max {:.0}) | {:.1} MB page |",
+        series,
+        times[2].0,
+        times[0].0,
+        times[4].0,
+        times[2].1 as f64 / 1e6
+    );
+}
+
+/// A fixed-rate trial, or `--search` for the highest zero-loss rate.
+fn rates(o: &Opts, target: &Target, dst: SocketAddr) {
+    let data = datagrams(o);
+    println!("| case | sent rate | lines sent | lost | target CPU | lines per CPU-second |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    let label = |rate: u64| {
+        format!(
+            "{} {} mix={} tags={} K={} N={} rate={}",
+            if o.bare {
+                "bare recvmmsg"
+            } else {
+                "promstatsd"
+            },
+            if o.scrape_during { "+scrapes" } else { "" },
+            o.mix,
+            o.tags,
+            o.per_datagram,
+            o.series,
+            if rate == 0 {
+                "open".to_string()
+            } else {
+                format!("{:.2}M", rate as f64 / 1e6)
             }
-            for _ in 0..6 {
-                if hi <= lo + hi / 50 {
-                    break;
-                }
-                let mid = if lo == 0 { hi / 2 } else { (lo + hi) / 2 };
-                let t = trial(&target, dst, &data, &o, mid);
-                report(&label(mid), &t);
-                if t.received >= t.sent {
-                    lo = mid;
-                    best = Some(t);
-                } else {
-                    hi = mid;
-                }
-            }
-            if let Some(b) = best {
-                eprintln!(
-                    "highest zero-loss rate: {:.2} M lines/s",
-                    b.sent as f64 / b.secs / 1e6
-                );
-                report(&format!("**zero-loss** {}", label(b.rate)), &b);
-            }
+        )
+    };
+    if o.search {
+        search(target, dst, &data, o, &label);
+    } else {
+        let t = trial(target, dst, &data, o, o.rate);
+        report(&label(o.rate), &t);
+    }
+}
+
+/// Open loop first: the most the sender manages; then bisect for zero loss.
+fn search(
+    target: &Target,
+    dst: SocketAddr,
+    data: &[Vec<u8>],
+    o: &Opts,
+    label: &dyn Fn(u64) -> String,
+) {
+    let open = trial(target, dst, data, o, 0);
+    report(&label(0), &open);
+    let mut hi = (open.sent as f64 / open.secs) as u64;
+    let mut lo = 0u64;
+    let mut best: Option<Trial> = None;
+    if open.received >= open.sent {
+        best = Some(open);
+        lo = hi;
+    }
+    for _ in 0..6 {
+        if hi <= lo + hi / 50 {
+            break;
+        }
+        let mid = if lo == 0 { hi / 2 } else { (lo + hi) / 2 };
+        let t = trial(target, dst, data, o, mid);
+        report(&label(mid), &t);
+        if t.received >= t.sent {
+            lo = mid;
+            best = Some(t);
         } else {
-            let t = trial(&target, dst, &data, &o, o.rate);
-            report(&label(o.rate), &t);
+            hi = mid;
         }
     }
+    if let Some(b) = best {
+        eprintln!(
+            "highest zero-loss rate: {:.2} M lines/s",
+            b.sent as f64 / b.secs / 1e6
+        );
+        report(&format!("**zero-loss** {}", label(b.rate)), &b);
+    }
+}
+
+/// The daemon's own counts, its peak memory, and stop it.
+fn finish(target: Target) {
     if let Target::Daemon { web, .. } = &target {
         let page = http_get(*web, "/metrics?collect[]=self");
         eprintln!(
