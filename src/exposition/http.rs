@@ -3,12 +3,13 @@
 
 use super::text;
 use crate::model::collect::{Collector, SelfFamily, SelfValue};
-use crate::push::{self, PushOptions};
+use crate::push::http::PushPort;
+use crate::push::PushOptions;
 use crate::store::atomic::AtomicF64;
 use crate::store::Store;
 use crate::vocab::MetricKind;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -19,7 +20,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
 /// Web settings.
 #[derive(Clone, Debug)]
@@ -60,35 +61,8 @@ struct State {
     opts: WebOptions,
     last_size: AtomicUsize,
     reload: Option<ReloadFn>,
-    push: Option<PushOptions>,
+    push: Option<PushPort>,
     scrapes: Arc<ScrapeStats>,
-    /// Memory for push bodies being read and applied, in KiB (see [`PUSH_BODIES_IN_FLIGHT`]).
-    push_budget: Arc<Semaphore>,
-}
-
-/// How many bodies of the largest size the push port holds in memory at once;
-/// more wait (up to [`PUSH_BUDGET_WAIT`], then 503), so a crowd of big pushes
-/// cannot exhaust memory (512 connections x 16 MiB would be 8 GiB).
-const PUSH_BODIES_IN_FLIGHT: usize = 4;
-
-/// How long a push waits for room in the body budget before a 503.
-const PUSH_BUDGET_WAIT: Duration = Duration::from_secs(30);
-
-/// How long reading one push body may take; a client that trickles its body
-/// gives its share of the budget back when this runs out (408).
-const PUSH_BODY_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// KiB of budget a body of at most `bytes` needs (at least 1).
-fn kib(bytes: usize) -> u32 {
-    u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX)
-}
-
-/// The whole push budget, in KiB: room for [`PUSH_BODIES_IN_FLIGHT`] bodies
-/// of the largest size.
-fn push_budget_kib(o: &PushOptions) -> usize {
-    (kib(o.max_body_bytes) as usize)
-        .saturating_mul(PUSH_BODIES_IN_FLIGHT)
-        .min(Semaphore::MAX_PERMITS)
 }
 
 /// Which listener a connection came in on.
@@ -156,10 +130,7 @@ pub fn serve(
             opts,
             last_size: AtomicUsize::new(4096),
             reload,
-            push_budget: Arc::new(Semaphore::new(
-                push_opts.as_ref().map_or(0, push_budget_kib),
-            )),
-            push: push_opts,
+            push: push_opts.map(PushPort::new),
         });
         let open = Arc::new(AtomicUsize::new(0));
         loop {
@@ -396,177 +367,26 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
-/// The push port: the Pushgateway API, `/metrics` and health checks.
+/// The push port: the Pushgateway API ([`crate::push::http`]), and
+/// `/metrics` and health checks as the Pushgateway serves them.
 async fn handle_push(
     state: &State,
-    opts: &PushOptions,
+    port: &PushPort,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let path = req.uri().path().to_owned();
-    let method = match *req.method() {
-        Method::PUT => Some(push::PushMethod::Put),
-        Method::POST => Some(push::PushMethod::Post),
-        Method::DELETE => Some(push::PushMethod::Delete),
-        _ => None,
+    let req = match port.handle(&state.store, req).await {
+        Ok(answer) => return answer,
+        Err(not_a_push) => not_a_push,
     };
-    let key = match push::parse_group_path(&path) {
-        Some(Ok(k)) => k,
-        Some(Err(e)) => {
-            if let Some(m) = method {
-                push::record(
-                    &state.store,
-                    m,
-                    None,
-                    opts,
-                    &push::PushOutcome::Invalid(e.clone()),
-                );
-            }
-            return text(StatusCode::BAD_REQUEST, format!("{e}\n"));
-        }
-        None => {
-            let get_or_head = req.method() == Method::GET || req.method() == Method::HEAD;
-            return match path.as_str() {
-                "/metrics" | "/-/healthy" | "/-/ready" if !get_or_head => {
-                    method_not_allowed("GET, HEAD")
-                }
-                "/metrics" => metrics(state, &req),
-                "/-/healthy" => plain(StatusCode::OK, "Healthy.\n"),
-                "/-/ready" => plain(StatusCode::OK, "Ready.\n"),
-                _ => plain(
-                    StatusCode::NOT_FOUND,
-                    "Not found. Push to /metrics/job/<job>{/<label>/<value>}.\n",
-                ),
-            };
-        }
-    };
-    let Some(method) = method else {
-        return method_not_allowed("PUT, POST, DELETE");
-    };
-    let header = |h: hyper::header::HeaderName| {
-        req.headers()
-            .get(h)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let content_type = header(CONTENT_TYPE);
-    let content_encoding = header(CONTENT_ENCODING);
-    let declared_len = header(hyper::header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
-    // Outcomes decided here, before `push::handle` saw the body, are counted here.
-    let refuse = |outcome: push::PushOutcome| {
-        push::record(&state.store, method, Some(&key), opts, &outcome);
-        push_response(method, opts, outcome)
-    };
-    if declared_len.is_some_and(|n| n > opts.max_body_bytes as u64) {
-        return refuse(push::PushOutcome::TooLarge);
-    }
-    // Room in the body budget for the body (its declared length, else the limit)
-    // and, when gzipped, for what it inflates to. A DELETE has no body to hold.
-    // The permit travels with the work below and is returned when it ends,
-    // even if the client hangs up first.
-    let room = if method == push::PushMethod::Delete {
-        None
-    } else {
-        let mut need = declared_len.map_or(opts.max_body_bytes, |n| n as usize);
-        if content_encoding
-            .as_deref()
-            .is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip"))
-        {
-            need = need.saturating_add(opts.max_body_bytes);
-        }
-        let wanted = kib(need).min(u32::try_from(push_budget_kib(opts)).unwrap_or(u32::MAX));
-        let permit = tokio::time::timeout(
-            PUSH_BUDGET_WAIT,
-            Arc::clone(&state.push_budget).acquire_many_owned(wanted),
-        )
-        .await;
-        match permit {
-            Ok(Ok(permit)) => Some(permit),
-            _ => return refuse(push::PushOutcome::Busy),
-        }
-    };
-    // A DELETE's body, if it sends one, is not read: it means nothing, and
-    // unread it costs no memory.
-    let read = match method {
-        push::PushMethod::Delete => Ok(Ok(http_body_util::Collected::default())),
-        _ => {
-            tokio::time::timeout(
-                PUSH_BODY_TIMEOUT,
-                http_body_util::Limited::new(req.into_body(), opts.max_body_bytes).collect(),
-            )
-            .await
-        }
-    };
-    let body = match read {
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return refuse(push::PushOutcome::TooLarge)
-        }
-        Ok(Err(e)) => {
-            return refuse(push::PushOutcome::Invalid(format!(
-                "could not read the request body: {e}"
-            )))
-        }
-        Err(_) => return refuse(push::PushOutcome::TimedOut),
-    };
-    // Parsing and applying a big body takes a while (linear, but 16 MiB is
-    // 16 MiB): off the runtime's thread, so scrapes and health checks on the
-    // same runtime go on meanwhile.
-    let (store, push_opts) = (Arc::clone(&state.store), opts.clone());
-    let applied = tokio::task::spawn_blocking(move || {
-        let _room = room;
-        push::handle(
-            &store,
-            &push_opts,
-            method,
-            &key,
-            content_type.as_deref(),
-            content_encoding.as_deref(),
-            &body,
-        )
-    })
-    .await;
-    match applied {
-        Ok(outcome) => push_response(method, opts, outcome),
-        Err(e) => {
-            // A panic in the handler: a bug, never the client's doing.
-            tracing::error!(error = %e, "push handler failed");
-            text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the push could not be applied\n".to_owned(),
-            )
-        }
-    }
-}
-
-/// The HTTP answer to a push outcome, as the Pushgateway gives it.
-fn push_response(
-    method: push::PushMethod,
-    opts: &PushOptions,
-    outcome: push::PushOutcome,
-) -> Response<Full<Bytes>> {
-    use push::PushOutcome as O;
-    match outcome {
-        O::Applied if method == push::PushMethod::Delete => plain(StatusCode::ACCEPTED, ""),
-        O::Applied => plain(StatusCode::OK, ""),
-        O::Invalid(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
-        O::TooLarge => text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "push body over the limit of {} bytes (--push.max-body-bytes)\n",
-                opts.max_body_bytes
-            ),
-        ),
-        O::Unsupported(e) => text(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("{e}\n")),
-        O::Busy => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many large pushes in progress; retry later\n".to_owned(),
-        ),
-        O::TimedOut => text(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "the body was not read within {} s\n",
-                PUSH_BODY_TIMEOUT.as_secs()
-            ),
+    let get_or_head = req.method() == Method::GET || req.method() == Method::HEAD;
+    match req.uri().path() {
+        "/metrics" | "/-/healthy" | "/-/ready" if !get_or_head => method_not_allowed("GET, HEAD"),
+        "/metrics" => metrics(state, &req),
+        "/-/healthy" => plain(StatusCode::OK, "Healthy.\n"),
+        "/-/ready" => plain(StatusCode::OK, "Ready.\n"),
+        _ => plain(
+            StatusCode::NOT_FOUND,
+            "Not found. Push to /metrics/job/<job>{/<label>/<value>}.\n",
         ),
     }
 }
@@ -589,8 +409,8 @@ async fn handle(
         return Ok(r);
     }
     if role == Role::Push {
-        if let Some(opts) = &state.push {
-            return Ok(handle_push(&state, opts, req).await);
+        if let Some(port) = &state.push {
+            return Ok(handle_push(&state, port, req).await);
         }
     }
     let path = req.uri().path();

@@ -1,0 +1,280 @@
+//! The push port's HTTP handler: a request on a push path becomes a push.
+//!
+//! Bodies are held in memory within a budget: room for four bodies of
+//! `--push.max-body-bytes` at once (a body's declared length, or the limit, plus
+//! the limit again for a gzipped one); past it a push waits up to 30 s, then gets
+//! 503. A body must arrive within 60 s (408). A DELETE needs no room and its
+//! body is not read. Parsing and applying run off the runtime's thread.
+
+use super::PushOptions;
+use crate::store::Store;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_ENCODING, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// How many bodies of the largest size the push port holds in memory at once;
+/// more wait (up to [`PUSH_BUDGET_WAIT`], then 503), so a crowd of big pushes
+/// cannot exhaust memory (512 connections x 16 MiB would be 8 GiB).
+const PUSH_BODIES_IN_FLIGHT: usize = 4;
+
+/// How long a push waits for room in the body budget before a 503.
+const PUSH_BUDGET_WAIT: Duration = Duration::from_secs(30);
+
+/// How long reading one push body may take; a client that trickles its body
+/// gives its share of the budget back when this runs out (408).
+const PUSH_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// KiB of budget a body of at most `bytes` needs (at least 1).
+fn kib(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX)
+}
+
+/// The whole push budget, in KiB: room for [`PUSH_BODIES_IN_FLIGHT`] bodies
+/// of the largest size.
+fn push_budget_kib(o: &PushOptions) -> usize {
+    (kib(o.max_body_bytes) as usize)
+        .saturating_mul(PUSH_BODIES_IN_FLIGHT)
+        .min(Semaphore::MAX_PERMITS)
+}
+
+/// The push port's settings and its body budget.
+#[derive(Debug)]
+pub struct PushPort {
+    opts: PushOptions,
+    /// Memory for bodies being read and applied, in KiB (see [`PUSH_BODIES_IN_FLIGHT`]).
+    budget: Arc<Semaphore>,
+}
+
+impl PushPort {
+    /// A push port with these settings and a fresh budget.
+    pub fn new(opts: PushOptions) -> Self {
+        Self {
+            budget: Arc::new(Semaphore::new(push_budget_kib(&opts))),
+            opts,
+        }
+    }
+
+    /// Handle `req` if its path is a push path (`/metrics/job/...`); give it
+    /// back otherwise, for the port's other routes.
+    pub async fn handle(
+        &self,
+        store: &Arc<Store>,
+        req: Request<Incoming>,
+    ) -> Result<Response<Full<Bytes>>, Request<Incoming>> {
+        let path = req.uri().path().to_owned();
+        let method = match *req.method() {
+            Method::PUT => Some(super::PushMethod::Put),
+            Method::POST => Some(super::PushMethod::Post),
+            Method::DELETE => Some(super::PushMethod::Delete),
+            _ => None,
+        };
+        let key = match super::parse_group_path(&path) {
+            Some(Ok(k)) => k,
+            Some(Err(e)) => {
+                if let Some(m) = method {
+                    super::record(
+                        store,
+                        m,
+                        None,
+                        &self.opts,
+                        &super::PushOutcome::Invalid(e.clone()),
+                    );
+                }
+                return Ok(text(StatusCode::BAD_REQUEST, format!("{e}\n")));
+            }
+            None => return Err(req),
+        };
+        let Some(method) = method else {
+            return Ok(method_not_allowed("PUT, POST, DELETE"));
+        };
+        let header = |h: hyper::header::HeaderName| {
+            req.headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let content_type = header(CONTENT_TYPE);
+        let content_encoding = header(CONTENT_ENCODING);
+        let declared_len =
+            header(hyper::header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+        // Outcomes decided here, before `super::handle` saw the body, are counted here.
+        let refuse = |outcome: super::PushOutcome| {
+            super::record(store, method, Some(&key), &self.opts, &outcome);
+            push_response(method, &self.opts, outcome)
+        };
+        if declared_len.is_some_and(|n| n > self.opts.max_body_bytes as u64) {
+            return Ok(refuse(super::PushOutcome::TooLarge));
+        }
+        let room = match self
+            .reserve(method, declared_len, content_encoding.as_deref())
+            .await
+        {
+            Ok(room) => room,
+            Err(busy) => return Ok(refuse(busy)),
+        };
+        let body = match self.read_body(method, req).await {
+            Ok(body) => body,
+            Err(refused) => return Ok(refuse(refused)),
+        };
+        // Parsing and applying a big body takes a while (linear, but 16 MiB is
+        // 16 MiB): off the runtime's thread, so scrapes and health checks on the
+        // same runtime go on meanwhile.
+        let (store, push_opts) = (Arc::clone(store), self.opts.clone());
+        let applied = tokio::task::spawn_blocking(move || {
+            let _room = room;
+            super::handle(
+                &store,
+                &push_opts,
+                method,
+                &key,
+                content_type.as_deref(),
+                content_encoding.as_deref(),
+                &body,
+            )
+        })
+        .await;
+        Ok(match applied {
+            Ok(outcome) => push_response(method, &self.opts, outcome),
+            Err(e) => {
+                // A panic in the handler: a bug, never the client's doing.
+                tracing::error!(error = %e, "push handler failed");
+                text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the push could not be applied\n".to_owned(),
+                )
+            }
+        })
+    }
+
+    /// Room in the body budget for the body (its declared length, else the
+    /// limit) and, when gzipped, for what it inflates to; a DELETE has no body
+    /// to hold. The permit travels with the work and is returned when it ends,
+    /// even if the client hangs up first. `Err(Busy)` after [`PUSH_BUDGET_WAIT`].
+    async fn reserve(
+        &self,
+        method: super::PushMethod,
+        declared_len: Option<u64>,
+        content_encoding: Option<&str>,
+    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, super::PushOutcome> {
+        if method == super::PushMethod::Delete {
+            return Ok(None);
+        }
+        let mut need = declared_len.map_or(self.opts.max_body_bytes, |n| n as usize);
+        if content_encoding.is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip")) {
+            need = need.saturating_add(self.opts.max_body_bytes);
+        }
+        let wanted = kib(need).min(u32::try_from(push_budget_kib(&self.opts)).unwrap_or(u32::MAX));
+        let permit = tokio::time::timeout(
+            PUSH_BUDGET_WAIT,
+            Arc::clone(&self.budget).acquire_many_owned(wanted),
+        )
+        .await;
+        match permit {
+            Ok(Ok(permit)) => Ok(Some(permit)),
+            _ => Err(super::PushOutcome::Busy),
+        }
+    }
+
+    /// The body, read within [`PUSH_BODY_TIMEOUT`] and the size limit. A
+    /// DELETE's body, if it sends one, is not read: it means nothing, and
+    /// unread it costs no memory.
+    async fn read_body(
+        &self,
+        method: super::PushMethod,
+        req: Request<Incoming>,
+    ) -> Result<Bytes, super::PushOutcome> {
+        let read = match method {
+            super::PushMethod::Delete => Ok(Ok(http_body_util::Collected::default())),
+            _ => {
+                tokio::time::timeout(
+                    PUSH_BODY_TIMEOUT,
+                    http_body_util::Limited::new(req.into_body(), self.opts.max_body_bytes)
+                        .collect(),
+                )
+                .await
+            }
+        };
+        match read {
+            Ok(Ok(b)) => Ok(b.to_bytes()),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                Err(super::PushOutcome::TooLarge)
+            }
+            Ok(Err(e)) => Err(super::PushOutcome::Invalid(format!(
+                "could not read the request body: {e}"
+            ))),
+            Err(_) => Err(super::PushOutcome::TimedOut),
+        }
+    }
+}
+
+/// The HTTP answer to a push outcome, as the Pushgateway gives it.
+fn push_response(
+    method: super::PushMethod,
+    opts: &PushOptions,
+    outcome: super::PushOutcome,
+) -> Response<Full<Bytes>> {
+    use super::PushOutcome as O;
+    match outcome {
+        O::Applied if method == super::PushMethod::Delete => plain(StatusCode::ACCEPTED, ""),
+        O::Applied => plain(StatusCode::OK, ""),
+        O::Invalid(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+        O::TooLarge => text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "push body over the limit of {} bytes (--push.max-body-bytes)\n",
+                opts.max_body_bytes
+            ),
+        ),
+        O::Unsupported(e) => text(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("{e}\n")),
+        O::Busy => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many large pushes in progress; retry later\n".to_owned(),
+        ),
+        O::TimedOut => text(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body was not read within {} s\n",
+                PUSH_BODY_TIMEOUT.as_secs()
+            ),
+        ),
+    }
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// 405 naming the allowed methods.
+fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+    let mut r = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "Method not allowed: use {}.\n",
+            allow.replace(", DELETE", " or DELETE")
+        ),
+    );
+    r.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    r
+}
