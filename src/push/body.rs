@@ -19,8 +19,8 @@ use std::collections::HashMap;
 pub struct ParsedFamily<'a> {
     /// Family name.
     pub name: &'a str,
-    /// `counter`, `gauge`, `summary`, `histogram` or `untyped`.
-    pub kind: &'a str,
+    /// The `# TYPE` (`Untyped` for a family without one).
+    pub kind: MetricKind,
     /// HELP text, unescaped.
     pub help: Option<Cow<'a, str>>,
     /// Samples: full sample name, labels (unescaped), value.
@@ -177,12 +177,9 @@ pub fn parse(body: &str) -> Result<Vec<ParsedFamily<'_>>, String> {
                 if !valid_name(name) {
                     return Err(at(format!("invalid metric name {name:?} in TYPE")));
                 }
-                if !matches!(
-                    kind,
-                    "counter" | "gauge" | "summary" | "histogram" | "untyped"
-                ) {
+                let Some(kind) = MetricKind::from_type_word(kind) else {
                     return Err(at(format!("unknown metric type {kind:?}")));
-                }
+                };
                 if by_name.insert(name, families.len()).is_some() {
                     return Err(at(format!(
                         "second TYPE line for {name}, or TYPE after its samples"
@@ -228,9 +225,7 @@ pub fn parse(body: &str) -> Result<Vec<ParsedFamily<'_>>, String> {
         let exact = by_name.get(name).copied();
         let by_suffix = SUFFIXES.iter().find_map(|s| {
             let i = *by_name.get(name.strip_suffix(s)?)?;
-            MetricKind::from_type_word(families[i].kind)
-                .is_some_and(|k| k.sample_suffixes().contains(s))
-                .then_some(i)
+            families[i].kind.sample_suffixes().contains(s).then_some(i)
         });
         let last = families.len().checked_sub(1);
         let idx = match (exact, by_suffix) {
@@ -238,7 +233,7 @@ pub fn parse(body: &str) -> Result<Vec<ParsedFamily<'_>>, String> {
                 by_name.insert(name, families.len());
                 families.push(ParsedFamily {
                     name,
-                    kind: "untyped",
+                    kind: MetricKind::Untyped,
                     help: None,
                     samples: Vec::new(),
                 });
@@ -260,8 +255,10 @@ pub fn parse(body: &str) -> Result<Vec<ParsedFamily<'_>>, String> {
             }
         };
         match fam.kind {
-            "histogram" if name.len() > fam.name.len() && name.ends_with("_bucket") => bound("le")?,
-            "summary" if name == fam.name => bound("quantile")?,
+            MetricKind::Histogram if name.len() > fam.name.len() && name.ends_with("_bucket") => {
+                bound("le")?
+            }
+            MetricKind::Summary if name == fam.name => bound("quantile")?,
             _ => {}
         }
         fam.samples.push(ParsedSample {
@@ -292,7 +289,7 @@ mod tests {
         let f = parse(body).unwrap();
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].name, "job_last_success_unixtime");
-        assert_eq!(f[0].kind, "gauge");
+        assert_eq!(f[0].kind.type_word(), "gauge");
         assert_eq!(
             f[0].help.as_deref(),
             Some("Last time a batch job successfully finished")
@@ -308,7 +305,7 @@ mod tests {
         let f = parse(body).unwrap();
         assert_eq!(
             f.iter()
-                .map(|f| (f.name, f.kind, f.samples.len()))
+                .map(|f| (f.name, f.kind.type_word(), f.samples.len()))
                 .collect::<Vec<_>>(),
             vec![
                 ("h", "histogram", 4),
@@ -366,7 +363,7 @@ mod tests {
         let f = parse(body).unwrap();
         let got: Vec<_> = f
             .iter()
-            .map(|f| (f.name, f.kind, f.help.as_deref()))
+            .map(|f| (f.name, f.kind.type_word(), f.help.as_deref()))
             .collect();
         assert_eq!(
             got,
@@ -474,6 +471,6 @@ mod tests {
         assert_eq!(c.samples[0].value, 3.0);
         assert!(f
             .iter()
-            .any(|f| f.name == "t" && f.kind == "summary" && f.samples.len() == 5));
+            .any(|f| f.name == "t" && f.kind == MetricKind::Summary && f.samples.len() == 5));
     }
 }

@@ -18,10 +18,6 @@ fn render_label_pairs<'a>(labels: impl Iterator<Item = (&'a str, &'a str)> + Clo
     label_pairs(labels).into_boxed_str()
 }
 
-fn kind_word(kind: &str) -> MetricKind {
-    MetricKind::from_type_word(kind).unwrap_or(MetricKind::Untyped)
-}
-
 /// The labels that make a sample part of a series rather than the series itself.
 fn is_series_label(kind: MetricKind, family: &str, sample: &str, label: &str) -> bool {
     !((kind == MetricKind::Histogram && label == "le" && sample.ends_with("_bucket"))
@@ -42,7 +38,7 @@ pub fn convert(key: &GroupKey, parsed: &[ParsedFamily<'_>]) -> Result<Vec<Conver
                 "pushed metrics must not use the reserved name {name}"
             ));
         }
-        let kind = kind_word(pf.kind);
+        let kind = pf.kind;
         if pf.samples.iter().any(|s| s.timestamp.is_some()) {
             return Err(format!(
                 "pushed metrics must not have timestamps ({name} has one)"
