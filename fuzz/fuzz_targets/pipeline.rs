@@ -9,7 +9,8 @@ use promstatsd::exposition::check::check;
 use promstatsd::mapper::{Mapper, MapperDefaults, ObserverType};
 use std::sync::OnceLock;
 use promstatsd::reload::MappingSource;
-use promstatsd::{stats, Aggregator, Config};
+use promstatsd::model::collect::{SelfFamily, SelfValue};
+use promstatsd::{Aggregator, Config};
 
 #[derive(Arbitrary, Debug)]
 enum Mapping {
@@ -26,10 +27,14 @@ struct Input {
     packets: Vec<Vec<u8>>,
 }
 
-fn total(fams: &[stats::SelfFamily], name: &str) -> f64 {
+fn total(fams: &[SelfFamily], name: &str) -> f64 {
     fams.iter()
         .filter(|f| f.name == name)
-        .flat_map(|f| f.samples.iter().map(|s| s.2))
+        .flat_map(|f| f.series.iter())
+        .map(|(_, v)| match v {
+            SelfValue::Number(n) => *n,
+            SelfValue::Summary { count, .. } => *count as f64,
+        })
         .sum()
 }
 
@@ -78,7 +83,7 @@ fuzz_target!(|input: Input| {
     if let Err(e) = promstatsd::push::body::parse(&text) {
         panic!("page does not parse back: {e}\n{text}");
     }
-    let fams = stats::collect(agg.store());
+    let fams = agg.store().self_families();
     let samples = total(&fams, "promstatsd_samples_total");
     let accounted = total(&fams, "promstatsd_events_total")
         + total(&fams, "promstatsd_events_conflict_total")
