@@ -4,16 +4,20 @@
 //! embedded as a library. Data flows one way, and the modules follow it:
 //!
 //! ```text
-//! listener (mio: UDP/TCP/unixgram)    bytes off the sockets, in batches
+//! listener (mio: UDP/TCP/unix)    bytes off the sockets, in batches
 //!   -> parser   (bytes -> borrowed samples, zero-copy)
 //!   -> mapper   (name + tags -> family, labels, observer type)
 //!   -> store    (sharded series: atomic counters/gauges, histogram buckets, summaries)
-//!   -> exposition (own thread: store -> Prometheus text -> HTTP)
+//!   -> model::collect  (one borrowed view of every family and series)
+//!   -> encoders: exposition::text (text 0.0.4, OpenMetrics), remote_write (protobuf)
 //! ```
 //!
-//! [`cli`] and [`config`] feed them. Only the [`store`] is shared between
-//! threads; an [`ingest::Ingester`] (parser → mapper → store, with its own cache of
-//! known series) belongs to one thread.
+//! [`vocab`], [`sys`] and [`model`] sit under everything; [`cli`] and [`config`]
+//! feed the rest; [`server`] builds the pipeline and starts the threads. Only the
+//! [`store`] is shared between threads; an [`ingest::Ingester`] (parser → mapper
+//! → store, with its own cache of known series) belongs to one thread. Every
+//! top-level module names what it may import in its docs, and `tests/layout.rs`
+//! holds it to that.
 //!
 //! # Embedding
 //!

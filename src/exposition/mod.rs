@@ -1,8 +1,12 @@
-//! Exposition: the store rendered as Prometheus text, served over HTTP.
+//! Exposition: the pages Prometheus scrapes, served over HTTP.
 //!
-//! Rendering is a plain function over the store ([`text::render`]) so a program
-//! that embeds promstatsd can render into any buffer without a socket; the daemon
-//! serves it from its own thread ([`http::serve`]).
+//! Owns the text 0.0.4 and OpenMetrics encoders ([`text::TextEncoder`], an
+//! encoder over the collection model that [`crate::store::Store::collect`]
+//! feeds), so a program that embeds promstatsd can render into any buffer
+//! without a socket ([`text::render`]); the web thread that serves both ports
+//! ([`http::serve`], hyper on a current-thread runtime; the push port's pushes
+//! go to [`crate::push::http`]); TLS and basic auth ([`webconfig`]); the page
+//! checker used by tests and fuzzing ([`check`]); and the scrape counters.
 //!
 //! May import: vocab, model, store, push.
 
