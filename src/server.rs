@@ -67,12 +67,17 @@ impl Pipeline {
         // First: a scrape reads the collectors in this order, and the ingest
         // counters' Acquire read of the line count must come before the rest
         // (see `crate::ingest::stats`).
-        let _ = store.metrics().shared::<IngestStats>();
-        let _ = store.metrics().shared::<ListenerStats>();
-        store
-            .metrics()
-            .shared::<ReloadStats>()
+        // Every part's counters are on the page from the start, zero until they
+        // move (as statsd_exporter shows them), whichever parts run.
+        let m = store.metrics();
+        let _ = m.shared::<IngestStats>();
+        let _ = m.shared::<ListenerStats>();
+        let _ = m.shared::<crate::relay::RelayStats>();
+        m.shared::<ReloadStats>()
             .set_loaded_mappings(mapper.rule_count());
+        let _ = m.shared::<crate::push::PushStats>();
+        let _ = m.shared::<http::ScrapeStats>();
+        let _ = m.shared::<crate::remote_write::stats::RemoteWriteMetrics>();
         let handle = Arc::new(MapperHandle::new(mapper));
         let reloader = Arc::new(Reloader::new(
             cfg.mapping.clone(),
@@ -450,5 +455,58 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The self-metric families a page shows before anything happened: every
+    /// part's, zero until they move (the list statsd_exporter users alert on).
+    #[test]
+    fn every_part_counts_from_the_start() {
+        let want = [
+            "promstatsd_build_info",
+            "promstatsd_bytes_total",
+            "promstatsd_config_reloads_total",
+            "promstatsd_events_actions_total",
+            "promstatsd_events_conflict_total",
+            "promstatsd_events_error_total",
+            "promstatsd_events_total",
+            "promstatsd_ingest_cache_flushes_total",
+            "promstatsd_lines_total",
+            "promstatsd_loaded_mappings",
+            "promstatsd_packets_total",
+            "promstatsd_push_groups",
+            "promstatsd_push_persist_errors_total",
+            "promstatsd_push_requests_total",
+            "promstatsd_receive_errors_total",
+            "promstatsd_relay_errors_total",
+            "promstatsd_relay_lines_relayed_total",
+            "promstatsd_relay_long_lines_total",
+            "promstatsd_relay_packets_total",
+            "promstatsd_sample_errors_total",
+            "promstatsd_samples_total",
+            "promstatsd_scrape_duration_seconds",
+            "promstatsd_series",
+            "promstatsd_tag_errors_total",
+            "promstatsd_tags_total",
+            "promstatsd_tcp_connection_errors_total",
+            "promstatsd_tcp_connections_open",
+            "promstatsd_tcp_connections_refused_total",
+            "promstatsd_tcp_connections_total",
+            "promstatsd_tcp_too_long_lines_total",
+            "promstatsd_udp_kernel_drops_total",
+        ];
+        let agg = crate::Aggregator::new(&Config::default()).unwrap();
+        let page = agg.render_to_string();
+        let got: Vec<&str> = page
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .filter(|n| n.starts_with(crate::vocab::SELF_PREFIX))
+            .collect();
+        assert_eq!(got, want);
     }
 }
