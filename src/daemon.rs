@@ -34,7 +34,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         match server.next_event() {
             Some(Event::Signal(SIGHUP)) => {
                 tracing::info!("SIGHUP received: reloading the mapping");
-                let _ = server.reload();
+                server.reload_in_background();
             }
             Some(Event::Signal(s)) => {
                 tracing::info!(signal = s, "shutting down");

@@ -1,6 +1,6 @@
 //! Loading the mapping file, at start and on reload (SIGHUP, `/-/reload`).
 //!
-//! May import: vocab, model, mapper, store.
+//! May import: vocab, sys, model, mapper, store.
 
 use crate::mapper::config::ConfigError;
 use crate::mapper::{Mapper, MapperDefaults, MapperHandle, AIRFLOW_PACK};
@@ -10,6 +10,10 @@ use crate::vocab::MetricKind;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// Largest mapping file read (`--statsd.mapping-config`): 4 MiB, a hundred
+/// times the size of the Airflow Helm chart's file; a larger one is refused.
+pub const MAX_MAPPING_FILE_BYTES: u64 = 4 << 20;
 
 /// Where the mappings come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,17 +45,45 @@ impl MappingSource {
 
     /// Read and compile the mappings; returns the mapper and warnings to log.
     pub fn load(&self, base: &MapperDefaults) -> Result<(Mapper, Vec<String>), ConfigError> {
+        Mapper::from_yaml(&self.describe(), &self.read()?, base)
+    }
+
+    /// The text of the mappings: the pack, or the file (a regular file of at
+    /// most [`MAX_MAPPING_FILE_BYTES`]).
+    fn read(&self) -> Result<std::borrow::Cow<'static, str>, ConfigError> {
         match self {
-            Self::Airflow => Mapper::from_yaml(&self.describe(), AIRFLOW_PACK, base),
-            Self::File(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| ConfigError {
+            Self::Airflow => Ok(AIRFLOW_PACK.into()),
+            Self::File(p) => crate::sys::read_regular_file(p, MAX_MAPPING_FILE_BYTES)
+                .map(Into::into)
+                .map_err(|e| ConfigError {
                     source: self.describe(),
                     line: None,
                     message: format!("cannot read the mapping file: {e}"),
-                })?;
-                Mapper::from_yaml(&self.describe(), &text, base)
-            }
+                }),
         }
+    }
+
+    /// Read and compile the mappings for a reload: as [`MappingSource::load`],
+    /// but a file with nothing but blanks and comments is refused (a file
+    /// being rewritten is often empty for a moment; at start an empty file
+    /// means no mappings, on reload it would silently drop them all).
+    pub fn reload(&self, base: &MapperDefaults) -> Result<(Mapper, Vec<String>), ConfigError> {
+        let text = self.read()?;
+        let blank = text
+            .lines()
+            .map(str::trim)
+            .all(|l| l.is_empty() || l.starts_with('#'));
+        if blank {
+            return Err(ConfigError {
+                source: self.describe(),
+                line: None,
+                message: "the mapping file is empty (or only comments); an empty file is \
+                          accepted at start only, so a file caught mid-rewrite cannot drop \
+                          every mapping"
+                    .to_owned(),
+            });
+        }
+        Mapper::from_yaml(&self.describe(), &text, base)
     }
 }
 
@@ -114,6 +146,7 @@ pub struct Reloader {
     handle: Arc<MapperHandle>,
     store: Arc<Store>,
     stats: Arc<ReloadStats>,
+    running: std::sync::Mutex<()>,
 }
 
 impl Reloader {
@@ -130,17 +163,25 @@ impl Reloader {
             handle,
             stats: store.metrics().shared(),
             store,
+            running: std::sync::Mutex::new(()),
         }
     }
 
     /// Reload; the outcome is logged and counted. `Ok` carries a summary line.
+    /// Reloads run one at a time; call it off the threads that serve or stop
+    /// the daemon (the file is a regular file of bounded size, but its disk
+    /// may still be slow).
     pub fn reload(&self) -> Result<String, String> {
+        let _one_at_a_time = self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(source) = &self.source else {
             let msg = "no mapping file configured; nothing to reload".to_owned();
             tracing::warn!("{msg}");
             return Ok(msg);
         };
-        match source.load(&self.base) {
+        match source.reload(&self.base) {
             Ok((mapper, warnings)) => {
                 for w in warnings {
                     tracing::warn!(source = %source.describe(), "{w}");

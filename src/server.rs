@@ -408,6 +408,18 @@ impl Server {
         self.pipeline.reloader.reload()
     }
 
+    /// Start a reload on a thread of its own and return at once (SIGHUP: the
+    /// thread that waits for signals must stay free to stop the daemon).
+    pub fn reload_in_background(&self) {
+        let reloader = Arc::clone(&self.pipeline.reloader);
+        let started = thread::Builder::new().name("reload".into()).spawn(move || {
+            let _ = reloader.reload();
+        });
+        if let Err(e) = started {
+            tracing::error!(error = %e, "cannot start a reload thread; mappings unchanged");
+        }
+    }
+
     /// A sender of events to [`Server::next_event`] (for a signal thread).
     pub fn notifier(&self) -> Notifier {
         Notifier(self.notify.clone())

@@ -10,6 +10,45 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+/// Read a whole regular file of at most `limit` bytes as UTF-8.
+///
+/// Opened with `O_NONBLOCK`, so a FIFO or a device never blocks the open; then
+/// anything but a regular file is refused before a byte is read (a FIFO would
+/// block the read, `/dev/zero` would never end), and a file over `limit` is
+/// refused instead of read into memory.
+pub fn read_regular_file(path: &std::path::Path, limit: u64) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, device or directory is refused)",
+        ));
+    }
+    if meta.len() > limit {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("{} bytes, over the limit of {limit}", meta.len()),
+        ));
+    }
+    let mut text = String::new();
+    // The file may grow between the check and the read: read one byte past
+    // the limit at most.
+    file.take(limit + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > limit {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("over the limit of {limit} bytes"),
+        ));
+    }
+    Ok(text)
+}
+
 /// Raise the soft open-files limit to the hard limit (as the Go runtime does for
 /// statsd_exporter), so thousands of TCP clients do not exhaust descriptors.
 pub fn raise_nofile_limit() {

@@ -419,8 +419,15 @@ async fn handle(
             if req.method() != Method::PUT && req.method() != Method::POST {
                 return Ok(method_not_allowed("PUT, POST"));
             }
-            return Ok(match reload() {
-                Ok(msg) => text(StatusCode::OK, format!("{msg}\n")),
+            // Off the runtime's thread: scrapes and health checks go on
+            // while the file is read and compiled.
+            let reload = Arc::clone(reload);
+            return Ok(match tokio::task::spawn_blocking(move || reload()).await {
+                Ok(Ok(msg)) => text(StatusCode::OK, format!("{msg}\n")),
+                Ok(Err(e)) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("reload failed, previous mappings kept: {e}\n"),
+                ),
                 Err(e) => text(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("reload failed, previous mappings kept: {e}\n"),
