@@ -126,9 +126,8 @@ pub fn persist(store: &Store, path: &Path) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "push".to_owned());
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let (tmp, mut f) = create_temp(&dir, &name)?;
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&data)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -141,6 +140,53 @@ pub fn persist(store: &Store, path: &Path) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// A new temporary file in `dir` for `name`: a name nobody can guess
+/// (`.<name>.tmp.<pid>.<random>`), created exclusively (`O_EXCL`: it fails on
+/// anything already there, a planted symlink included) and without following
+/// links, readable by its owner only.
+fn create_temp(dir: &Path, name: &str) -> std::io::Result<(PathBuf, std::fs::File)> {
+    use std::hash::{BuildHasher, Hasher};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut last = None;
+    for _ in 0..8 {
+        // Randomly keyed per process and per call: unpredictable names.
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let tmp = dir.join(format!(".{name}.tmp.{}.{random:016x}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free temporary name")))
+}
+
+/// Move a damaged file aside as `<file>.corrupt` (or `.corrupt.1`, `.2`, ...,
+/// the first free one): an earlier damaged copy is never overwritten. A hard
+/// link then an unlink, so the move fails rather than replace anything.
+fn move_aside(path: &Path) -> Option<PathBuf> {
+    for i in 0..100u32 {
+        let aside = match i {
+            0 => PathBuf::from(format!("{}.corrupt", path.display())),
+            n => PathBuf::from(format!("{}.corrupt.{n}", path.display())),
+        };
+        match std::fs::hard_link(path, &aside) {
+            Ok(()) => return std::fs::remove_file(path).ok().map(|()| aside),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 /// Load the persistence file at start. A missing file is an empty start; a
@@ -159,12 +205,11 @@ pub fn load(store: &Store, path: &Path) -> Result<usize, String> {
     match restored {
         Ok(n) => Ok(n),
         Err(e) => {
-            let aside = PathBuf::from(format!("{}.corrupt", path.display()));
-            let moved = std::fs::rename(path, &aside);
+            let aside = move_aside(path);
             tracing::error!(
                 file = %path.display(),
-                moved_to = %aside.display(),
-                moved = moved.is_ok(),
+                moved_to = %aside.as_deref().unwrap_or(path).display(),
+                moved = aside.is_some(),
                 error = %e,
                 "push persistence file is damaged; groups after the damage are lost"
             );
@@ -211,5 +256,68 @@ impl Persister {
                 tracing::error!(file = %self.file.display(), error = %e, "cannot write the push persistence file; will retry");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::group::GroupKey;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("promstatsd-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn store_with_a_group() -> Store {
+        let store = Store::default();
+        let key = GroupKey::new("j", Vec::new()).unwrap();
+        let parsed = body::parse("g 1\n").unwrap();
+        apply_parsed(&store, &key, &parsed, true, 1000.0).unwrap();
+        store
+    }
+
+    #[test]
+    fn the_persistence_write_does_not_follow_a_planted_symlink() {
+        let d = dir("persist-symlink");
+        let state = d.join("state");
+        let victim = d.join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        // The name the temporary file used to have, planted as a link.
+        let planted = d.join(format!(".state.tmp.{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        persist(&store_with_a_group(), &state).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        let meta = std::fs::symlink_metadata(&state).unwrap();
+        assert!(meta.file_type().is_file(), "the state file is a link");
+        assert!(std::fs::read_to_string(&state).unwrap().contains("g{"));
+        assert!(std::fs::symlink_metadata(&planted)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+
+    #[test]
+    fn temporary_names_are_not_predictable() {
+        let d = dir("persist-names");
+        let (a, _) = create_temp(&d, "state").unwrap();
+        let (b, _) = create_temp(&d, "state").unwrap();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_second_damaged_file_keeps_the_first_corrupt_copy() {
+        let d = dir("persist-corrupt");
+        let state = d.join("state");
+        std::fs::write(&state, "first damage\n").unwrap();
+        load(&Store::default(), &state).unwrap();
+        std::fs::write(&state, "second damage\n").unwrap();
+        load(&Store::default(), &state).unwrap();
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+        assert_eq!(read(&d.join("state.corrupt")), "first damage\n");
+        assert_eq!(read(&d.join("state.corrupt.1")), "second damage\n");
+        assert!(!state.exists());
     }
 }
