@@ -73,6 +73,7 @@ impl Encoder for TextEncoder<'_> {
         write_help(self.out, head, self.format);
     }
 
+    #[inline(always)]
     fn series(&mut self, head: FamilyHead<'_>, labels: Labels<'_>, value: Value<'_>) {
         let (out, format, name) = (&mut *self.out, self.format, head.name);
         let sample = |out: &mut Vec<u8>, suffix: &str, extra: Option<(&str, f64)>, v: f64| {
