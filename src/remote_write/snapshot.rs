@@ -101,6 +101,8 @@ pub struct Batcher<'a, F: FnMut(Batch)> {
     /// and their (name, value) ranges in it.
     text: String,
     ranges: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+    /// Scratch for a formatted `le` or `quantile` value.
+    number: Vec<u8>,
     emit: F,
 }
 
@@ -123,6 +125,7 @@ impl<'a, F: FnMut(Batch)> Batcher<'a, F> {
             announced: false,
             text: String::new(),
             ranges: Vec::new(),
+            number: Vec::new(),
             emit,
         }
     }
@@ -151,11 +154,14 @@ impl<'a, F: FnMut(Batch)> Batcher<'a, F> {
             self.label(k, |t| t.push_str(&v));
         }
         if let Some((k, v)) = extra {
+            let mut number = std::mem::take(&mut self.number);
+            number.clear();
+            write_float(&mut number, v);
+            // `write_float` writes ASCII only.
             self.label(k, |t| {
-                let mut number = Vec::new();
-                write_float(&mut number, v);
-                t.push_str(&String::from_utf8_lossy(&number));
+                t.push_str(std::str::from_utf8(&number).unwrap_or("NaN"))
             });
+            self.number = number;
         }
         for (k, v) in self.external {
             let text = &self.text;
