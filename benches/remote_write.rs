@@ -1,10 +1,12 @@
 //! One remote-write snapshot of a large store: CPU time and peak memory added.
 //!
 //! `cargo bench --bench remote_write` builds a store (1,000,000 labelled counter
-//! series, then 100,000 histogram series of 10 buckets), cuts it into batches
-//! of 2,000 samples three times, and prints a Markdown row per case: the
-//! snapshot's CPU time (this thread's, `RUSAGE_THREAD`), wall time, the peak RSS
-//! it added (`VmHWM` reset through `/proc/self/clear_refs` before each run), and
+//! series, then 100,000 histogram series of 10 buckets) in a fresh process,
+//! three times per case, cuts it into batches of 2,000 samples twice (the first
+//! snapshot also sorts the new series into the render order, as a first scrape
+//! does; the second is every later interval), and prints a Markdown row per
+//! snapshot: CPU time (this thread's, `RUSAGE_THREAD`), wall time, the peak RSS
+//! it added (`VmHWM` reset through `/proc/self/clear_refs` before each), and
 //! the batches and samples it produced. Not a criterion bench: criterion measures
 //! time only, and the peak memory is half of what this bench is for.
 
@@ -67,23 +69,31 @@ fn status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// One snapshot of `agg`, in a process that has made none before.
+/// One snapshot of `agg`: batches, samples and snappy bytes.
+fn snapshot(agg: &Aggregator) -> (usize, usize, usize) {
+    let (mut batches, mut samples, mut bytes) = (0usize, 0usize, 0usize);
+    snapshot_batches(agg.store(), &[], 1_700_000_000_000, 2000, &mut |b| {
+        batches += 1;
+        samples += b.samples;
+        bytes += b.body.len();
+    });
+    (batches, samples, bytes)
+}
+
+/// Two snapshots of `agg` in a process that has made none before: the
+/// first also sorts the new series into the render order (as the first scrape
+/// does), the second is the steady state of every later interval.
 fn run(case: &str, round: u32, agg: &Aggregator) {
-    {
+    for pass in ["first", "later"] {
         // Reset the peak RSS to the current RSS (Linux 4.0+).
         let _ = std::fs::write("/proc/self/clear_refs", "5");
         let rss_before = status_kib("VmRSS:");
         let (cpu0, wall0) = (thread_cpu_secs(), Instant::now());
-        let (mut batches, mut samples, mut bytes) = (0usize, 0usize, 0usize);
-        snapshot_batches(agg.store(), &[], 1_700_000_000_000, 2000, &mut |b| {
-            batches += 1;
-            samples += b.samples;
-            bytes += b.body.len();
-        });
+        let (batches, samples, bytes) = snapshot(agg);
         let (cpu, wall) = (thread_cpu_secs() - cpu0, wall0.elapsed().as_secs_f64());
         let peak_added = status_kib("VmHWM:").saturating_sub(rss_before);
         println!(
-            "| {case} | {round} | {cpu:.3} | {wall:.3} | {:.1} | {batches} | {samples} | {:.1} |",
+            "| {case}, {pass} snapshot | {round} | {cpu:.3} | {wall:.3} | {:.1} | {batches} | {samples} | {:.1} |",
             peak_added as f64 / 1024.0,
             bytes as f64 / 1048576.0
         );
