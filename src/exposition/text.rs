@@ -76,45 +76,23 @@ impl Encoder for TextEncoder<'_> {
     #[inline(always)]
     fn series(&mut self, head: FamilyHead<'_>, labels: Labels<'_>, value: Value<'_>) {
         let (out, format, name) = (&mut *self.out, self.format, head.name);
-        let sample = |out: &mut Vec<u8>, suffix: &str, extra: Option<(&str, f64)>, v: f64| {
-            write_sample(out, name, suffix, labels, extra, v, format);
+        // A counter's own sample takes `_total` in OpenMetrics.
+        let total = |sample: &str| match head.kind == MetricKind::Counter && sample == name {
+            true => counter_suffix(name, format),
+            false => "",
         };
         match value {
-            Value::Counter(v) => sample(out, counter_suffix(name, format), None, v),
-            Value::Gauge(v) | Value::Untyped(v) => sample(out, "", None, v),
-            Value::Summary {
-                quantiles,
-                values,
-                sum,
-                count,
-            } => {
-                for (q, v) in quantiles.iter().zip(values) {
-                    sample(out, "", Some(("quantile", *q)), *v);
-                }
-                sample(out, "_sum", None, sum);
-                sample(out, "_count", None, count as f64);
-            }
-            Value::Histogram {
-                bounds,
-                cumulative,
-                sum,
-            } => {
-                for (i, c) in cumulative.iter().enumerate() {
-                    let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
-                    sample(out, "_bucket", Some(("le", le)), *c as f64);
-                }
-                sample(out, "_sum", None, sum);
-                let count = Value::histogram_count(cumulative);
-                sample(out, "_count", None, count as f64);
-            }
             Value::Sample { name: full, value } => {
-                let suffix = if head.kind == MetricKind::Counter && full == name {
-                    counter_suffix(full, format)
-                } else {
-                    ""
-                };
-                write_sample(out, full, suffix, labels, None, value, format);
+                write_sample(out, full, total(full), labels, None, value, format);
             }
+            v => v.for_each_sample(|suffix, extra, x| {
+                let suffix = if suffix.is_empty() {
+                    total(name)
+                } else {
+                    suffix
+                };
+                write_sample(out, name, suffix, labels, extra, x, format);
+            }),
         }
     }
 }

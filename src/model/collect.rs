@@ -204,6 +204,46 @@ impl Value<'_> {
     pub fn histogram_count(cumulative: &[u64]) -> u64 {
         cumulative.last().copied().unwrap_or(0)
     }
+
+    /// The samples this value is written as in the text format and in remote
+    /// write, in page order, each as `(suffix, le or quantile, value)`: the
+    /// suffix its name adds to the family's (`""`, `_bucket`, `_sum`,
+    /// `_count`). A pushed [`Value::Sample`] is one sample of its own name, so
+    /// it yields nothing here: encoders write it as it came.
+    #[inline(always)]
+    pub fn for_each_sample(
+        &self,
+        mut f: impl FnMut(&'static str, Option<(&'static str, f64)>, f64),
+    ) {
+        match *self {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => f("", None, v),
+            Value::Summary {
+                quantiles,
+                values,
+                sum,
+                count,
+            } => {
+                for (q, v) in quantiles.iter().zip(values) {
+                    f("", Some(("quantile", *q)), *v);
+                }
+                f("_sum", None, sum);
+                f("_count", None, count as f64);
+            }
+            Value::Histogram {
+                bounds,
+                cumulative,
+                sum,
+            } => {
+                for (i, c) in cumulative.iter().enumerate() {
+                    let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
+                    f("_bucket", Some(("le", le)), *c as f64);
+                }
+                f("_sum", None, sum);
+                f("_count", None, Value::histogram_count(cumulative) as f64);
+            }
+            Value::Sample { .. } => {}
+        }
+    }
 }
 
 /// One wire format, fed one family head and then its series.

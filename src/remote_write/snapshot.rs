@@ -277,37 +277,11 @@ impl<F: FnMut(Batch)> Encoder for Batcher<'_, F> {
     }
 
     fn series(&mut self, head: FamilyHead<'_>, labels: Labels<'_>, value: Value<'_>) {
-        let name = head.name;
         match value {
-            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => {
-                self.sample(head, (name, ""), labels, None, v);
-            }
-            Value::Summary {
-                quantiles,
-                values,
-                sum,
-                count,
-            } => {
-                for (q, v) in quantiles.iter().zip(values) {
-                    self.sample(head, (name, ""), labels, Some(("quantile", *q)), *v);
-                }
-                self.sample(head, (name, "_sum"), labels, None, sum);
-                self.sample(head, (name, "_count"), labels, None, count as f64);
-            }
-            Value::Histogram {
-                bounds,
-                cumulative,
-                sum,
-            } => {
-                for (i, c) in cumulative.iter().enumerate() {
-                    let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
-                    self.sample(head, (name, "_bucket"), labels, Some(("le", le)), *c as f64);
-                }
-                self.sample(head, (name, "_sum"), labels, None, sum);
-                let count = Value::histogram_count(cumulative) as f64;
-                self.sample(head, (name, "_count"), labels, None, count);
-            }
             Value::Sample { name, value } => self.sample(head, (name, ""), labels, None, value),
+            v => v.for_each_sample(|suffix, extra, x| {
+                self.sample(head, (head.name, suffix), labels, extra, x);
+            }),
         }
     }
 }
