@@ -305,6 +305,9 @@ struct Head<'a> {
     name_tail: &'a [u8],
     style: NameTagStyle,
     name_tags: &'a [u8],
+    /// Whether a `|#` section's tags are kept (`--statsd.parse-dogstatsd-tags`);
+    /// when off the section is still recognised, and skipped.
+    dogstatsd: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -363,6 +366,7 @@ fn split_line(line: &[u8], opts: ParseOptions) -> Result<LineSamples<'_>, ParseE
             name_tail: &[],
             style: NameTagStyle::None,
             name_tags: &[],
+            dogstatsd: opts.dogstatsd,
         }
     };
     if head.name_head.is_empty() && head.name_tail.is_empty() {
@@ -663,6 +667,7 @@ fn split_name(section: &[u8], opts: ParseOptions) -> Head<'_> {
         name_tail: &[],
         style: NameTagStyle::None,
         name_tags: &[],
+        dogstatsd: opts.dogstatsd,
     };
     if opts.signalfx {
         match (memchr(b'[', section), memchr(b']', section)) {
@@ -809,7 +814,9 @@ fn parse_sample<'a>(
                     return Err(ParseError::MalformedComponent);
                 }
                 seen_tags = true;
-                sample.dog_tags = &comp[1..];
+                if head.dogstatsd {
+                    sample.dog_tags = &comp[1..];
+                }
             }
             b'c' => match comp.strip_prefix(b"c:") {
                 Some(id) if !id.is_empty() => sample.container_id = id,

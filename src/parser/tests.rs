@@ -271,8 +271,8 @@ fn tag_styles_can_be_turned_off() {
     let got: Vec<String> = parse_line(b"a,k=v#x[y]:1|c|#t:u", off)
         .map(|r| show(&r))
         .collect();
-    // The `|#` section is still recognised and skipped, its tags unused.
-    assert_eq!(got, ["c a,k=v#x[y]=1 #[t:u]"]);
+    // The `|#` section is still recognised and skipped: no tags from it.
+    assert_eq!(got, ["c a,k=v#x[y]=1"]);
 }
 
 #[test]
@@ -459,7 +459,9 @@ fn oracle(line: &[u8], o: ParseOptions) -> Vec<String> {
                         out.push("err:malformed_component".into());
                         continue 'samples;
                     }
-                    dog_tags = c[1..].to_string();
+                    if o.dogstatsd {
+                        dog_tags = c[1..].to_string();
+                    }
                 }
                 b'c' => match c.strip_prefix("c:") {
                     Some(id) if !id.is_empty() => cid = id.to_string(),
