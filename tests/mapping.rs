@@ -171,6 +171,20 @@ const CASES: &[Case] = &[
         &[],
     ),
     (
+        "deprecated_default_quantiles_yield_to_summary_options",
+        "defaults:\n  quantiles: [{quantile: 0.9, error: 0.1}]\n  summary_options:\n    quantiles: [{quantile: 0.42, error: 0.04}]\nmappings:\n- match: test.*.*\n  observer_type: summary\n  name: \"foo\"\n",
+        "test.a.b:1|ms",
+        &["foo{quantile=\"0.42\"} 0.001"],
+        &["quantile=\"0.9\""],
+    ),
+    (
+        "deprecated_default_buckets_yield_to_histogram_options",
+        "defaults:\n  observer_type: histogram\n  buckets: [5]\n  histogram_options:\n    buckets: [2]\n",
+        "hb:1|h",
+        &["hb_bucket{le=\"2\"} 1"],
+        &["le=\"5\""],
+    ),
+    (
         "empty_expanded_name_is_counted",
         "mappings:\n- match: e.*\n  name: $2\n",
         "e.a:1|c",

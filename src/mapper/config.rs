@@ -580,17 +580,19 @@ fn parse_defaults(
             buckets = Some(h.buckets.clone());
         }
     }
-    if let Some(b) = &d.buckets {
-        if buckets.is_some() {
-            return Err(ctx.err(
-                None,
-                "cannot use buckets in both defaults and defaults.histogram_options",
-            ));
+    // As statsd_exporter: the deprecated key is used only when the new one
+    // has no buckets; next to it, it is ignored (with a warning).
+    match (&d.buckets, buckets.is_some()) {
+        (Some(_), true) => warnings.push(
+            "defaults.buckets is ignored: defaults.histogram_options.buckets is set".to_owned(),
+        ),
+        (Some(b), false) => {
+            warnings.push(
+                "defaults.buckets is deprecated; use defaults.histogram_options.buckets".to_owned(),
+            );
+            buckets = Some(b.clone());
         }
-        warnings.push(
-            "defaults.buckets is deprecated; use defaults.histogram_options.buckets".to_owned(),
-        );
-        buckets = Some(b.clone());
+        (None, _) => {}
     }
     if let Some(b) = buckets {
         check_buckets(&ctx, None, &b)?;
@@ -600,20 +602,24 @@ fn parse_defaults(
     if let Some(s) = &d.summary_options {
         summary = summary_options(&ctx, None, s, &summary)?;
     }
-    if let Some(q) = &d.quantiles {
-        if d.summary_options
-            .as_ref()
-            .is_some_and(|s| !s.quantiles.is_empty())
-        {
-            return Err(ctx.err(
-                None,
-                "cannot use quantiles in both defaults and defaults.summary_options",
-            ));
+    // As statsd_exporter: the deprecated key is used only when
+    // summary_options has no quantiles; next to them, it is ignored.
+    let new_quantiles = d
+        .summary_options
+        .as_ref()
+        .is_some_and(|s| !s.quantiles.is_empty());
+    match &d.quantiles {
+        Some(q) if !new_quantiles => {
+            warnings.push(
+                "defaults.quantiles is deprecated; use defaults.summary_options.quantiles"
+                    .to_owned(),
+            );
+            summary.quantiles = quantiles(&ctx, None, q)?;
         }
-        warnings.push(
-            "defaults.quantiles is deprecated; use defaults.summary_options.quantiles".to_owned(),
-        );
-        summary.quantiles = quantiles(&ctx, None, q)?;
+        Some(_) => warnings.push(
+            "defaults.quantiles is ignored: defaults.summary_options.quantiles is set".to_owned(),
+        ),
+        None => {}
     }
     defaults.summary = Arc::new(summary);
     Ok(defaults)
