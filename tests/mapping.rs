@@ -171,6 +171,20 @@ const CASES: &[Case] = &[
         &[],
     ),
     (
+        "defaults_match_type_regex",
+        "defaults:\n  match_type: regex\nmappings:\n- match: 'rx\\.(\\w+)$'\n  name: rx_$1\n",
+        "rx.hits:1|c",
+        &["rx_hits 1"],
+        &[],
+    ),
+    (
+        "defaults_summary_options",
+        "defaults:\n  summary_options:\n    quantiles:\n    - quantile: 0.3\n      error: 0.01\n    buf_cap: 10\n",
+        "d.a:10|ms\nd.a:20|ms\nd.a:30|ms",
+        &["d_a{quantile=\"0.3\"} 0.01", "d_a_count 3"],
+        &["quantile=\"0.5\""],
+    ),
+    (
         "deprecated_default_quantiles_yield_to_summary_options",
         "defaults:\n  quantiles: [{quantile: 0.9, error: 0.1}]\n  summary_options:\n    quantiles: [{quantile: 0.42, error: 0.04}]\nmappings:\n- match: test.*.*\n  observer_type: summary\n  name: \"foo\"\n",
         "test.a.b:1|ms",
@@ -178,11 +192,39 @@ const CASES: &[Case] = &[
         &["quantile=\"0.9\""],
     ),
     (
+        "deprecated_default_quantiles_alone",
+        "defaults:\n  quantiles: [{quantile: 0.9, error: 0.1}]\n",
+        "dq:2|ms",
+        &["dq{quantile=\"0.9\"} 0.002"],
+        &["quantile=\"0.5\""],
+    ),
+    (
         "deprecated_default_buckets_yield_to_histogram_options",
         "defaults:\n  observer_type: histogram\n  buckets: [5]\n  histogram_options:\n    buckets: [2]\n",
         "hb:1|h",
         &["hb_bucket{le=\"2\"} 1"],
         &["le=\"5\""],
+    ),
+    (
+        "deprecated_mapping_buckets",
+        "mappings:\n- match: b.*\n  name: b\n  observer_type: histogram\n  buckets: [3]\n",
+        "b.x:1|h",
+        &["b_bucket{le=\"3\"} 1"],
+        &["le=\"0.005\""],
+    ),
+    (
+        "native_histogram_options_are_ignored",
+        "defaults:\n  histogram_options:\n    native_histogram_bucket_factor: 1.1\n    native_histogram_max_buckets: 160\nmappings:\n- match: n.*\n  name: n\n  observer_type: histogram\n  histogram_options:\n    buckets: [1]\n    native_histogram_bucket_factor: 1.1\n    native_histogram_max_buckets: 160\n",
+        "n.a:0.5|h",
+        &["n_bucket{le=\"1\"} 1", "n_bucket{le=\"+Inf\"} 1"],
+        &[],
+    ),
+    (
+        "action_map_is_the_default",
+        "mappings:\n- match: am.*\n  action: map\n  name: am\n",
+        "am.a:1|c",
+        &["am 1"],
+        &["am_a"],
     ),
     (
         "empty_expanded_name_is_counted",
@@ -199,6 +241,118 @@ const CASES: &[Case] = &[
         &[],
     ),
 ];
+
+/// (key as the README's table names it, where: `defaults` or `mapping`, the
+/// case of `CASES` or the test that shows its effect on a page)
+#[rustfmt::skip]
+const KEY_CASES: &[(&str, &str, &str)] = &[
+    ("match", "mapping", "glob_captures_into_name_and_labels"),
+    ("match_type", "defaults", "defaults_match_type_regex"),
+    ("match_type", "mapping", "regex_captures_and_whole_match"),
+    ("glob_disable_ordering", "defaults", "glob_disable_ordering_most_specific_wins"),
+    ("name", "mapping", "glob_captures_into_name_and_labels"),
+    ("labels", "mapping", "glob_captures_into_name_and_labels"),
+    ("help", "mapping", "help_text"),
+    ("action", "mapping", "action_drop"),
+    ("action", "mapping", "action_map_is_the_default"),
+    ("match_metric_type", "mapping", "match_metric_type_selects_by_type"),
+    ("observer_type", "defaults", "defaults_observer_histogram"),
+    ("observer_type", "mapping", "observer_type_and_buckets"),
+    ("histogram_options.buckets", "defaults", "defaults_observer_histogram"),
+    ("histogram_options.buckets", "mapping", "observer_type_and_buckets"),
+    ("histogram_options.native_histogram_bucket_factor", "defaults", "native_histogram_options_are_ignored"),
+    ("histogram_options.native_histogram_bucket_factor", "mapping", "native_histogram_options_are_ignored"),
+    ("histogram_options.native_histogram_max_buckets", "defaults", "native_histogram_options_are_ignored"),
+    ("histogram_options.native_histogram_max_buckets", "mapping", "native_histogram_options_are_ignored"),
+    ("summary_options.quantiles", "defaults", "defaults_summary_options"),
+    ("summary_options.quantiles", "mapping", "summary_quantiles"),
+    ("summary_options.max_age", "defaults", "summary_window_forgets_old_observations"),
+    ("summary_options.max_age", "mapping", "summary_window_forgets_old_observations"),
+    ("summary_options.age_buckets", "defaults", "summary_window_forgets_old_observations"),
+    ("summary_options.age_buckets", "mapping", "summary_window_forgets_old_observations"),
+    ("summary_options.buf_cap", "defaults", "defaults_summary_options"),
+    ("summary_options.buf_cap", "mapping", "summary_quantiles"),
+    ("ttl", "defaults", "ttl_removes_idle_series"),
+    ("ttl", "mapping", "ttl_removes_idle_series"),
+    ("honor_labels", "mapping", "honor_labels_keeps_tags"),
+    ("scale", "mapping", "scale_applies_after_ms_conversion"),
+    ("timer_type", "defaults", "deprecated_keys_still_work"),
+    ("timer_type", "mapping", "deprecated_keys_still_work"),
+    ("buckets", "defaults", "deprecated_default_buckets_yield_to_histogram_options"),
+    ("buckets", "mapping", "deprecated_mapping_buckets"),
+    ("quantiles", "defaults", "deprecated_default_quantiles_alone"),
+    ("quantiles", "mapping", "deprecated_keys_still_work"),
+];
+
+/// (key, places) of every row of the README's mapping-key table.
+fn readme_keys() -> Vec<(String, Vec<String>)> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(path).unwrap();
+    let start = readme
+        .find("<!-- mapping-keys-table -->")
+        .expect("README has the key table");
+    let end = readme
+        .find("<!-- /mapping-keys-table -->")
+        .expect("and its end");
+    let mut rows = Vec::new();
+    for line in readme[start..end].lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split(" | ").collect();
+        let places: Vec<String> = cells[1].split(", ").map(str::to_owned).collect();
+        for key in cells[0].trim_start_matches("| ").split(", ") {
+            rows.push((key.trim_matches('`').to_owned(), places.clone()));
+        }
+    }
+    rows
+}
+
+#[test]
+fn every_readme_mapping_key_has_a_case() {
+    let source = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mapping.rs"),
+    )
+    .unwrap();
+    let rows = readme_keys();
+    assert!(rows.len() > 20, "{rows:?}");
+    let mut problems = Vec::new();
+    for (key, places) in &rows {
+        for place in places {
+            if !KEY_CASES.iter().any(|(k, p, _)| k == key && p == place) {
+                problems.push(format!("{place} {key}: no case in KEY_CASES"));
+            }
+        }
+    }
+    for (key, place, case) in KEY_CASES {
+        if !rows
+            .iter()
+            .any(|(k, p)| k == key && p.iter().any(|p| p == place))
+        {
+            problems.push(format!("{place} {key}: not in the README's table"));
+        }
+        // The case's mapping file must use the key where the row says.
+        let text = match CASES.iter().find(|c| c.0 == *case) {
+            Some(c) => c.1.to_owned(),
+            None => match source.find(&format!("\nfn {case}(")) {
+                Some(i) => source[i..].split("\n}\n").next().unwrap_or("").to_owned(),
+                None => {
+                    problems.push(format!("{place} {key}: no case or test {case}"));
+                    continue;
+                }
+            },
+        };
+        let leaf = key.rsplit('.').next().unwrap_or(key);
+        let in_defaults = text.contains("defaults:");
+        let in_mappings = text.contains("mappings:");
+        let placed = if *place == "defaults" {
+            in_defaults
+        } else {
+            in_mappings
+        };
+        if !text.contains(&format!("{leaf}:")) || !placed {
+            problems.push(format!("{place} {key}: {case} does not set it there"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
 
 #[test]
 fn mapping_cases() {
@@ -231,15 +385,68 @@ fn mapping_cases() {
 fn ttl_removes_idle_series() {
     let mut agg =
         aggregator("mappings:\n- match: t.*\n  name: t\n  ttl: 1s\n  labels:\n    k: $1\n");
+    // defaults.ttl covers mapped and unmapped series alike.
+    let mut by_default = aggregator("defaults:\n  ttl: 1s\nmappings:\n- match: m.*\n  name: m\n");
     agg.ingest(b"t.a:1|c\nt.b:1|c\nkeep:1|c");
+    by_default.ingest(b"m.a:1|c\nunmapped:1|c");
     assert!(agg.render_to_string().contains("t{k=\"a\"} 1\n"));
+    assert!(by_default.render_to_string().contains("unmapped 1\n"));
     std::thread::sleep(std::time::Duration::from_millis(2100));
     agg.ingest(b"t.b:1|c");
+    by_default.ingest(b"other:1|c");
     let page = agg.render_to_string();
     assert!(!page.contains("t{k=\"a\"}"), "{page}");
     // t.b expired before its new sample arrived, so it starts again at 1.
     assert!(page.contains("t{k=\"b\"} 1\n"), "{page}");
     assert!(page.contains("keep 1\n"), "a series without TTL stays");
+    let page = by_default.render_to_string();
+    assert!(
+        !page.contains("\nm 1") && !page.contains("unmapped 1"),
+        "{page}"
+    );
+    assert!(page.contains("other 1\n"), "{page}");
+}
+
+#[test]
+fn summary_window_forgets_old_observations() {
+    // A 4 s window in one slot, set in defaults and in a mapping; observations
+    // 1, 2, 3 (seconds) at 0, 2.5 and 4.5 s. By the last, the slot holding the
+    // first two has left the window: the lowest quantile is 3. With the default
+    // window (10 minutes) it would be 1; with the default 5 slots (1 s each
+    // here) the 2 would still be in the window.
+    let window = "summary_options:\n  quantiles: [{quantile: 0.01, error: 0.001}]\n  max_age: 4s\n  age_buckets: 1\n";
+    let indent = |by: &str| {
+        window
+            .replace('\n', &format!("\n{by}"))
+            .trim_end()
+            .to_owned()
+            + "\n"
+    };
+    let mut by_default = aggregator(&format!("defaults:\n  {}", indent("  ")));
+    let mut mapped = aggregator(&format!(
+        "mappings:\n- match: w.*\n  name: w\n  {}",
+        indent("  ")
+    ));
+    for (wait_ms, v) in [(0, 1000), (2500, 2000), (2000, 3000)] {
+        std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+        let line = format!("w.a:{v}|ms");
+        by_default.ingest(line.as_bytes());
+        mapped.ingest(line.as_bytes());
+    }
+    for (name, page, series) in [
+        ("defaults", by_default.render_to_string(), "w_a"),
+        ("mapping", mapped.render_to_string(), "w"),
+    ] {
+        assert!(
+            page.contains(&format!("{series}{{quantile=\"0.01\"}} 3\n")),
+            "{name}: {page}"
+        );
+        // _count and _sum cover all time.
+        assert!(
+            page.contains(&format!("{series}_count 3\n")),
+            "{name}: {page}"
+        );
+    }
 }
 
 #[test]
