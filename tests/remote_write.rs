@@ -201,8 +201,15 @@ fn a_receiver_restart_is_retried_within_the_queue_bound() {
 
 /// An instant query through curl (the receiver speaks only TLS here).
 fn curl_query(addr: std::net::SocketAddr, q: &str) -> Option<f64> {
+    curl_query_with(addr, q, &["-u", "writer:s3cret"])
+}
+
+/// The same with other curl arguments (credentials).
+fn curl_query_with(addr: std::net::SocketAddr, q: &str, auth: &[&str]) -> Option<f64> {
     let out = std::process::Command::new("curl")
-        .args(["-sk", "-u", "writer:s3cret", "--get", "--data-urlencode"])
+        .args(["-sk"])
+        .args(auth)
+        .args(["--get", "--data-urlencode"])
         .arg(format!("query={q}"))
         .arg(format!("https://{addr}/api/v1/query"))
         .output()
@@ -695,4 +702,147 @@ fn the_last_snapshot_goes_out_at_shutdown() {
             .any(|l| l.name == "__name__" && l.value == "final_count")
     });
     assert_eq!(found.map(|t| t.samples[0].value), Some(9.0));
+}
+
+#[test]
+fn mutual_tls_with_a_client_certificate() {
+    let dir = common::temp_dir("rw-mtls");
+    let client_dir = common::temp_dir("rw-mtls-client");
+    common::self_signed_cert(&dir);
+    let (client_cert, client_key) = common::self_signed_cert(&client_dir);
+    std::fs::copy(&client_cert, dir.join("client-ca.pem")).unwrap();
+    let web = dir.join("web.yml");
+    std::fs::write(
+        &web,
+        "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n  \
+         client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: client-ca.pem\n",
+    )
+    .unwrap();
+    let web_flag = format!("--web.config.file={}", web.display());
+    let p = Prometheus::start(
+        "global:\n  scrape_interval: 15s\n",
+        &["--web.enable-remote-write-receiver", &web_flag],
+    );
+    let url = format!("--remote-write.url=https://{}/api/v1/write", p.addr);
+    let cert = format!("--remote-write.tls.cert-file={}", client_cert.display());
+    let key = format!("--remote-write.tls.key-file={}", client_key.display());
+    // No CA file: the receiver's self-signed certificate is accepted only
+    // because verification is skipped.
+    let d = Daemon::start(&[
+        &url,
+        &cert,
+        &key,
+        "--remote-write.tls.insecure-skip-verify",
+        "--remote-write.interval=1s",
+    ]);
+    d.send_udp(b"mtls.writes:3|c");
+    d.wait_lines(1);
+    let curl_auth = [
+        "--cert",
+        client_cert.to_str().unwrap(),
+        "--key",
+        client_key.to_str().unwrap(),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while curl_query_with(p.addr, "mtls_writes", &curl_auth) != Some(3.0) {
+        assert!(Instant::now() < deadline, "never arrived:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    // Without the client certificate the receiver refuses the connection.
+    let anonymous = Daemon::start(&[
+        &url,
+        "--remote-write.tls.insecure-skip-verify",
+        "--remote-write.interval=1s",
+    ]);
+    anonymous.wait_for_secs(20, |page| {
+        page.lines().any(|l| {
+            l.starts_with("promstatsd_remote_write_samples_retried_total{") && !l.ends_with(" 0")
+        })
+    });
+    assert!(
+        anonymous.log().contains("send failed"),
+        "{}",
+        anonymous.log()
+    );
+}
+
+#[test]
+fn bearer_token_is_read_from_its_file_before_each_request() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let dir = common::temp_dir("rw-bearer");
+    let token = dir.join("token");
+    std::fs::write(&token, "tok-1\n").unwrap();
+    let url = format!("--remote-write.url=http://{addr}/api/v1/push");
+    let flag = format!("--remote-write.bearer-token-file={}", token.display());
+    let _d = Daemon::start(&[&url, &flag, "--remote-write.interval=1s"]);
+    let (s, c) = accept_request(&l, 10);
+    assert_eq!(c.header("Authorization"), Some("Bearer tok-1"));
+    answer(s, "204 No Content", "", "");
+    // A rotated token is used from the next request on (one already being
+    // built may still carry the old one).
+    std::fs::write(&token, "tok-2\n").unwrap();
+    let mut old = 0;
+    loop {
+        let (s, c) = accept_request(&l, 10);
+        answer(s, "204 No Content", "", "");
+        match c.header("Authorization") {
+            Some("Bearer tok-2") => break,
+            Some("Bearer tok-1") if old == 0 => old += 1,
+            other => panic!("Authorization {other:?} after the rotation"),
+        }
+    }
+}
+
+#[test]
+fn max_samples_per_send_caps_each_request() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let url = format!("--remote-write.url=http://{addr}/api/v1/push");
+    let d = Daemon::start(&[
+        &url,
+        "--remote-write.interval=1s",
+        "--remote-write.max-samples-per-send=10",
+    ]);
+    let lines: String = (0..25).map(|i| format!("capped_{i}:1|c\n")).collect();
+    d.send_udp(lines.as_bytes());
+    d.wait_lines(25);
+    // Self-metrics alone are over a hundred samples: a snapshot takes many
+    // requests, none over the cap, most at it.
+    let sizes: Vec<u64> = (0..12)
+        .map(|_| {
+            let (s, c) = accept_request(&l, 10);
+            answer(s, "204 No Content", "", "");
+            c.samples()
+        })
+        .collect();
+    assert!(sizes.iter().all(|&n| (1..=10).contains(&n)), "{sizes:?}");
+    assert!(sizes.iter().filter(|&&n| n == 10).count() >= 6, "{sizes:?}");
+}
+
+#[test]
+fn a_request_past_the_timeout_is_abandoned_and_retried() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let url = format!("--remote-write.url=http://{addr}/api/v1/push");
+    let d = Daemon::start(&[
+        &url,
+        "--remote-write.interval=1s",
+        "--remote-write.timeout=1s",
+    ]);
+    // Read the request and never answer it.
+    let (silent, first) = accept_request(&l, 10);
+    let (s, again) = accept_request(&l, 10);
+    let waited = again.at - first.at;
+    assert_eq!(again.body, first.body, "not the same batch");
+    // One second of timeout, then a 30 ms backoff; the default (30 s) would
+    // not have given up yet.
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(6),
+        "retried after {waited:?}"
+    );
+    answer(s, "204 No Content", "", "");
+    drop(silent);
+    assert!(d.log().contains("send failed"), "{}", d.log());
 }
