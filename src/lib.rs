@@ -59,6 +59,7 @@ pub mod daemon;
 pub mod exposition;
 pub mod ingest;
 pub mod listener;
+pub mod logfmt;
 pub mod mapper;
 pub mod model;
 pub mod parser;

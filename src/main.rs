@@ -17,7 +17,7 @@ fn init_logging(level: LogLevel, format: LogFormat) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
-        LogFormat::Logfmt => builder.init(),
+        LogFormat::Logfmt => builder.event_format(promstatsd::logfmt::Logfmt).init(),
         LogFormat::Json => builder.json().init(),
     }
 }

@@ -67,7 +67,7 @@ const FLAG_TESTS: &[(&str, &str, &str)] = &[
     ("--remote-write.tls.key-file", "remote_write::mutual_tls_with_a_client_certificate", ""),
     ("--remote-write.tls.insecure-skip-verify", "remote_write::mutual_tls_with_a_client_certificate", ""),
     ("--log.level", "flags::log_level_hides_lower_levels", ""),
-    ("--log.format", "flags::log_format_json_writes_one_object_per_line", ""),
+    ("--log.format", "flags::log_format_is_logfmt_by_default_or_json", ""),
 ];
 
 fn repo(path: &str) -> String {
@@ -163,7 +163,7 @@ fn every_flag_in_help_is_in_the_readme() {
 
 /// The address a listener logged, as `listener="name" address=...`.
 fn logged_address(log: &str, listener: &str) -> Option<SocketAddr> {
-    let needle = format!("listener=\"{listener}\" address=");
+    let needle = format!("listener={listener} address=");
     let line = log.lines().find(|l| l.contains(&needle))?;
     let rest = &line[line.find(&needle)? + needle.len()..];
     rest.split_whitespace().next()?.parse().ok()
@@ -366,14 +366,16 @@ fn log_level_hides_lower_levels() {
     // An ignored statsd_exporter flag is a warning; "started" is info.
     let args = ["--statsd.cache-type=lru"];
     let info = log_until(&args, 5, |l| l.contains("promstatsd started"));
-    assert!(info.iter().any(|l| l.contains(" WARN ")), "{info:?}");
+    assert!(info.iter().any(|l| l.contains(" level=warn ")), "{info:?}");
     assert!(
         info.iter().any(|l| l.contains("promstatsd started")),
         "{info:?}"
     );
 
-    let warn = log_until(&[args[0], "--log.level=warn"], 5, |l| l.contains(" WARN "));
-    assert!(warn.iter().any(|l| l.contains(" WARN ")), "{warn:?}");
+    let warn = log_until(&[args[0], "--log.level=warn"], 5, |l| {
+        l.contains(" level=warn ")
+    });
+    assert!(warn.iter().any(|l| l.contains(" level=warn ")), "{warn:?}");
     // Give the info line time to appear if the level were ignored.
     let quiet = log_until(&["--log.level=warn"], 2, |_| false);
     assert!(
@@ -382,8 +384,65 @@ fn log_level_hides_lower_levels() {
     );
 }
 
+/// The `key=value` pairs of a logfmt line (quoted values unescaped).
+fn logfmt_pairs(line: &str) -> Option<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    let mut rest = line;
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=')?;
+        if key.is_empty() || key.contains([' ', '"']) {
+            return None;
+        }
+        let (value, after) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let mut value = String::new();
+                let mut chars = quoted.char_indices();
+                let end = loop {
+                    match chars.next()? {
+                        (i, '"') => break i,
+                        (_, '\\') => value.push(chars.next()?.1),
+                        (_, c) => value.push(c),
+                    }
+                };
+                (value, &quoted[end + 1..])
+            }
+            None => {
+                let end = after.find(' ').unwrap_or(after.len());
+                (after[..end].to_owned(), &after[end..])
+            }
+        };
+        pairs.push((key.to_owned(), value));
+        rest = after.strip_prefix(' ').unwrap_or(after);
+        if !after.is_empty() && !after.starts_with(' ') {
+            return None;
+        }
+    }
+    Some(pairs)
+}
+
 #[test]
-fn log_format_json_writes_one_object_per_line() {
+fn log_format_is_logfmt_by_default_or_json() {
+    let lines = log_until(&[], 5, |l| l.contains("promstatsd started"));
+    assert!(
+        lines.iter().any(|l| l.contains("promstatsd started")),
+        "{lines:?}"
+    );
+    for line in &lines {
+        let pairs = logfmt_pairs(line).unwrap_or_else(|| panic!("not logfmt: {line}"));
+        let keys: Vec<&str> = pairs.iter().take(4).map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["ts", "level", "target", "msg"], "{line}");
+    }
+    let udp = lines
+        .iter()
+        .filter_map(|l| logfmt_pairs(l))
+        .find(|p| p.iter().any(|(k, v)| k == "listener" && v == "udp"))
+        .expect("the UDP listener's line");
+    assert!(
+        udp.iter()
+            .any(|(k, v)| k == "address" && v.starts_with("127.0.0.1:")),
+        "{udp:?}"
+    );
+
     let lines = log_until(&["--log.format=json"], 5, |l| {
         l.contains("promstatsd started")
     });

@@ -24,7 +24,7 @@ pub struct Daemon {
 }
 
 fn address_of(log: &str, listener: &str) -> Option<String> {
-    let needle = format!("listener=\"{listener}\" address=");
+    let needle = format!("listener={listener} address=");
     let line = log.lines().find(|l| l.contains(&needle))?;
     let start = line.find(&needle)? + needle.len();
     Some(line[start..].split_whitespace().next()?.to_string())
