@@ -91,7 +91,7 @@ impl Collector for PushStats {
         out.push(SelfFamily::labelled(
             "promstatsd_push_requests_total",
             MetricKind::Counter,
-            "Push API requests, by method and result (ok, invalid, too_large, unsupported).",
+            "Push API requests, by method and result (ok, invalid, too_large, unsupported, busy, timeout).",
             PushMethod::ALL.iter().flat_map(|&method| {
                 RESULTS.iter().enumerate().map(move |(r, result)| {
                     (
