@@ -767,16 +767,26 @@ fn mutual_tls_with_a_client_certificate() {
     );
 }
 
+/// A capture receiver and a daemon writing to it every second, plus `extra` flags.
+fn capture_daemon(extra: &[&str]) -> (TcpListener, Daemon) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "--remote-write.url=http://{}/api/v1/push",
+        l.local_addr().unwrap()
+    );
+    let mut args = vec![url.as_str(), "--remote-write.interval=1s"];
+    args.extend_from_slice(extra);
+    let d = Daemon::start(&args);
+    (l, d)
+}
+
 #[test]
 fn bearer_token_is_read_from_its_file_before_each_request() {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
     let dir = common::temp_dir("rw-bearer");
     let token = dir.join("token");
     std::fs::write(&token, "tok-1\n").unwrap();
-    let url = format!("--remote-write.url=http://{addr}/api/v1/push");
     let flag = format!("--remote-write.bearer-token-file={}", token.display());
-    let _d = Daemon::start(&[&url, &flag, "--remote-write.interval=1s"]);
+    let (l, _d) = capture_daemon(&[&flag]);
     let (s, c) = accept_request(&l, 10);
     assert_eq!(c.header("Authorization"), Some("Bearer tok-1"));
     answer(s, "204 No Content", "", "");
@@ -797,14 +807,7 @@ fn bearer_token_is_read_from_its_file_before_each_request() {
 
 #[test]
 fn max_samples_per_send_caps_each_request() {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let url = format!("--remote-write.url=http://{addr}/api/v1/push");
-    let d = Daemon::start(&[
-        &url,
-        "--remote-write.interval=1s",
-        "--remote-write.max-samples-per-send=10",
-    ]);
+    let (l, d) = capture_daemon(&["--remote-write.max-samples-per-send=10"]);
     let lines: String = (0..25).map(|i| format!("capped_{i}:1|c\n")).collect();
     d.send_udp(lines.as_bytes());
     d.wait_lines(25);
@@ -823,14 +826,7 @@ fn max_samples_per_send_caps_each_request() {
 
 #[test]
 fn a_request_past_the_timeout_is_abandoned_and_retried() {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let url = format!("--remote-write.url=http://{addr}/api/v1/push");
-    let d = Daemon::start(&[
-        &url,
-        "--remote-write.interval=1s",
-        "--remote-write.timeout=1s",
-    ]);
+    let (l, d) = capture_daemon(&["--remote-write.timeout=1s"]);
     // Read the request and never answer it.
     let (silent, first) = accept_request(&l, 10);
     let (s, again) = accept_request(&l, 10);
