@@ -3,7 +3,7 @@
 //! families (the shape that made a scan-per-line parser quadratic).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use promstatsd::push::{handle, PushMethod, PushOptions, PushOutcome};
+use promstatsd::push::{handle, PushMethod, PushOptions, PushOutcome, PushRequest};
 use promstatsd::store::pushed::GroupKey;
 use promstatsd::{Aggregator, Config};
 use std::time::Duration;
@@ -43,11 +43,7 @@ fn bench(c: &mut Criterion) {
                     let o = handle(
                         agg.store(),
                         &opts,
-                        method,
-                        &key,
-                        None,
-                        None,
-                        body.as_bytes(),
+                        PushRequest::new(method, &key, body.as_bytes()),
                     );
                     assert_eq!(o, PushOutcome::Applied);
                 })

@@ -32,7 +32,14 @@ fuzz_target!(|data: &[u8]| {
         // Every accepted key names itself again through its canonical path.
         let again = push::parse_group_path(&format!("/metrics{}", key.to_path()));
         assert_eq!(again, Some(Ok(key.clone())));
-        push::handle(&store, &opts, method, &key, None, None, body);
+        let req = push::PushRequest {
+            method,
+            key: &key,
+            content_type: None,
+            content_encoding: None,
+            body,
+        };
+        push::handle(&store, &opts, req);
         let page = render_to_string(&store);
         if let Err(e) = check(page.as_bytes()) {
             panic!("invalid page after {method:?} {path:?} {body:?}: {e}\n{page}");

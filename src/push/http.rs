@@ -127,15 +127,14 @@ impl PushPort {
         let (store, push_opts) = (Arc::clone(store), self.opts.clone());
         let applied = tokio::task::spawn_blocking(move || {
             let _room = room;
-            super::handle(
-                &store,
-                &push_opts,
+            let req = super::PushRequest {
                 method,
-                &key,
-                content_type.as_deref(),
-                content_encoding.as_deref(),
-                &body,
-            )
+                key: &key,
+                content_type: content_type.as_deref(),
+                content_encoding: content_encoding.as_deref(),
+                body: &body,
+            };
+            super::handle(&store, &push_opts, req)
         })
         .await;
         Ok(match applied {

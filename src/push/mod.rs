@@ -189,26 +189,38 @@ fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, PushOutcome> {
     Ok(out)
 }
 
-/// Handle one push request whose body was read (within the size limit).
-pub fn handle(
-    store: &Store,
-    opts: &PushOptions,
-    method: PushMethod,
-    key: &GroupKey,
-    content_type: Option<&str>,
-    content_encoding: Option<&str>,
-    body: &[u8],
-) -> PushOutcome {
-    let outcome = apply(
-        store,
-        opts,
-        method,
-        key,
-        content_type,
-        content_encoding,
-        body,
-    );
-    record(store, method, Some(key), opts, &outcome);
+/// One push request whose body was read (within the size limit).
+#[derive(Clone, Copy, Debug)]
+pub struct PushRequest<'a> {
+    /// `PUT`, `POST` or `DELETE`.
+    pub method: PushMethod,
+    /// The group, from the path.
+    pub key: &'a GroupKey,
+    /// The `Content-Type` header, if sent.
+    pub content_type: Option<&'a str>,
+    /// The `Content-Encoding` header, if sent.
+    pub content_encoding: Option<&'a str>,
+    /// The body as received (gzip not yet undone).
+    pub body: &'a [u8],
+}
+
+impl<'a> PushRequest<'a> {
+    /// A request without `Content-Type` or `Content-Encoding`.
+    pub fn new(method: PushMethod, key: &'a GroupKey, body: &'a [u8]) -> Self {
+        Self {
+            method,
+            key,
+            content_type: None,
+            content_encoding: None,
+            body,
+        }
+    }
+}
+
+/// Handle one push request: apply it, count and log its outcome.
+pub fn handle(store: &Store, opts: &PushOptions, req: PushRequest<'_>) -> PushOutcome {
+    let outcome = apply(store, opts, req);
+    record(store, req.method, Some(req.key), opts, &outcome);
     outcome
 }
 
@@ -251,15 +263,14 @@ pub fn record(
     }
 }
 
-fn apply(
-    store: &Store,
-    opts: &PushOptions,
-    method: PushMethod,
-    key: &GroupKey,
-    content_type: Option<&str>,
-    content_encoding: Option<&str>,
-    body: &[u8],
-) -> PushOutcome {
+fn apply(store: &Store, opts: &PushOptions, req: PushRequest<'_>) -> PushOutcome {
+    let PushRequest {
+        method,
+        key,
+        content_type,
+        content_encoding,
+        body,
+    } = req;
     if method == PushMethod::Delete {
         store.delete_group(key);
         return PushOutcome::Applied;
@@ -404,15 +415,12 @@ mod tests {
     }
 
     fn put(store: &Store, path: &str, body: &str) -> PushOutcome {
-        handle(
-            store,
-            &PushOptions::default(),
-            PushMethod::Put,
-            &key(path).unwrap(),
-            Some("text/plain; version=0.0.4"),
-            None,
-            body.as_bytes(),
-        )
+        let k = key(path).unwrap();
+        let req = PushRequest {
+            content_type: Some("text/plain; version=0.0.4"),
+            ..PushRequest::new(PushMethod::Put, &k, body.as_bytes())
+        };
+        handle(store, &PushOptions::default(), req)
     }
 
     #[test]
@@ -430,22 +438,14 @@ mod tests {
         let big = handle(
             &store,
             &opts,
-            PushMethod::Post,
-            &k,
-            None,
-            None,
-            b"x 12345\n",
+            PushRequest::new(PushMethod::Post, &k, b"x 12345\n"),
         );
         assert_eq!(big, PushOutcome::TooLarge);
-        let proto = handle(
-            &store,
-            &opts,
-            PushMethod::Put,
-            &k,
-            Some("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"),
-            None,
-            b"",
-        );
+        let proto = PushRequest {
+            content_type: Some("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"),
+            ..PushRequest::new(PushMethod::Put, &k, b"")
+        };
+        let proto = handle(&store, &opts, proto);
         assert!(matches!(proto, PushOutcome::Unsupported(_)));
         // The refused pushes left the first one in place.
         assert!(crate::exposition::text::render_to_string(&store)
@@ -460,23 +460,19 @@ mod tests {
         let z = enc.finish().unwrap();
         let k = key("/metrics/job/z").unwrap();
         let opts = PushOptions::default();
-        let ok = handle(&store, &opts, PushMethod::Put, &k, None, Some("gzip"), &z);
+        let gz = |body| PushRequest {
+            content_encoding: Some("gzip"),
+            ..PushRequest::new(PushMethod::Put, &k, body)
+        };
+        let ok = handle(&store, &opts, gz(&z));
         assert_eq!(ok, PushOutcome::Applied);
         let small = PushOptions {
             max_body_bytes: 3,
             ..PushOptions::default()
         };
-        let big = handle(&store, &small, PushMethod::Put, &k, None, Some("gzip"), &z);
+        let big = handle(&store, &small, gz(&z));
         assert_eq!(big, PushOutcome::TooLarge);
-        let bad = handle(
-            &store,
-            &opts,
-            PushMethod::Put,
-            &k,
-            None,
-            Some("gzip"),
-            b"nope",
-        );
+        let bad = handle(&store, &opts, gz(b"nope"));
         assert!(matches!(bad, PushOutcome::Invalid(_)));
     }
 
