@@ -7,8 +7,12 @@ use promstatsd::mapper::{MapOutcome, Mapper, MapperDefaults};
 use promstatsd::parser::MetricType;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    let Ok((m, _warnings)) = Mapper::from_yaml("fuzz.yml", text, &MapperDefaults::default()) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok((m, _warnings)) = Mapper::from_yaml("fuzz.yml", text, &MapperDefaults::default()) else {
+        return;
+    };
     for name in ["a.b.c", "airflow.dag.x.y.duration", "", "x", "a..b", "é.1"] {
         for t in [MetricType::Counter, MetricType::Gauge, MetricType::Timer] {
             if let MapOutcome::Map(mapping) = m.map(name, t, vec![("tag".into(), "v".into())]) {

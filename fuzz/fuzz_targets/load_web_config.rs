@@ -7,9 +7,17 @@ use promstatsd::exposition::webconfig::WebConfig;
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(cfg) = WebConfig::parse(Path::new("/nonexistent/web.yml"), text) {
-        for h in [None, Some("Basic"), Some("Basic !!"), Some("Basic dTpw"), Some("Bearer x")] {
+        for h in [
+            None,
+            Some("Basic"),
+            Some("Basic !!"),
+            Some("Basic dTpw"),
+            Some("Bearer x"),
+        ] {
             let _ = cfg.authorized(h);
         }
     }

@@ -6,7 +6,16 @@ use libfuzzer_sys::fuzz_target;
 use promstatsd::parser::{lines, parse_line, scans_agree, tags, ParseOptions};
 
 fuzz_target!(|data: &[u8]| {
-    for opts in [ParseOptions::default(), ParseOptions { dogstatsd: false, influxdb: false, librato: false, signalfx: false, max_line_length: 64 }] {
+    for opts in [
+        ParseOptions::default(),
+        ParseOptions {
+            dogstatsd: false,
+            influxdb: false,
+            librato: false,
+            signalfx: false,
+            max_line_length: 64,
+        },
+    ] {
         for line in lines(data) {
             assert!(!line.is_empty() && !line.contains(&b'\n'));
             assert!(scans_agree(line), "vector and byte scans differ");

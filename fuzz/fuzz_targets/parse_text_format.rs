@@ -6,7 +6,9 @@ use libfuzzer_sys::fuzz_target;
 use promstatsd::push::body::parse;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(families) = parse(text) {
         let mut names = std::collections::HashSet::new();
         for f in &families {

@@ -7,10 +7,10 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use promstatsd::exposition::check::check;
 use promstatsd::mapper::{Mapper, MapperDefaults, ObserverType};
-use std::sync::OnceLock;
-use promstatsd::reload::MappingSource;
 use promstatsd::model::collect::{SelfFamily, SelfValue};
+use promstatsd::reload::MappingSource;
 use promstatsd::{Aggregator, Config};
+use std::sync::OnceLock;
 
 #[derive(Arbitrary, Debug)]
 enum Mapping {
@@ -49,10 +49,12 @@ fuzz_target!(|input: Input| {
     let mapper = match input.mapping {
         Mapping::None => Mapper::new(cfg.mapper.clone()),
         Mapping::Airflow => AIRFLOW
-            .get_or_init(|| match MappingSource::Airflow.load(&MapperDefaults::default()) {
-                Ok((m, _)) => m,
-                Err(e) => panic!("the Airflow pack must load: {e}"),
-            })
+            .get_or_init(
+                || match MappingSource::Airflow.load(&MapperDefaults::default()) {
+                    Ok((m, _)) => m,
+                    Err(e) => panic!("the Airflow pack must load: {e}"),
+                },
+            )
             .clone(),
     };
     let mut agg = Aggregator::with_mapper(&cfg, mapper.clone());
@@ -74,7 +76,11 @@ fuzz_target!(|input: Input| {
             .map(str::to_owned)
             .collect()
     };
-    assert_eq!(strip(&page), strip(&other), "pipelined and line-by-line differ");
+    assert_eq!(
+        strip(&page),
+        strip(&other),
+        "pipelined and line-by-line differ"
+    );
     if let Err(e) = check(&page) {
         panic!("invalid page: {e}\n{}", String::from_utf8_lossy(&page));
     }

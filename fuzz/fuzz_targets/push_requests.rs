@@ -18,7 +18,9 @@ fuzz_target!(|data: &[u8]| {
         ..PushOptions::default()
     };
     for req in data.split(|b| *b == 0).take(16) {
-        let Some((&m, rest)) = req.split_first() else { continue };
+        let Some((&m, rest)) = req.split_first() else {
+            continue;
+        };
         let method = match m % 3 {
             0 => PushMethod::Put,
             1 => PushMethod::Post,
@@ -27,8 +29,12 @@ fuzz_target!(|data: &[u8]| {
         let split = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
         let (path, body) = rest.split_at(split);
         let body = body.get(1..).unwrap_or_default();
-        let Ok(path) = std::str::from_utf8(path) else { continue };
-        let Some(Ok(key)) = push::parse_group_path(path) else { continue };
+        let Ok(path) = std::str::from_utf8(path) else {
+            continue;
+        };
+        let Some(Ok(key)) = push::parse_group_path(path) else {
+            continue;
+        };
         // Every accepted key names itself again through its canonical path.
         let again = push::parse_group_path(&format!("/metrics{}", key.to_path()));
         assert_eq!(again, Some(Ok(key.clone())));
