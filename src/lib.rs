@@ -67,6 +67,7 @@ pub mod push;
 pub mod relay;
 pub mod reload;
 pub mod remote_write;
+pub mod respond;
 pub mod server;
 pub mod store;
 pub mod sys;

@@ -5,13 +5,14 @@ use super::text;
 use crate::model::collect::{Collector, SelfFamily, SelfValue};
 use crate::push::http::PushPort;
 use crate::push::PushOptions;
+use crate::respond::{method_not_allowed, text};
 use crate::store::atomic::AtomicF64;
 use crate::store::Store;
 use crate::vocab::MetricKind;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
@@ -194,30 +195,6 @@ where
     }
 }
 
-fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
-}
-
-/// 405 naming the allowed methods (`allow` is the `Allow` header's value).
-fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
-    let mut r = text(
-        StatusCode::METHOD_NOT_ALLOWED,
-        match allow.rsplit_once(", ") {
-            Some((first, last)) => format!("Method not allowed: use {first} or {last}.\n"),
-            None => format!("Method not allowed: use {allow}.\n"),
-        },
-    );
-    r.headers_mut()
-        .insert(ALLOW, HeaderValue::from_static(allow));
-    r
-}
-
 fn landing(path: &str) -> Response<Full<Bytes>> {
     let body = format!(
         "<!DOCTYPE html>\n<html><head><title>promstatsd</title></head><body>\n\
@@ -357,16 +334,6 @@ impl Collector for ScrapeStats {
     }
 }
 
-fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
-}
-
 /// The push port: the Pushgateway API ([`crate::push::http`]), and
 /// `/metrics` and health checks as the Pushgateway serves them.
 async fn handle_push(
@@ -382,9 +349,9 @@ async fn handle_push(
     match req.uri().path() {
         "/metrics" | "/-/healthy" | "/-/ready" if !get_or_head => method_not_allowed("GET, HEAD"),
         "/metrics" => metrics(state, &req),
-        "/-/healthy" => plain(StatusCode::OK, "Healthy.\n"),
-        "/-/ready" => plain(StatusCode::OK, "Ready.\n"),
-        _ => plain(
+        "/-/healthy" => text(StatusCode::OK, "Healthy.\n"),
+        "/-/ready" => text(StatusCode::OK, "Ready.\n"),
+        _ => text(
             StatusCode::NOT_FOUND,
             "Not found. Push to /metrics/job/<job>{/<label>/<value>}.\n",
         ),
@@ -401,7 +368,7 @@ async fn handle(
             .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok()),
     ) {
-        let mut r = plain(StatusCode::UNAUTHORIZED, "Unauthorized.\n");
+        let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized.\n");
         r.headers_mut().insert(
             hyper::header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Basic realm=\"promstatsd\""),
@@ -446,9 +413,9 @@ async fn handle(
     } else {
         match path {
             "/" => landing(&state.opts.telemetry_path),
-            "/-/healthy" => plain(StatusCode::OK, "Healthy.\n"),
-            "/-/ready" => plain(StatusCode::OK, "Ready.\n"),
-            _ => plain(StatusCode::NOT_FOUND, "Not found.\n"),
+            "/-/healthy" => text(StatusCode::OK, "Healthy.\n"),
+            "/-/ready" => text(StatusCode::OK, "Ready.\n"),
+            _ => text(StatusCode::NOT_FOUND, "Not found.\n"),
         }
     };
     Ok(resp)

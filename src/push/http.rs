@@ -7,11 +7,12 @@
 //! body is not read. Parsing and applying run off the runtime's thread.
 
 use super::PushOptions;
+use crate::respond::{method_not_allowed, text};
 use crate::store::Store;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_ENCODING, CONTENT_TYPE};
+use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
@@ -219,8 +220,8 @@ fn push_response(
 ) -> Response<Full<Bytes>> {
     use super::PushOutcome as O;
     match outcome {
-        O::Applied if method == super::PushMethod::Delete => plain(StatusCode::ACCEPTED, ""),
-        O::Applied => plain(StatusCode::OK, ""),
+        O::Applied if method == super::PushMethod::Delete => text(StatusCode::ACCEPTED, ""),
+        O::Applied => text(StatusCode::OK, ""),
         O::Invalid(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
         O::TooLarge => text(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -242,38 +243,4 @@ fn push_response(
             ),
         ),
     }
-}
-
-fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
-}
-
-fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
-}
-
-/// 405 naming the allowed methods.
-fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
-    let mut r = text(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!(
-            "Method not allowed: use {}.\n",
-            allow.replace(", DELETE", " or DELETE")
-        ),
-    );
-    r.headers_mut()
-        .insert(ALLOW, HeaderValue::from_static(allow));
-    r
 }

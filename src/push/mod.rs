@@ -10,7 +10,7 @@
 //! groups' lock only). Groups are kept across restarts by [`mod@persist`]; requests
 //! and persistence failures are counted by [`PushStats`].
 //!
-//! May import: vocab, sys, model, store.
+//! May import: vocab, sys, model, store, respond.
 
 use crate::model::collect::{Collector, SelfFamily};
 use crate::sys::unix_now;
