@@ -77,6 +77,7 @@ impl Pipeline {
             .set_loaded_mappings(mapper.rule_count());
         let _ = m.shared::<crate::push::PushStats>();
         let _ = m.shared::<http::ScrapeStats>();
+        let _ = m.shared::<http::AuthStats>();
         let _ = m.shared::<crate::remote_write::stats::RemoteWriteMetrics>();
         let handle = Arc::new(MapperHandle::new(mapper));
         let reloader = Arc::new(Reloader::new(
@@ -486,6 +487,7 @@ mod tests {
             "promstatsd_events_conflict_total",
             "promstatsd_events_error_total",
             "promstatsd_events_total",
+            "promstatsd_http_auth_failures_total",
             "promstatsd_ingest_cache_flushes_total",
             "promstatsd_lines_total",
             "promstatsd_loaded_mappings",

@@ -120,6 +120,11 @@ pub fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
+/// CPUs this process may run on (1 when the OS does not say).
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 /// The machine's host name (the default `instance` of remote-written series).
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];

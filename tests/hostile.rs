@@ -257,3 +257,60 @@ fn http_abuse() {
     // Still serving.
     assert_eq!(d.get("/-/healthy", &[]).status, 200);
 }
+
+/// `Basic` credentials for `user:password`.
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let pair = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+#[test]
+fn a_slow_password_check_does_not_hold_up_verified_requests() {
+    // Cost 12: a few hundred milliseconds of bcrypt per check in this build.
+    let dir = common::temp_dir("auth-order");
+    let hash = bcrypt::hash("right", 12).unwrap();
+    let web = dir.join("web.yml");
+    std::fs::write(&web, format!("basic_auth_users:\n  u: '{hash}'\n")).unwrap();
+    let d = Daemon::start(&[&format!("--web.config.file={}", web.display())]);
+    let good = basic("u", "right");
+    // Verified once, then served from the daemon's cache of verified credentials.
+    assert_eq!(d.get("/-/healthy", &[("Authorization", &good)]).status, 200);
+    // A wrong password, and an unknown user (checked against a dummy hash so it
+    // costs the same: user names do not leak by timing). Either check runs
+    // while a verified request is served, and ends after it.
+    for (who, header) in [
+        ("wrong password", basic("u", "wrong")),
+        ("unknown user", basic("nobody", "wrong")),
+    ] {
+        let addr = d.web;
+        let check = std::thread::spawn(move || {
+            let req = format!(
+                "GET /-/healthy HTTP/1.1\r\nHost: t\r\nAuthorization: {header}\r\nConnection: close\r\n\r\n"
+            );
+            let status = raw_http(addr, req.as_bytes()).status;
+            (status, Instant::now())
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(d.get("/-/healthy", &[("Authorization", &good)]).status, 200);
+        let served = Instant::now();
+        let (status, refused) = check.join().unwrap();
+        assert_eq!(status, 401, "{who}");
+        assert!(
+            served < refused,
+            "{who}: the verified request waited for its check"
+        );
+    }
+    let page = String::from_utf8(d.get("/metrics", &[("Authorization", &good)]).body).unwrap();
+    assert_eq!(
+        value(
+            &page,
+            "promstatsd_http_auth_failures_total{listener=\"web\"}"
+        ),
+        Some(2.0),
+        "{page}"
+    );
+}

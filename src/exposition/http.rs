@@ -2,6 +2,7 @@
 //! lives on its own thread, so scrapes never run on the ingest thread.
 
 use super::text;
+use super::webconfig::Credentials;
 use crate::model::collect::{Collector, SelfFamily, SelfValue};
 use crate::push::http::PushPort;
 use crate::push::PushOptions;
@@ -64,6 +65,10 @@ struct State {
     reload: Option<ReloadFn>,
     push: Option<PushPort>,
     scrapes: Arc<ScrapeStats>,
+    auth: Arc<AuthStats>,
+    /// Room for bcrypt verifications: half the CPUs (at least one), so a flood
+    /// of wrong passwords queues here and leaves a CPU to ingestion.
+    verifying: tokio::sync::Semaphore,
 }
 
 /// Which listener a connection came in on.
@@ -127,6 +132,8 @@ pub fn serve(
             .transpose()?;
         let state = Arc::new(State {
             scrapes: store.metrics().shared(),
+            auth: store.metrics().shared(),
+            verifying: tokio::sync::Semaphore::new((crate::sys::cpus() / 2).max(1)),
             store,
             opts,
             last_size: AtomicUsize::new(4096),
@@ -358,16 +365,63 @@ async fn handle_push(
     }
 }
 
+/// Check the request's credentials; bcrypt, when needed, runs on a blocking
+/// thread behind `State::verifying`, so neither a slow hash nor a flood of
+/// wrong passwords holds up the requests whose credentials were verified before.
+async fn authorized(state: &State, req: &Request<Incoming>) -> bool {
+    let header = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let verification = match state.opts.config.check(header) {
+        Credentials::Accepted => return true,
+        Credentials::Refused => return false,
+        Credentials::Verify(v) => v,
+    };
+    let Ok(_room) = state.verifying.acquire().await else {
+        return false;
+    };
+    let config = state.opts.config.clone();
+    tokio::task::spawn_blocking(move || config.verify(verification))
+        .await
+        .unwrap_or(false)
+}
+
+/// Requests refused for missing or wrong credentials, per port.
+#[derive(Debug, Default)]
+pub struct AuthStats {
+    failures: [AtomicU64; 2],
+}
+
+impl AuthStats {
+    fn failure(&self, role: Role) {
+        // Relaxed: a self-metric counter, read on its own.
+        self.failures[role as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Collector for AuthStats {
+    fn collect(&self, out: &mut Vec<SelfFamily>) {
+        out.push(SelfFamily::labelled(
+            "promstatsd_http_auth_failures_total",
+            MetricKind::Counter,
+            "HTTP requests refused for missing or wrong credentials, by port.",
+            [(Role::Web, "web"), (Role::Push, "push")].map(|(role, name)| {
+                // Relaxed: see `failure`.
+                let n = self.failures[role as usize].load(Ordering::Relaxed);
+                (vec![("listener", name)], n as f64)
+            }),
+        ));
+    }
+}
+
 async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
     role: Role,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    if !state.opts.config.authorized(
-        req.headers()
-            .get(hyper::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-    ) {
+    if !authorized(&state, &req).await {
+        state.auth.failure(role);
         let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized.\n");
         r.headers_mut().insert(
             hyper::header::WWW_AUTHENTICATE,

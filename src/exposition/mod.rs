@@ -8,7 +8,7 @@
 //! go to [`crate::push::http`]); TLS and basic auth ([`webconfig`]); the page
 //! checker used by tests and fuzzing ([`check`]); and the scrape counters.
 //!
-//! May import: vocab, model, store, push, respond.
+//! May import: vocab, sys, model, store, push, respond.
 
 pub mod check;
 pub mod http;

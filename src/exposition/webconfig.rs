@@ -17,7 +17,7 @@ use base64::Engine;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use tokio_rustls::rustls;
 
 #[derive(Debug, Default, Deserialize)]
@@ -51,6 +51,32 @@ pub struct WebConfig {
     verified: Arc<Mutex<HashSet<u64>>>,
     /// Per-process random key for `verified`.
     key: foldhash::quality::RandomState,
+    /// A hash of the configured cost that no password is checked against for
+    /// real: an unknown user is verified against it, so a wrong user name costs
+    /// what a wrong password costs and names do not leak by timing. Made on
+    /// first use (a bcrypt at start would cost start-up its budget).
+    dummy: Arc<OnceLock<String>>,
+}
+
+/// What a request's `Authorization` header needs before it is served.
+#[derive(Debug)]
+pub enum Credentials {
+    /// No authentication configured, or these credentials were verified before.
+    Accepted,
+    /// Missing or malformed: refused without running bcrypt.
+    Refused,
+    /// A bcrypt verification to run, off the thread that serves requests
+    /// ([`WebConfig::verify`]).
+    Verify(Verification),
+}
+
+/// A user name and password waiting for bcrypt.
+#[derive(Debug)]
+pub struct Verification {
+    cache_key: u64,
+    password: String,
+    /// The user's hash; `None` for an unknown user.
+    hash: Option<String>,
 }
 
 impl std::fmt::Debug for WebConfig {
@@ -141,6 +167,7 @@ impl WebConfig {
             users: Arc::new(raw.basic_auth_users),
             verified: Arc::default(),
             key: foldhash::quality::RandomState::default(),
+            dummy: Arc::default(),
         })
     }
 
@@ -149,45 +176,85 @@ impl WebConfig {
         !self.users.is_empty()
     }
 
-    /// Check an `Authorization` header value.
+    /// Check an `Authorization` header value, running bcrypt here if needed
+    /// (the web server calls [`WebConfig::check`] and [`WebConfig::verify`]
+    /// instead, to run bcrypt off its thread).
     pub fn authorized(&self, header: Option<&str>) -> bool {
-        if !self.needs_auth() {
-            return true;
+        match self.check(header) {
+            Credentials::Accepted => true,
+            Credentials::Refused => false,
+            Credentials::Verify(v) => self.verify(v),
         }
-        let Some(encoded) = header.and_then(|h| h.strip_prefix("Basic ")) else {
-            return false;
+    }
+
+    /// The cheap part of checking an `Authorization` header: everything but
+    /// bcrypt.
+    pub fn check(&self, header: Option<&str>) -> Credentials {
+        if !self.needs_auth() {
+            return Credentials::Accepted;
+        }
+        let Some((user, password)) = basic_credentials(header) else {
+            return Credentials::Refused;
         };
-        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
-            return false;
-        };
-        let Ok(text) = String::from_utf8(decoded) else {
-            return false;
-        };
-        let Some((user, pass)) = text.split_once(':') else {
-            return false;
-        };
-        let Some(hash) = self.users.get(user) else {
-            return false;
-        };
-        let key = std::hash::BuildHasher::hash_one(&self.key, (user, pass));
+        let cache_key = std::hash::BuildHasher::hash_one(&self.key, (&user, &password));
         if self
             .verified
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains(&key)
+            .contains(&cache_key)
         {
-            return true;
+            return Credentials::Accepted;
         }
-        let ok = bcrypt::verify(pass, hash).unwrap_or(false);
+        Credentials::Verify(Verification {
+            cache_key,
+            password,
+            hash: self.users.get(&user).cloned(),
+        })
+    }
+
+    /// Run bcrypt for `v` (tens of milliseconds at cost 10, by design): true
+    /// when the password matches. An unknown user is checked against a dummy
+    /// hash of the same cost and refused.
+    pub fn verify(&self, v: Verification) -> bool {
+        let Some(hash) = &v.hash else {
+            let _ = bcrypt::verify(&v.password, self.dummy_hash());
+            return false;
+        };
+        let ok = bcrypt::verify(&v.password, hash).unwrap_or(false);
         if ok {
-            let mut v = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
-            if v.len() >= 64 {
-                v.clear();
+            let mut cache = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+            if cache.len() >= 64 {
+                cache.clear();
             }
-            v.insert(key);
+            cache.insert(v.cache_key);
         }
         ok
     }
+
+    fn dummy_hash(&self) -> &str {
+        self.dummy.get_or_init(|| {
+            // The cost is the two digits after `$2y$` in every bcrypt hash.
+            let cost = self
+                .users
+                .values()
+                .next()
+                .and_then(|h| h.get(4..6))
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(bcrypt::DEFAULT_COST);
+            bcrypt::hash("promstatsd: no such user", cost).unwrap_or_default()
+        })
+    }
+}
+
+/// User and password of a `Basic` `Authorization` header.
+fn basic_credentials(header: Option<&str>) -> Option<(String, String)> {
+    let encoded = header?.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
 }
 
 fn tls_config(
