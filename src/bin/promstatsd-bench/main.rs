@@ -13,6 +13,7 @@
 //! promstatsd-bench --mix counter-timer --tags dogstatsd --search
 //! promstatsd-bench --bare --search
 //! promstatsd-bench --memory 1000000 --mix counter
+//! promstatsd-bench --auth-flood 16
 //! ```
 
 use std::io::{Read, Write};
@@ -22,6 +23,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod auth;
 
 struct Opts {
     daemon: String,
@@ -40,6 +43,8 @@ struct Opts {
     preload: usize,
     /// Receive buffer of the daemon's (or the bare loop's) UDP socket.
     read_buffer: usize,
+    /// `--auth-flood N`: clients sending wrong passwords (0: off).
+    auth_flood: usize,
 }
 
 fn usage() -> ! {
@@ -47,7 +52,7 @@ fn usage() -> ! {
         "usage: promstatsd-bench [--daemon PATH] [--series N] [--lines-per-datagram K] \
          [--mix counter|counter-timer|timer] [--tags none|dogstatsd] [--rate LINES_PER_S] \
          [--secs S] [--search] [--scrape-during] [--bare] [--memory N] [--preload N] \
-         [--read-buffer BYTES (default 26214400, both targets)] \
+         [--read-buffer BYTES (default 26214400, both targets)] [--auth-flood CLIENTS] \
          [-- DAEMON_FLAGS...]\n\
          with --memory, --mix is one of counter (a family per series), labelled \
          (one family, a label per series), timer, histogram, labelled-timer, \
@@ -73,6 +78,7 @@ fn parse_args() -> Opts {
         render: 0,
         preload: 0,
         read_buffer: 26_214_400,
+        auth_flood: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -92,6 +98,7 @@ fn parse_args() -> Opts {
             "--render" => o.render = val().parse().unwrap_or_else(|_| usage()),
             "--preload" => o.preload = val().parse().unwrap_or_else(|_| usage()),
             "--read-buffer" => o.read_buffer = val().parse().unwrap_or_else(|_| usage()),
+            "--auth-flood" => o.auth_flood = val().parse().unwrap_or_else(|_| usage()),
             "--" => {
                 o.extra.extend(args.by_ref());
             }
@@ -437,6 +444,10 @@ fn report(label: &str, tr: &Trial) {
 
 fn main() {
     let o = parse_args();
+    if o.auth_flood > 0 {
+        auth::flood(&o.daemon, o.auth_flood);
+        return;
+    }
     let (udp, web) = (18_125u16, 19_102u16);
     let dst = SocketAddr::from(([127, 0, 0, 1], udp));
     let target = if o.bare {
