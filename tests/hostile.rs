@@ -314,3 +314,33 @@ fn a_slow_password_check_does_not_hold_up_verified_requests() {
         "{page}"
     );
 }
+
+#[test]
+fn health_checks_do_not_wait_for_a_render() {
+    let d = Daemon::start(&[]);
+    let lines: String = (0..600_000).map(|i| format!("big,i=s{i}:1|c\n")).collect();
+    let mut tcp = TcpStream::connect(d.tcp.unwrap()).unwrap();
+    tcp.write_all(lines.as_bytes()).unwrap();
+    drop(tcp);
+    d.wait_for_secs(60, |p| {
+        value(p, "promstatsd_lines_total") == Some(600_000.0)
+    });
+    let web = d.web;
+    // A gzipped page of 600,000 series: long enough to render that a check
+    // queued behind it would wait most of it.
+    let scrape = std::thread::spawn(move || {
+        let started = Instant::now();
+        let req = b"GET /metrics HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n";
+        assert_eq!(raw_http(web, req).status, 200);
+        started.elapsed()
+    });
+    std::thread::sleep(Duration::from_millis(30));
+    let started = Instant::now();
+    assert_eq!(d.get("/-/healthy", &[]).status, 200);
+    let health = started.elapsed();
+    let render = scrape.join().unwrap();
+    assert!(
+        health * 4 < render,
+        "a health check took {health:?} while a scrape took {render:?}"
+    );
+}

@@ -69,6 +69,8 @@ struct State {
     /// Room for bcrypt verifications: half the CPUs (at least one), so a flood
     /// of wrong passwords queues here and leaves a CPU to ingestion.
     verifying: tokio::sync::Semaphore,
+    /// One page render at a time.
+    rendering: tokio::sync::Semaphore,
 }
 
 /// Which listener a connection came in on.
@@ -134,6 +136,7 @@ pub fn serve(
             scrapes: store.metrics().shared(),
             auth: store.metrics().shared(),
             verifying: tokio::sync::Semaphore::new((crate::sys::cpus() / 2).max(1)),
+            rendering: tokio::sync::Semaphore::new(1),
             store,
             opts,
             last_size: AtomicUsize::new(4096),
@@ -251,19 +254,63 @@ fn wants_openmetrics(req: &Request<Incoming>) -> bool {
     header_accepts(req, hyper::header::ACCEPT, "application/openmetrics-text")
 }
 
-fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let started = Instant::now();
-    let format = if state.opts.enable_openmetrics && wants_openmetrics(req) {
-        text::Format::OpenMetrics
-    } else {
-        text::Format::Text
+/// What a scrape asked for, read from its request on the serving thread.
+#[derive(Clone, Copy, Debug)]
+struct PageRequest {
+    format: text::Format,
+    /// `?collect[]=self`: only promstatsd's own metrics.
+    self_only: bool,
+    gzip: bool,
+}
+
+impl PageRequest {
+    fn of(state: &State, req: &Request<Incoming>) -> Self {
+        let format = if state.opts.enable_openmetrics && wants_openmetrics(req) {
+            text::Format::OpenMetrics
+        } else {
+            text::Format::Text
+        };
+        // `?collect[]=self` (node_exporter's parameter): cheap to poll however
+        // many series the store holds.
+        let self_only = req.uri().query().is_some_and(|q| {
+            q.split('&')
+                .any(|p| matches!(p, "collect[]=self" | "collect%5B%5D=self"))
+        });
+        Self {
+            format,
+            self_only,
+            gzip: wants_gzip(req),
+        }
+    }
+}
+
+/// Render the page on a blocking thread, one render at a time: a big page
+/// takes seconds, and health checks and other requests on the serving thread
+/// go on meanwhile; scrapes queue for `State::rendering` as they queued for
+/// the one thread before.
+async fn metrics(state: &Arc<State>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let page = PageRequest::of(state, req);
+    let Ok(_turn) = state.rendering.acquire().await else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "Shutting down.\n");
     };
-    // `?collect[]=self` (node_exporter's parameter): only promstatsd's own
-    // metrics, cheap to poll however many series the store holds.
-    let self_only = req.uri().query().is_some_and(|q| {
-        q.split('&')
-            .any(|p| matches!(p, "collect[]=self" | "collect%5B%5D=self"))
-    });
+    let state = Arc::clone(state);
+    match tokio::task::spawn_blocking(move || render(&state, page)).await {
+        Ok(r) => r,
+        Err(e) => {
+            // A panic while rendering: a bug, never the client's doing.
+            tracing::error!(error = %e, "web: rendering the page failed");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "Rendering failed.\n")
+        }
+    }
+}
+
+fn render(state: &State, req: PageRequest) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let PageRequest {
+        format,
+        self_only,
+        gzip,
+    } = req;
     let mut page;
     if self_only {
         page = Vec::with_capacity(16 * 1024);
@@ -274,7 +321,6 @@ fn metrics(state: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         text::render_as(&state.store, &mut page, format);
         state.last_size.store(page.len(), Ordering::Relaxed);
     }
-    let gzip = wants_gzip(req);
     let body = if gzip {
         let mut enc = flate2::write::GzEncoder::new(
             Vec::with_capacity(page.len() / 4),
@@ -344,7 +390,7 @@ impl Collector for ScrapeStats {
 /// The push port: the Pushgateway API ([`crate::push::http`]), and
 /// `/metrics` and health checks as the Pushgateway serves them.
 async fn handle_push(
-    state: &State,
+    state: &Arc<State>,
     port: &PushPort,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
@@ -355,7 +401,7 @@ async fn handle_push(
     let get_or_head = req.method() == Method::GET || req.method() == Method::HEAD;
     match req.uri().path() {
         "/metrics" | "/-/healthy" | "/-/ready" if !get_or_head => method_not_allowed("GET, HEAD"),
-        "/metrics" => metrics(state, &req),
+        "/metrics" => metrics(state, &req).await,
         "/-/healthy" => text(StatusCode::OK, "Healthy.\n"),
         "/-/ready" => text(StatusCode::OK, "Ready.\n"),
         _ => text(
@@ -463,7 +509,7 @@ async fn handle(
         return Ok(method_not_allowed("GET, HEAD"));
     }
     let resp = if path == state.opts.telemetry_path {
-        metrics(&state, &req)
+        metrics(&state, &req).await
     } else {
         match path {
             "/" => landing(&state.opts.telemetry_path),
