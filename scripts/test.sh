@@ -9,10 +9,10 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if [ -n "${CI:-}" ] || ! command -v promtool >/dev/null 2>&1; then
-  echo "== installing prometheus (promtool) from Debian's packages"
+if [ -n "${CI:-}" ] || ! command -v promtool >/dev/null 2>&1 || ! command -v ss >/dev/null 2>&1; then
+  echo "== installing prometheus (promtool), openssl, curl and iproute2 (ss) from Debian's packages"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus openssl curl >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus openssl curl iproute2 >/dev/null
 fi
 if [ -n "${CI:-}" ] || ! python3 -c 'import prometheus_client, statsd, datadog' >/dev/null 2>&1; then
   echo "== installing Python's prometheus_client, statsd and datadog clients"
@@ -22,6 +22,7 @@ command -v promtool >/dev/null
 command -v prometheus >/dev/null
 command -v openssl >/dev/null
 command -v curl >/dev/null
+command -v ss >/dev/null
 python3 -c 'import prometheus_client, statsd, datadog'
 
 echo "== cargo test"

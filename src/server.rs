@@ -186,7 +186,7 @@ fn bind_tcp(
     hint: &str,
 ) -> Result<Option<std::net::TcpListener>, RunError> {
     addr.map(|a| {
-        std::net::TcpListener::bind(a)
+        crate::sys::tcp_listener(a)
             .map_err(|e| RunError(format!("cannot listen on {what} {a}: {e}{hint}")))
     })
     .transpose()

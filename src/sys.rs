@@ -1,6 +1,7 @@
 //! System: every call into the operating system that is not a socket read.
 //!
 //! Owns: the open-files limit, thread priority, the host name, `SO_RCVBUFFORCE`,
+//! TCP listeners with the system's backlog, the CPU count,
 //! the CPU prefetch hint, the wall clock ([`unix_now`]) and the store's coarse
 //! monotonic [`Clock`]. The receive loop's `recvmmsg` stays beside the loop
 //! ([`crate::listener::recv`]), as mio keeps its readiness calls.
@@ -118,6 +119,28 @@ pub fn prefetch<T>(p: *const T) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
+}
+
+/// The kernel's cap on a listen backlog (`net.core.somaxconn`; 4096, Linux's
+/// default since 5.4, when it cannot be read).
+pub fn somaxconn() -> i32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(4096)
+}
+
+/// A TCP listener on `addr` with the system's backlog: the standard library
+/// listens with 128, which a burst of clients connecting at once overflows.
+pub fn tcp_listener(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As the standard library does on Unix: a restart can bind at once.
+    sock.set_reuse_address(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(somaxconn())?;
+    Ok(sock.into())
 }
 
 /// CPUs this process may run on (1 when the OS does not say).

@@ -344,3 +344,26 @@ fn health_checks_do_not_wait_for_a_render() {
         "a health check took {health:?} while a scrape took {render:?}"
     );
 }
+
+#[test]
+fn tcp_listeners_take_the_systems_backlog() {
+    // A burst of clients connecting at once (Airflow workers starting) queues
+    // in the listen backlog; the standard library's 128 overflowed it.
+    let d = Daemon::start(&[]);
+    let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn").unwrap();
+    let out = std::process::Command::new("ss")
+        .args(["-ltnH"])
+        .output()
+        .expect("ss is required (scripts/test.sh installs iproute2)");
+    let table = String::from_utf8_lossy(&out.stdout);
+    for addr in [d.tcp.unwrap(), d.web, d.push.unwrap()] {
+        // State, Recv-Q, Send-Q (the backlog of a listening socket), address.
+        let backlog = table
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|cols| cols.get(3) == Some(&addr.to_string().as_str()))
+            .and_then(|cols| cols.get(2).map(|b| b.to_string()))
+            .unwrap_or_else(|| panic!("{addr} not in\n{table}"));
+        assert_eq!(backlog, somaxconn.trim(), "{addr}");
+    }
+}

@@ -137,7 +137,7 @@ pub fn bind(opts: &ListenOptions) -> Result<Sockets, BindError> {
     }
     let tcp = match opts.tcp {
         Some(addr) => {
-            let l = std::net::TcpListener::bind(addr).map_err(|source| BindError {
+            let l = crate::sys::tcp_listener(addr).map_err(|source| BindError {
                 what: format!("TCP {addr}"),
                 source,
             })?;
