@@ -3,11 +3,13 @@
 //! `ts=… level=… target=… msg="…"` and then the event's own fields; a value is
 //! quoted when it is empty or holds a space, `=`, `"` or a control character.
 //!
-//! Owns: the event formatter for `tracing-subscriber` and the quoting rule.
+//! Owns: the event formatter for `tracing-subscriber` and the quoting rule,
+//! and [`LogGate`], which keeps warnings a client can cause to one per interval.
 //!
 //! May import: nothing from this crate (a leaf).
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -104,6 +106,60 @@ pub fn write_value(out: &mut impl fmt::Write, v: &str) -> fmt::Result {
     out.write_char('"')
 }
 
+/// At most one warning per interval for an event any client can cause at will
+/// (a refused push): a flood of them must not flood the log. The ones skipped
+/// are counted and the next warning says how many; the event's own counter has
+/// them all.
+#[derive(Debug)]
+pub struct LogGate {
+    interval_secs: u64,
+    /// Unix second from which the next warning may go out.
+    next: AtomicU64,
+    skipped: AtomicU64,
+}
+
+impl Default for LogGate {
+    /// One warning per 10 seconds.
+    fn default() -> Self {
+        Self::new(10)
+    }
+}
+
+impl LogGate {
+    /// A gate letting one warning through per `interval_secs`.
+    pub const fn new(interval_secs: u64) -> Self {
+        Self {
+            interval_secs,
+            next: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+        }
+    }
+
+    /// At `now` (Unix seconds): `Some(skipped)` when a warning may go out, with
+    /// the number skipped since the last one; `None` when this one is skipped.
+    pub fn admit(&self, now: u64) -> Option<u64> {
+        // Relaxed throughout: a log-rate heuristic; a race lets at most one
+        // extra warning through or counts one in the wrong message.
+        let next = self.next.load(Ordering::Relaxed);
+        let due = now >= next
+            && self
+                .next
+                .compare_exchange(
+                    next,
+                    now + self.interval_secs,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok();
+        if due {
+            Some(self.skipped.swap(0, Ordering::Relaxed))
+        } else {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +168,24 @@ mod tests {
         let mut s = String::new();
         write_value(&mut s, v).unwrap();
         s
+    }
+
+    #[test]
+    fn log_gate_lets_one_warning_through_per_interval() {
+        let gate = LogGate::new(10);
+        // (Unix second, what admit says)
+        let cases = [
+            (100, Some(0)),
+            (100, None),
+            (105, None),
+            (109, None),
+            (110, Some(3)),
+            (110, None),
+            (200, Some(1)),
+        ];
+        for (now, want) in cases {
+            assert_eq!(gate.admit(now), want, "at {now}");
+        }
     }
 
     #[test]

@@ -597,3 +597,27 @@ fn bodies_in_memory_at_once_are_bounded() {
     assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(10)), Ok(200));
     drop(holders);
 }
+
+#[test]
+fn a_flood_of_bad_pushes_logs_one_warning() {
+    let d = Daemon::start(&[]);
+    for i in 0..30 {
+        let r = put(&d, &format!("/metrics/job/flood{i}"), "x 1 2\n");
+        assert_eq!(r.status, 400);
+    }
+    let page = d.scrape();
+    assert_eq!(
+        common::value(
+            &page,
+            "promstatsd_push_requests_total{method=\"put\",result=\"invalid\"}"
+        ),
+        Some(30.0),
+        "{page}"
+    );
+    let log = d.log();
+    let warned = log
+        .lines()
+        .filter(|l| l.contains("level=warn") && l.contains("push refused"))
+        .count();
+    assert_eq!(warned, 1, "{log}");
+}

@@ -10,7 +10,7 @@
 //! groups' lock only). Groups are kept across restarts by [`mod@persist`]; requests
 //! and persistence failures are counted by [`PushStats`].
 //!
-//! May import: vocab, sys, model, store, respond.
+//! May import: vocab, sys, model, store, respond, logfmt.
 
 use crate::model::collect::{Collector, SelfFamily};
 use crate::sys::unix_now;
@@ -68,6 +68,8 @@ pub struct PushStats {
     requests: [[AtomicU64; RESULTS.len()]; 3],
     /// Failed writes of the persistence file.
     persist_errors: AtomicU64,
+    /// Refused pushes are the client's doing: one warning per 10 s at most.
+    refusals: crate::logfmt::LogGate,
 }
 
 impl PushStats {
@@ -224,7 +226,8 @@ pub fn handle(store: &Store, opts: &PushOptions, req: PushRequest<'_>) -> PushOu
     outcome
 }
 
-/// Count a push request's outcome and log a refusal.
+/// Count a push request's outcome and log a refusal (one warning per 10 s;
+/// the others at debug level, all of them counted).
 pub fn record(
     store: &Store,
     method: PushMethod,
@@ -233,33 +236,31 @@ pub fn record(
     outcome: &PushOutcome,
 ) {
     let key = key.map_or_else(|| "(bad path)".to_owned(), GroupKey::to_string);
-    store
-        .metrics()
-        .shared::<PushStats>()
-        .request(method, outcome);
-    match outcome {
+    let stats = store.metrics().shared::<PushStats>();
+    stats.request(method, outcome);
+    let why = match outcome {
         PushOutcome::Applied => {
-            tracing::debug!(method = method.name(), group = %key, "push applied")
+            tracing::debug!(method = method.name(), group = %key, "push applied");
+            return;
         }
-        PushOutcome::Invalid(e) | PushOutcome::Unsupported(e) => {
-            tracing::warn!(method = method.name(), group = %key, error = %e, "push refused")
-        }
-        PushOutcome::TooLarge => tracing::warn!(
+        PushOutcome::Invalid(e) | PushOutcome::Unsupported(e) => e.clone(),
+        PushOutcome::TooLarge => format!(
+            "body over --push.max-body-bytes ({} bytes)",
+            opts.max_body_bytes
+        ),
+        PushOutcome::Busy => "no room for its body among the pushes in progress".to_owned(),
+        PushOutcome::TimedOut => "its body did not arrive in time".to_owned(),
+    };
+    let now = crate::sys::unix_now() as u64;
+    match stats.refusals.admit(now) {
+        Some(skipped) => tracing::warn!(
             method = method.name(),
             group = %key,
-            limit = opts.max_body_bytes,
-            "push refused: body over --push.max-body-bytes"
+            error = %why,
+            refusals_not_logged = skipped,
+            "push refused (one warning per 10 s; promstatsd_push_requests_total counts them all)"
         ),
-        PushOutcome::Busy => tracing::warn!(
-            method = method.name(),
-            group = %key,
-            "push refused: no room for its body among the pushes in progress"
-        ),
-        PushOutcome::TimedOut => tracing::warn!(
-            method = method.name(),
-            group = %key,
-            "push refused: its body did not arrive in time"
-        ),
+        None => tracing::debug!(method = method.name(), group = %key, error = %why, "push refused"),
     }
 }
 
