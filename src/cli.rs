@@ -176,10 +176,17 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub web_header_timeout: u64,
 
-    /// Most concurrent HTTP connections; more are closed at once.
+    /// Most concurrent HTTP connections on the web port (one client address
+    /// gets at most half); more are closed at once and counted.
     #[arg(long = "web.max-connections", value_name = "N", default_value_t = 512,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub web_max_connections: u64,
+
+    /// Most concurrent connections on the push port, a budget of its own (one
+    /// client address gets at most half); more are closed at once and counted.
+    #[arg(long = "push.max-connections", value_name = "N", default_value_t = 512,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub push_max_connections: u64,
 
     /// Log level.
     #[arg(
@@ -744,6 +751,7 @@ impl Args {
     fn build_push(&self, cfg: &mut Config) -> Result<(), FlagError> {
         cfg.push_listen = parse_listen_addr("push.listen-address", &self.push_listen)?;
         cfg.push.max_body_bytes = usize::try_from(self.push_max_body).unwrap_or(usize::MAX);
+        cfg.push.max_connections = self.push_max_connections as usize;
         cfg.push.persistence_file = self
             .push_persistence_file
             .clone()

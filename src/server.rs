@@ -78,6 +78,7 @@ impl Pipeline {
         let _ = m.shared::<crate::push::PushStats>();
         let _ = m.shared::<http::ScrapeStats>();
         let _ = m.shared::<http::AuthStats>();
+        let _ = m.shared::<http::ConnStats>();
         let _ = m.shared::<crate::remote_write::stats::RemoteWriteMetrics>();
         let handle = Arc::new(MapperHandle::new(mapper));
         let reloader = Arc::new(Reloader::new(
@@ -488,6 +489,8 @@ mod tests {
             "promstatsd_events_error_total",
             "promstatsd_events_total",
             "promstatsd_http_auth_failures_total",
+            "promstatsd_http_connections_refused_total",
+            "promstatsd_http_connections_timed_out_total",
             "promstatsd_ingest_cache_flushes_total",
             "promstatsd_lines_total",
             "promstatsd_loaded_mappings",

@@ -367,3 +367,54 @@ fn tcp_listeners_take_the_systems_backlog() {
         assert_eq!(backlog, somaxconn.trim(), "{addr}");
     }
 }
+
+/// A TCP connection to `to` from the loopback address `from` (127.0.0.0/8 is
+/// all loopback on Linux, so each test client can have an address of its own).
+fn connect_from(from: [u8; 4], to: std::net::SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let local = std::net::SocketAddr::from((from, 0));
+    sock.bind(&local.into()).unwrap();
+    sock.connect(&to.into()).unwrap();
+    sock.into()
+}
+
+#[test]
+fn a_connection_flood_on_the_push_port_leaves_the_web_port_reachable() {
+    let d = Daemon::start(&[
+        "--push.max-connections=20",
+        "--web.max-connections=30",
+        "--web.header-timeout=2",
+    ]);
+    let push = d.push.unwrap();
+    // Two clients that connect and send one header byte, 15 connections each:
+    // the first gets its half of the push port (10) and 5 refusals; the second
+    // gets the other 10, then the port is full.
+    let mut held = Vec::new();
+    for source in [[127, 0, 0, 2], [127, 0, 0, 3]] {
+        for _ in 0..15 {
+            let mut s = connect_from(source, push);
+            let _ = s.write_all(b"G");
+            held.push(s);
+        }
+    }
+    let refused = |p: &str, reason: &str| {
+        value(
+            p,
+            &format!("promstatsd_http_connections_refused_total{{listener=\"push\",reason=\"{reason}\"}}"),
+        )
+    };
+    // The web port has a budget of its own: a scrape is answered meanwhile.
+    let page = d.wait_for(|p| {
+        refused(p, "client_limit") == Some(5.0) && refused(p, "port_limit") == Some(5.0)
+    });
+    assert!(page.contains("promstatsd_build_info"));
+    // The slow clients are cut off after the header timeout, and counted.
+    d.wait_for_secs(10, |p| {
+        value(
+            p,
+            "promstatsd_http_connections_timed_out_total{listener=\"push\"}",
+        ) == Some(20.0)
+    });
+    drop(held);
+}

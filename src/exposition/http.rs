@@ -1,6 +1,7 @@
 //! The web endpoint: hyper (HTTP/1.1) on a current-thread tokio runtime that
 //! lives on its own thread, so scrapes never run on the ingest thread.
 
+use super::budget;
 use super::text;
 use super::webconfig::Credentials;
 use crate::model::collect::{Collector, SelfFamily, SelfValue};
@@ -143,15 +144,19 @@ pub fn serve(
             reload,
             push: push_opts.map(PushPort::new),
         });
-        let open = Arc::new(AtomicUsize::new(0));
+        let budgets = [
+            budget::Budget::new(state.opts.max_connections),
+            budget::Budget::new(state.push.as_ref().map_or(1, |p| p.opts().max_connections)),
+        ];
+        let conns: Arc<ConnStats> = state.store.metrics().shared();
         loop {
             let (accepted, role) = tokio::select! {
                 _ = shutdown.notified() => return Ok(()),
                 r = accept_opt(listener.as_ref()) => (r, Role::Web),
                 r = accept_opt(push_listener.as_ref()) => (r, Role::Push),
             };
-            let stream = match accepted {
-                Ok((stream, _peer)) => stream,
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: wait, do not spin.
                     tracing::warn!(error = %e, ?role, "web: accept failed");
@@ -159,15 +164,18 @@ pub fn serve(
                     continue;
                 }
             };
-            // Relaxed: a connection count, only read by this thread.
-            if open.load(Ordering::Relaxed) >= state.opts.max_connections {
-                drop(stream);
-                continue;
-            }
-            open.fetch_add(1, Ordering::Relaxed);
+            let place = match budgets[role as usize].admit(peer.ip()) {
+                Ok(place) => place,
+                Err(why) => {
+                    conns.refused(role, why);
+                    drop(stream);
+                    continue;
+                }
+            };
             let state = Arc::clone(&state);
-            let open = Arc::clone(&open);
+            let conns = Arc::clone(&conns);
             tokio::spawn(async move {
+                let _place = place;
                 match state.opts.config.tls.clone() {
                     Some(tls) => {
                         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
@@ -176,21 +184,20 @@ pub fn serve(
                             acceptor.accept(stream),
                         );
                         match handshake.await {
-                            Ok(Ok(tls_stream)) => serve_io(tls_stream, state, role).await,
+                            Ok(Ok(tls_stream)) => serve_io(tls_stream, state, role, &conns).await,
                             Ok(Err(e)) => tracing::debug!(error = %e, "web: TLS handshake failed"),
-                            Err(_) => tracing::debug!("web: TLS handshake timed out"),
+                            Err(_) => conns.timed_out(role),
                         }
                     }
-                    None => serve_io(stream, state, role).await,
+                    None => serve_io(stream, state, role, &conns).await,
                 }
-                open.fetch_sub(1, Ordering::Relaxed);
             });
         }
     })
 }
 
 /// Serve HTTP/1.1 on one connection (plain or TLS).
-async fn serve_io<I>(io: I, state: Arc<State>, role: Role)
+async fn serve_io<I>(io: I, state: Arc<State>, role: Role, conns: &ConnStats)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -201,7 +208,67 @@ where
         .max_buf_size(64 * 1024)
         .serve_connection(TokioIo::new(io), service);
     if let Err(e) = conn.await {
+        if e.is_timeout() {
+            conns.timed_out(role);
+        }
         tracing::debug!(error = %e, "web: connection ended with an error");
+    }
+}
+
+/// Connections refused by a budget, and cut off for sending their request
+/// headers (or TLS handshake) too slowly, per port.
+#[derive(Debug, Default)]
+pub struct ConnStats {
+    /// By port and [`budget::Refusal`] (port limit, client limit).
+    refused: [[AtomicU64; 2]; 2],
+    timed_out: [AtomicU64; 2],
+}
+
+impl ConnStats {
+    fn refused(&self, role: Role, why: budget::Refusal) {
+        // Relaxed: self-metric counters, read one by one.
+        self.refused[role as usize][why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn timed_out(&self, role: Role) {
+        // Relaxed: see `refused`.
+        self.timed_out[role as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+const PORTS: [(Role, &str); 2] = [(Role::Web, "web"), (Role::Push, "push")];
+
+impl Collector for ConnStats {
+    fn collect(&self, out: &mut Vec<SelfFamily>) {
+        // Relaxed: see `refused`.
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+        let reasons = [budget::Refusal::PortLimit, budget::Refusal::ClientLimit];
+        out.push(SelfFamily::labelled(
+            "promstatsd_http_connections_refused_total",
+            MetricKind::Counter,
+            "HTTP connections closed at once: the port's budget was spent \
+             (port_limit) or the client address held its half (client_limit).",
+            PORTS.iter().flat_map(|&(role, port)| {
+                reasons.iter().map(move |&why| {
+                    (
+                        vec![("listener", port), ("reason", why.reason())],
+                        get(&self.refused[role as usize][why as usize]),
+                    )
+                })
+            }),
+        ));
+        out.push(SelfFamily::labelled(
+            "promstatsd_http_connections_timed_out_total",
+            MetricKind::Counter,
+            "HTTP connections cut off for not sending their request headers (or \
+             TLS handshake) within --web.header-timeout.",
+            PORTS.map(|(role, port)| {
+                (
+                    vec![("listener", port)],
+                    get(&self.timed_out[role as usize]),
+                )
+            }),
+        ));
     }
 }
 
@@ -452,7 +519,7 @@ impl Collector for AuthStats {
             "promstatsd_http_auth_failures_total",
             MetricKind::Counter,
             "HTTP requests refused for missing or wrong credentials, by port.",
-            [(Role::Web, "web"), (Role::Push, "push")].map(|(role, name)| {
+            PORTS.map(|(role, name)| {
                 // Relaxed: see `failure`.
                 let n = self.failures[role as usize].load(Ordering::Relaxed);
                 (vec![("listener", name)], n as f64)

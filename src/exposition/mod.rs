@@ -10,6 +10,7 @@
 //!
 //! May import: vocab, sys, model, store, push, respond.
 
+pub mod budget;
 pub mod check;
 pub mod http;
 pub mod text;

@@ -60,6 +60,11 @@ impl PushPort {
         }
     }
 
+    /// The port's settings.
+    pub fn opts(&self) -> &PushOptions {
+        &self.opts
+    }
+
     /// Handle `req` if its path is a push path (`/metrics/job/...`); give it
     /// back otherwise, for the port's other routes.
     pub async fn handle(

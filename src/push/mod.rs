@@ -47,6 +47,8 @@ pub struct PushOptions {
     pub persistence_interval: Duration,
     /// Groups not changed for this long are removed; zero keeps them forever.
     pub ttl: Duration,
+    /// Most concurrent connections on the push port (`--push.max-connections`).
+    pub max_connections: usize,
 }
 
 impl Default for PushOptions {
@@ -56,6 +58,7 @@ impl Default for PushOptions {
             persistence_file: None,
             persistence_interval: Duration::from_secs(300),
             ttl: Duration::ZERO,
+            max_connections: 512,
         }
     }
 }
