@@ -14,6 +14,7 @@
 //! promstatsd-bench --bare --search
 //! promstatsd-bench --memory 1000000 --mix counter
 //! promstatsd-bench --auth-flood 16
+//! promstatsd-bench --slowloris 520
 //! ```
 
 use std::io::{Read, Write};
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod auth;
+mod slowloris;
 
 struct Opts {
     daemon: String,
@@ -45,6 +47,8 @@ struct Opts {
     read_buffer: usize,
     /// `--auth-flood N`: clients sending wrong passwords (0: off).
     auth_flood: usize,
+    /// `--slowloris N`: slow connections to the push port (0: off).
+    slowloris: usize,
 }
 
 fn usage() -> ! {
@@ -52,7 +56,7 @@ fn usage() -> ! {
         "usage: promstatsd-bench [--daemon PATH] [--series N] [--lines-per-datagram K] \
          [--mix counter|counter-timer|timer] [--tags none|dogstatsd] [--rate LINES_PER_S] \
          [--secs S] [--search] [--scrape-during] [--bare] [--memory N] [--preload N] \
-         [--read-buffer BYTES (default 26214400, both targets)] [--auth-flood CLIENTS] \
+         [--read-buffer BYTES (default 26214400, both targets)] [--auth-flood CLIENTS] [--slowloris CONNECTIONS] \
          [-- DAEMON_FLAGS...]\n\
          with --memory, --mix is one of counter (a family per series), labelled \
          (one family, a label per series), timer, histogram, labelled-timer, \
@@ -79,6 +83,7 @@ fn parse_args() -> Opts {
         preload: 0,
         read_buffer: 26_214_400,
         auth_flood: 0,
+        slowloris: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -99,6 +104,7 @@ fn parse_args() -> Opts {
             "--preload" => o.preload = val().parse().unwrap_or_else(|_| usage()),
             "--read-buffer" => o.read_buffer = val().parse().unwrap_or_else(|_| usage()),
             "--auth-flood" => o.auth_flood = val().parse().unwrap_or_else(|_| usage()),
+            "--slowloris" => o.slowloris = val().parse().unwrap_or_else(|_| usage()),
             "--" => {
                 o.extra.extend(args.by_ref());
             }
@@ -446,6 +452,10 @@ fn main() {
     let o = parse_args();
     if o.auth_flood > 0 {
         auth::flood(&o.daemon, o.auth_flood);
+        return;
+    }
+    if o.slowloris > 0 {
+        slowloris::run(&o.daemon, o.slowloris);
         return;
     }
     let (udp, web) = (18_125u16, 19_102u16);
