@@ -605,6 +605,7 @@ impl Args {
         self.build_remote_write(&mut cfg.remote_write)?;
         cfg.web.enable_lifecycle = self.enable_lifecycle;
         cfg.web.enable_openmetrics = self.enable_openmetrics;
+        cfg.store.openmetrics_names = self.enable_openmetrics;
         cfg.mapping = match self.mapping_config.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(v) => Some(crate::reload::MappingSource::from_flag(v)),

@@ -385,6 +385,14 @@ fn openmetrics_is_opt_in_and_negotiated() {
         "{page}"
     );
     // The reference OpenMetrics parser accepts it.
+    if let Err(e) = openmetrics_parser(&page) {
+        panic!("OpenMetrics parser: {e}");
+    }
+}
+
+/// Parse `page` with the reference OpenMetrics parser (Python's
+/// prometheus_client): the number of families, or its error.
+fn openmetrics_parser(page: &str) -> Result<usize, String> {
     let mut child = std::process::Command::new("python3")
         .args([
             "-c",
@@ -395,19 +403,54 @@ fn openmetrics_is_opt_in_and_negotiated() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .expect("python3 with prometheus_client (scripts/test.sh installs it)");
     child
         .stdin
         .take()
-        .unwrap()
+        .expect("piped stdin")
         .write_all(page.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "OpenMetrics parser: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .expect("write the page");
+    let out = child.wait_with_output().expect("the parser's output");
+    if out.status.success() {
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .map_err(|e| format!("{e}"))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn openmetrics_name_pairs_are_refused_and_counted() {
+    // Each pair is two families in the text format but one name in
+    // OpenMetrics: the second is refused as a type conflict when OpenMetrics
+    // may be served, and kept when it may not.
+    let lines = b"x:1|c\nx_total:2|c\nz:3|g\nz_total:4|c\ny:5|c\ny_created:6|g";
+    let om = "application/openmetrics-text; version=1.0.0";
+    let d = Daemon::start(&["--web.enable-openmetrics"]);
+    d.send_udp(lines);
+    let text = d.wait_lines(6);
+    let conflicts: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("promstatsd_events_conflict_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(conflicts, 3.0, "{text}");
+    for kept in ["x 1", "z 3", "y 5"] {
+        assert!(text.lines().any(|l| l == kept), "{kept} missing:\n{text}");
+    }
+    let page = String::from_utf8(d.get("/metrics", &[("Accept", om)]).body).unwrap();
+    if let Err(e) = openmetrics_parser(&page) {
+        panic!("OpenMetrics parser: {e}\n{page}");
+    }
+
+    let plain = Daemon::start(&[]);
+    plain.send_udp(lines);
+    let text = plain.wait_lines(6);
+    for kept in ["x 1", "x_total 2", "z 3", "z_total 4", "y 5", "y_created 6"] {
+        assert!(text.lines().any(|l| l == kept), "{kept} missing:\n{text}");
+    }
 }
 
 #[test]

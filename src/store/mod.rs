@@ -127,6 +127,10 @@ pub struct StoreOptions {
     pub shards: usize,
     /// Most series the store holds; past it new series are refused.
     pub max_series: usize,
+    /// The page may be served as OpenMetrics (`--web.enable-openmetrics`):
+    /// refuse families whose OpenMetrics names clash (`x` and `x_total`, both
+    /// counters), as type conflicts are refused.
+    pub openmetrics_names: bool,
 }
 
 impl Default for StoreOptions {
@@ -134,6 +138,7 @@ impl Default for StoreOptions {
         Self {
             shards: 64,
             max_series: DEFAULT_MAX_SERIES,
+            openmetrics_names: false,
         }
     }
 }
@@ -154,6 +159,7 @@ pub struct Store {
     series_by_kind: [AtomicUsize; 5],
     total_series: AtomicUsize,
     max_series: usize,
+    openmetrics_names: bool,
     /// Bumped whenever series are removed (TTL, reload): caches drop retired handles.
     removals: AtomicU64,
     /// The mapping generation in force (see [`Store::set_mapping_generation`]).
@@ -280,6 +286,7 @@ impl Store {
             } else {
                 opts.max_series
             },
+            openmetrics_names: opts.openmetrics_names,
             removals: AtomicU64::new(0),
             mapping_generation: AtomicU64::new(0),
             has_ttl: AtomicBool::new(false),
@@ -484,6 +491,7 @@ impl Store {
         }
         if m.name.starts_with(SELF_PREFIX)
             || collides(&families.by_name, &m.name, kind)
+            || (self.openmetrics_names && openmetrics_clash(&families.by_name, &m.name, kind))
             || self.pushed.clashes(&m.name, kind.metric_kind())
         {
             return Err(Refusal::Conflict);
@@ -635,6 +643,52 @@ fn collides(families: &HashSet<ByName>, name: &str, kind: FamilyKind) -> bool {
     false
 }
 
+/// The names a family takes in OpenMetrics: its family name (a counter's
+/// without `_total`) and every sample name it may write, `_created` included.
+fn openmetrics_names(name: &str, kind: FamilyKind) -> Vec<String> {
+    let with = |base: &str, suffixes: &[&str]| -> Vec<String> {
+        std::iter::once(base.to_owned())
+            .chain(suffixes.iter().map(|s| format!("{base}{s}")))
+            .collect()
+    };
+    match kind {
+        FamilyKind::Counter => with(
+            name.strip_suffix("_total").unwrap_or(name),
+            &["_total", "_created"],
+        ),
+        FamilyKind::Gauge | FamilyKind::Set => with(name, &[]),
+        FamilyKind::Summary => with(name, &["_sum", "_count", "_created"]),
+        FamilyKind::Histogram => with(name, &["_bucket", "_sum", "_count", "_created"]),
+    }
+}
+
+/// Whether a new family `name` of `kind` would take an OpenMetrics name another
+/// family takes (`x` and `x_total`, both counters, are one family `x` there;
+/// a gauge `y_created` is counter `y`'s creation time). Another family `f`
+/// takes a name `n` only if `n` is `f`, `f` plus a sample suffix, or `f`
+/// without `_total`; so the candidates are looked up by name.
+// See `collides` for the key type.
+#[allow(clippy::mutable_key_type)]
+fn openmetrics_clash(families: &HashSet<ByName>, name: &str, kind: FamilyKind) -> bool {
+    const SUFFIXES: [&str; 5] = ["_total", "_created", "_sum", "_count", "_bucket"];
+    let mine = openmetrics_names(name, kind);
+    let taken_by = |other: &str| {
+        families.get(other).is_some_and(|f| {
+            openmetrics_names(other, f.0.kind())
+                .iter()
+                .any(|n| mine.contains(n))
+        })
+    };
+    mine.iter().any(|n| {
+        taken_by(n)
+            || taken_by(&format!("{n}_total"))
+            || SUFFIXES
+                .iter()
+                .filter_map(|s| n.strip_suffix(s))
+                .any(|base| taken_by(base) || taken_by(&format!("{base}_total")))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::atomic::Writers;
@@ -710,6 +764,40 @@ mod tests {
                 .err(),
             Some(Refusal::Conflict)
         );
+    }
+
+    #[test]
+    fn openmetrics_name_pairs_clash_only_when_openmetrics_is_on() {
+        use FamilyKind::{Counter, Gauge, Histogram, Summary};
+        // (first family, second family, the second is refused with OpenMetrics on)
+        let cases = [
+            (("x", Counter), ("x_total", Counter), true),
+            (("x_total", Counter), ("x", Counter), true),
+            (("z", Gauge), ("z_total", Counter), true),
+            (("y", Counter), ("y_created", Gauge), true),
+            (("x_total", Counter), ("x_created", Gauge), true),
+            (("s", Summary), ("s_created", Gauge), true),
+            (("h_created", Gauge), ("h", Histogram), true),
+            (("a", Counter), ("b", Counter), false),
+            (("h", Histogram), ("h_total", Gauge), false),
+            (("g", Gauge), ("g_total_total", Counter), false),
+        ];
+        for ((n1, k1), (n2, k2), clash) in cases {
+            for openmetrics_names in [false, true] {
+                let store = Store::new(StoreOptions {
+                    openmetrics_names,
+                    ..StoreOptions::default()
+                });
+                assert!(store.get_or_create(&mapping(n1, &[]), k1).is_ok(), "{n1}");
+                let second = store.get_or_create(&mapping(n2, &[]), k2);
+                let refused = second.err() == Some(Refusal::Conflict);
+                assert_eq!(
+                    refused,
+                    clash && openmetrics_names,
+                    "{n1} then {n2}, OpenMetrics {openmetrics_names}"
+                );
+            }
+        }
     }
 
     #[test]
