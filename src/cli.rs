@@ -281,6 +281,12 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=1 << 32))]
     pub push_max_body: u64,
 
+    /// Most series (samples) all pushed groups may hold together; a push past
+    /// it is refused with 400 (0: no limit).
+    #[arg(long = "push.max-series", value_name = "N",
+          default_value_t = crate::push::DEFAULT_MAX_SERIES as u64)]
+    pub push_max_series: u64,
+
     /// Keep pushed groups in this file across restarts (written atomically when
     /// they changed, every --push.persistence.interval and at shutdown; read at start).
     #[arg(long = "push.persistence.file", value_name = "FILE")]
@@ -753,6 +759,7 @@ impl Args {
         cfg.push_listen = parse_listen_addr("push.listen-address", &self.push_listen)?;
         cfg.push.max_body_bytes = usize::try_from(self.push_max_body).unwrap_or(usize::MAX);
         cfg.push.max_connections = self.push_max_connections as usize;
+        cfg.push.max_series = usize::try_from(self.push_max_series).unwrap_or(usize::MAX);
         cfg.push.persistence_file = self
             .push_persistence_file
             .clone()

@@ -64,6 +64,7 @@ impl Pipeline {
     /// Build the pipeline around an already built mapper.
     pub fn with_mapper(cfg: &Config, mapper: Mapper) -> Self {
         let store = Arc::new(Store::new(cfg.store.clone()));
+        store.pushed().set_max_series(cfg.push.max_series);
         // First: a scrape reads the collectors in this order, and the ingest
         // counters' Acquire read of the line count must come before the rest
         // (see `crate::ingest::stats`).
@@ -498,6 +499,7 @@ mod tests {
             "promstatsd_push_groups",
             "promstatsd_push_persist_errors_total",
             "promstatsd_push_requests_total",
+            "promstatsd_push_series",
             "promstatsd_receive_errors_total",
             "promstatsd_relay_errors_total",
             "promstatsd_relay_lines_relayed_total",

@@ -47,6 +47,7 @@ const FLAG_TESTS: &[(&str, &str, &str)] = &[
     ("--web.enable-lifecycle", "lifecycle::reload_good_and_bad_files_during_ingestion", ""),
     ("--web.enable-openmetrics", "e2e::openmetrics_is_opt_in_and_negotiated", ""),
     ("--push.listen-address", "flags::listen_address_flags_bind_where_told", ""),
+    ("--push.max-series", "push::pushes_past_the_series_budget_are_refused", ""),
     ("--push.max-connections", "hostile::a_connection_flood_on_the_push_port_leaves_the_web_port_reachable", ""),
     ("--push.max-body-bytes", "push::bodies_over_the_limit_get_413", ""),
     ("--push.persistence.file", "push::groups_survive_a_restart_with_persistence", ""),

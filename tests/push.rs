@@ -621,3 +621,31 @@ fn a_flood_of_bad_pushes_logs_one_warning() {
         .count();
     assert_eq!(warned, 1, "{log}");
 }
+
+#[test]
+fn pushes_past_the_series_budget_are_refused() {
+    let d = Daemon::start(&["--push.max-series=5"]);
+    assert_eq!(
+        put(
+            &d,
+            "/metrics/job/a",
+            "x 1\ny 2\nz{k=\"1\"} 3\nz{k=\"2\"} 4\n"
+        )
+        .status,
+        200
+    );
+    // Two more would make six.
+    let over = put(&d, "/metrics/job/b", "w 1\nv 2\n");
+    assert_eq!(over.status, 400);
+    let why = String::from_utf8_lossy(&over.body);
+    assert!(why.contains("--push.max-series"), "{why}");
+    // One more fits; replacing a group counts what it gives back.
+    assert_eq!(put(&d, "/metrics/job/b", "w 1\n").status, 200);
+    assert_eq!(
+        put(&d, "/metrics/job/a", "x 1\ny 2\nz 3\nq 4\n").status,
+        200
+    );
+    let page = d.scrape();
+    assert_eq!(value(&page, "promstatsd_push_series"), Some(5.0), "{page}");
+    assert!(!page.contains("\nv{"), "{page}");
+}

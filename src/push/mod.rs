@@ -49,7 +49,12 @@ pub struct PushOptions {
     pub ttl: Duration,
     /// Most concurrent connections on the push port (`--push.max-connections`).
     pub max_connections: usize,
+    /// Most series all groups may hold together (`--push.max-series`; 0: no limit).
+    pub max_series: usize,
 }
+
+/// Default for [`PushOptions::max_series`].
+pub const DEFAULT_MAX_SERIES: usize = 100_000;
 
 impl Default for PushOptions {
     fn default() -> Self {
@@ -59,6 +64,7 @@ impl Default for PushOptions {
             persistence_interval: Duration::from_secs(300),
             ttl: Duration::ZERO,
             max_connections: 512,
+            max_series: DEFAULT_MAX_SERIES,
         }
     }
 }

@@ -325,6 +325,12 @@ impl Store {
             "Groups held by the push API.",
             self.pushed.group_count() as f64,
         ));
+        out.push(SelfFamily::single(
+            "promstatsd_push_series",
+            MetricKind::Gauge,
+            "Series held by the push API, in all groups (see --push.max-series).",
+            self.pushed.series_count() as f64,
+        ));
         out.push(SelfFamily::labelled(
             "promstatsd_build_info",
             MetricKind::Gauge,

@@ -22,7 +22,7 @@ pub use crate::model::group::{
 };
 use crate::vocab::{MetricKind, SUFFIXES};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// A family as a scrape shows it: the parts every group pushed, in group order.
@@ -93,10 +93,13 @@ struct Inner {
     /// Family name -> (type, number of groups holding it): the type check for
     /// StatsD families being created, without walking every group.
     kinds: HashMap<Box<str>, (MetricKind, usize)>,
+    /// Samples (series) held in all groups.
+    series: usize,
 }
 
 impl Inner {
     fn unindex(&mut self, f: &PushedFamily) {
+        self.series = self.series.saturating_sub(f.samples.len());
         if let Some(e) = self.kinds.get_mut(&f.name) {
             e.1 = e.1.saturating_sub(1);
             if e.1 == 0 {
@@ -106,6 +109,7 @@ impl Inner {
     }
 
     fn index(&mut self, f: &PushedFamily) {
+        self.series += f.samples.len();
         self.kinds
             .entry(f.name.clone())
             .and_modify(|e| e.1 += 1)
@@ -119,6 +123,8 @@ pub struct Pushed {
     inner: Mutex<Inner>,
     /// Bumped on every change: persistence writes when it moved.
     changes: AtomicU64,
+    /// Most series all groups may hold (`--push.max-series`; 0: no limit).
+    max_series: AtomicUsize,
 }
 
 impl Pushed {
@@ -141,6 +147,46 @@ impl Pushed {
     /// Number of groups.
     pub fn group_count(&self) -> usize {
         self.lock().groups.len()
+    }
+
+    /// The series budget: a push may not take the groups past
+    /// `--push.max-series` (a push that shrinks them is always applied).
+    fn check_series(
+        &self,
+        inner: &Inner,
+        key: &GroupKey,
+        new: &[Converted],
+        replace: bool,
+    ) -> Result<(), String> {
+        // Relaxed: see `set_max_series`.
+        let max = self.max_series.load(Ordering::Relaxed);
+        let own = inner.groups.get(key);
+        let going: usize = own.map_or(0, |g| {
+            g.families
+                .iter()
+                .filter(|(name, _)| replace || new.iter().any(|(f, _)| f.name == **name))
+                .map(|(_, f)| f.samples.len())
+                .sum()
+        });
+        let coming: usize = new.iter().map(|(f, _)| f.samples.len()).sum();
+        let after = inner.series - going + coming;
+        if max > 0 && after > max && coming > going {
+            return Err(format!(
+                "the push would take the pushed series to {after}, over --push.max-series ({max})"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Number of series (samples) held in all groups.
+    pub fn series_count(&self) -> usize {
+        self.lock().series
+    }
+
+    /// Set the most series all groups may hold together (0: no limit).
+    pub fn set_max_series(&self, n: usize) {
+        // Relaxed: a setting read under the groups' lock by each push.
+        self.max_series.store(n, Ordering::Relaxed);
     }
 
     /// The `# TYPE` of a pushed family (the push-time gauges included once any
@@ -260,7 +306,9 @@ impl Store {
     ) -> Result<(), String> {
         let families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
         let mut inner = self.pushed.lock();
-        let checked = self.check_push(&families.by_name, &inner, key, &new, replace);
+        let checked = self
+            .check_push(&families.by_name, &inner, key, &new, replace)
+            .and_then(|()| self.pushed.check_series(&inner, key, &new, replace));
         let new = match checked {
             Ok(()) => new,
             Err(e) => {
