@@ -553,25 +553,27 @@ fn a_push_of_many_families_is_applied_whole() {
 fn bodies_in_memory_at_once_are_bounded() {
     use std::io::{Read, Write};
     use std::net::TcpStream;
-    // Room for four bodies of the largest size: four clients that announce
-    // 1 KiB and hold it back fill the budget; a fifth push waits for room
-    // instead of adding its body to memory, and goes through once one of the
-    // four finishes.
+    // Room for four bodies of the largest size, taken as the bytes arrive:
+    // four clients that send all but the last byte of a 1 KiB body fill the
+    // budget; a fifth push waits for room instead of adding its body to
+    // memory, and goes through once one of the four finishes.
     let d = Daemon::start(&["--push.max-body-bytes=1024"]);
     let addr = push_addr(&d);
     let body = "held 1\n";
+    let padded = format!("{body}{}", "#".repeat(1024 - body.len()));
     let open = |job: usize| {
         let mut s = TcpStream::connect(addr).unwrap();
         write!(
             s,
-            "PUT /metrics/job/h{job} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 1024\r\n\r\n"
+            "PUT /metrics/job/h{job} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 1024\r\n\r\n{}",
+            &padded[..1023]
         )
         .unwrap();
         s
     };
     let mut holders: Vec<TcpStream> = (0..4).map(open).collect();
-    // Time for the daemon to read their headers and give them their room.
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    // Time for the daemon to read their bodies so far and give them their room.
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let req = format!(
@@ -581,16 +583,15 @@ fn bodies_in_memory_at_once_are_bounded() {
         let _ = tx.send(raw_http(addr, req.as_bytes()).status);
     });
     assert!(
-        rx.recv_timeout(std::time::Duration::from_secs(2)).is_err(),
+        rx.recv_timeout(std::time::Duration::from_secs(1)).is_err(),
         "the fifth push was taken in while four full bodies were pending"
     );
     // A DELETE's body is not read, so it needs no room.
     let r = send(&d, "DELETE", "/metrics/job/gone", &[], b"ignored 1\n");
     assert_eq!(r.status, 202);
-    // One holder sends its whole (1 KiB, padded) body: its room comes back.
+    // One holder sends its last byte: its push is applied and its room comes back.
     let mut first = holders.remove(0);
-    let padded = format!("{body}{}", "#".repeat(1024 - body.len()));
-    first.write_all(padded.as_bytes()).unwrap();
+    first.write_all(&padded.as_bytes()[1023..]).unwrap();
     let mut answer = String::new();
     first.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -648,4 +649,49 @@ fn pushes_past_the_series_budget_are_refused() {
     let page = d.scrape();
     assert_eq!(value(&page, "promstatsd_push_series"), Some(5.0), "{page}");
     assert!(!page.contains("\nv{"), "{page}");
+}
+
+#[test]
+fn slow_bodies_hold_only_what_they_sent_and_are_cut_off() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    // Six pushes announce 64 KiB bodies, send a few bytes and stall: they hold
+    // room for what they sent, not for what they announced, so another push
+    // goes through at once; and below 16 KiB/s after 5 s they are cut off (408).
+    let d = Daemon::start(&["--push.max-body-bytes=65536"]);
+    let addr = push_addr(&d);
+    let mut stalled: Vec<TcpStream> = (0..6)
+        .map(|i| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            write!(
+                s,
+                "PUT /metrics/job/slow{i} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 65536\r\n\r\nslow 1\n"
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    assert_eq!(put(&d, "/metrics/job/quick", "quick 1\n").status, 200);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the push waited {:?} for room held by stalled bodies",
+        started.elapsed()
+    );
+    let s = &mut stalled[0];
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    let page = d.scrape();
+    assert!(
+        value(
+            &page,
+            "promstatsd_push_requests_total{method=\"put\",result=\"timeout\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{page}"
+    );
 }

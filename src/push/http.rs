@@ -16,7 +16,7 @@ use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How many bodies of the largest size the push port holds in memory at once;
 /// more wait (up to [`PUSH_BUDGET_WAIT`], then 503), so a crowd of big pushes
@@ -29,6 +29,13 @@ const PUSH_BUDGET_WAIT: Duration = Duration::from_secs(30);
 /// How long reading one push body may take; a client that trickles its body
 /// gives its share of the budget back when this runs out (408).
 const PUSH_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The slowest a body may arrive, on average, once [`PUSH_BODY_GRACE`] has
+/// passed: slower is cut off (408), whatever the time left.
+const PUSH_BODY_FLOOR_BYTES_PER_SEC: f64 = 16.0 * 1024.0;
+
+/// The time a body has before [`PUSH_BODY_FLOOR_BYTES_PER_SEC`] applies.
+const PUSH_BODY_GRACE: Duration = Duration::from_secs(5);
 
 /// KiB of budget a body of at most `bytes` needs (at least 1).
 fn kib(bytes: usize) -> u32 {
@@ -116,15 +123,11 @@ impl PushPort {
         if declared_len.is_some_and(|n| n > self.opts.max_body_bytes as u64) {
             return Ok(refuse(super::PushOutcome::TooLarge));
         }
-        let room = match self
-            .reserve(method, declared_len, content_encoding.as_deref())
-            .await
-        {
-            Ok(room) => room,
-            Err(busy) => return Ok(refuse(busy)),
-        };
-        let body = match self.read_body(method, req).await {
-            Ok(body) => body,
+        let gzip = content_encoding
+            .as_deref()
+            .is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip"));
+        let (body, room) = match self.read_body(method, req, gzip).await {
+            Ok(read) => read,
             Err(refused) => return Ok(refuse(refused)),
         };
         // Parsing and applying a big body takes a while (linear, but 16 MiB is
@@ -156,68 +159,101 @@ impl PushPort {
         })
     }
 
-    /// Room in the body budget for the body (its declared length, else the
-    /// limit) and, when gzipped, for what it inflates to; a DELETE has no body
-    /// to hold. The permit travels with the work and is returned when it ends,
-    /// even if the client hangs up first. `Err(Busy)` after [`PUSH_BUDGET_WAIT`].
-    async fn reserve(
+    /// Take `kib` more of the body budget, waiting up to [`PUSH_BUDGET_WAIT`]
+    /// for it (`Busy` then), into `held`.
+    async fn take_room(
         &self,
-        method: super::PushMethod,
-        declared_len: Option<u64>,
-        content_encoding: Option<&str>,
-    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, super::PushOutcome> {
-        if method == super::PushMethod::Delete {
-            return Ok(None);
+        held: &mut Option<OwnedSemaphorePermit>,
+        kib: u32,
+    ) -> Result<(), super::PushOutcome> {
+        if kib == 0 {
+            return Ok(());
         }
-        let mut need = declared_len.map_or(self.opts.max_body_bytes, |n| n as usize);
-        if content_encoding.is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip")) {
-            need = need.saturating_add(self.opts.max_body_bytes);
-        }
-        let wanted = kib(need).min(u32::try_from(push_budget_kib(&self.opts)).unwrap_or(u32::MAX));
-        let permit = tokio::time::timeout(
+        let kib = kib.min(u32::try_from(push_budget_kib(&self.opts)).unwrap_or(u32::MAX));
+        let more = tokio::time::timeout(
             PUSH_BUDGET_WAIT,
-            Arc::clone(&self.budget).acquire_many_owned(wanted),
+            Arc::clone(&self.budget).acquire_many_owned(kib),
         )
         .await;
-        match permit {
-            Ok(Ok(permit)) => Ok(Some(permit)),
-            _ => Err(super::PushOutcome::Busy),
+        match (more, held.as_mut()) {
+            (Ok(Ok(more)), Some(h)) => h.merge(more),
+            (Ok(Ok(more)), None) => *held = Some(more),
+            _ => return Err(super::PushOutcome::Busy),
         }
+        Ok(())
     }
 
-    /// The body, read within [`PUSH_BODY_TIMEOUT`] and the size limit. A
-    /// DELETE's body, if it sends one, is not read: it means nothing, and
-    /// unread it costs no memory.
+    /// The body and its room in the body budget, taken as the bytes arrive
+    /// (a body that trickles holds only what it sent) plus, for gzip, room for
+    /// what it inflates to. The room travels with the work and is given back
+    /// when it ends, even if the client hangs up first. Refused: over the size
+    /// limit (413), no room within [`PUSH_BUDGET_WAIT`] (503), or not read
+    /// within [`PUSH_BODY_TIMEOUT`] or at [`PUSH_BODY_FLOOR_BYTES_PER_SEC`]
+    /// (408). A DELETE's body, if it sends one, is not read: it means nothing.
     async fn read_body(
         &self,
         method: super::PushMethod,
         req: Request<Incoming>,
-    ) -> Result<Bytes, super::PushOutcome> {
-        let read = match method {
-            super::PushMethod::Delete => Ok(Ok(http_body_util::Collected::default())),
-            _ => {
-                tokio::time::timeout(
-                    PUSH_BODY_TIMEOUT,
-                    http_body_util::Limited::new(req.into_body(), self.opts.max_body_bytes)
-                        .collect(),
-                )
-                .await
-            }
-        };
-        match read {
-            Ok(Ok(b)) => Ok(b.to_bytes()),
-            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-                Err(super::PushOutcome::TooLarge)
-            }
-            Ok(Err(e)) => Err(super::PushOutcome::Invalid(format!(
-                "could not read the request body: {e}"
-            ))),
-            Err(_) => Err(super::PushOutcome::TimedOut),
+        gzip: bool,
+    ) -> Result<(Bytes, Option<OwnedSemaphorePermit>), super::PushOutcome> {
+        if method == super::PushMethod::Delete {
+            return Ok((Bytes::new(), None));
         }
+        let started = tokio::time::Instant::now();
+        let deadline = started + PUSH_BODY_TIMEOUT;
+        let mut body = req.into_body();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut held: Option<OwnedSemaphorePermit> = None;
+        let mut held_kib = 0u32;
+        loop {
+            // Wake at least every second to hold the body to the floor rate.
+            let wake = deadline.min(tokio::time::Instant::now() + Duration::from_secs(1));
+            let frame = match tokio::time::timeout_at(wake, body.frame()).await {
+                Ok(Some(Ok(frame))) => frame,
+                Ok(Some(Err(e))) => {
+                    return Err(super::PushOutcome::Invalid(format!(
+                        "could not read the request body: {e}"
+                    )))
+                }
+                Ok(None) => break,
+                Err(_) if wake >= deadline => return Err(super::PushOutcome::TimedOut),
+                Err(_) => {
+                    too_slow(started, buf.len())?;
+                    continue;
+                }
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if buf.len() + data.len() > self.opts.max_body_bytes {
+                return Err(super::PushOutcome::TooLarge);
+            }
+            buf.extend_from_slice(&data);
+            let need = kib(buf.len());
+            self.take_room(&mut held, need.saturating_sub(held_kib))
+                .await?;
+            held_kib = held_kib.max(need);
+            too_slow(started, buf.len())?;
+        }
+        if gzip {
+            self.take_room(&mut held, kib(self.opts.max_body_bytes))
+                .await?;
+        }
+        Ok((Bytes::from(buf), held))
     }
 }
 
 /// The HTTP answer to a push outcome, as the Pushgateway gives it.
+/// `TimedOut` when `got` bytes since `started` are below the floor rate
+/// (once the grace time has passed).
+fn too_slow(started: tokio::time::Instant, got: usize) -> Result<(), super::PushOutcome> {
+    let secs = started.elapsed();
+    if secs > PUSH_BODY_GRACE && (got as f64) < PUSH_BODY_FLOOR_BYTES_PER_SEC * secs.as_secs_f64() {
+        return Err(super::PushOutcome::TimedOut);
+    }
+    Ok(())
+}
+
 fn push_response(
     method: super::PushMethod,
     opts: &PushOptions,
