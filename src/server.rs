@@ -508,6 +508,7 @@ mod tests {
             "promstatsd_sample_errors_total",
             "promstatsd_samples_total",
             "promstatsd_scrape_duration_seconds",
+            "promstatsd_scrapes_refused_total",
             "promstatsd_series",
             "promstatsd_tag_errors_total",
             "promstatsd_tags_total",

@@ -2,6 +2,7 @@
 //! lives on its own thread, so scrapes never run on the ingest thread.
 
 use super::budget;
+use super::conn::{Conn, Watched};
 use super::text;
 use super::webconfig::Credentials;
 use crate::model::collect::{Collector, SelfFamily, SelfValue};
@@ -19,6 +20,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::io::Write;
+use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -72,7 +74,17 @@ struct State {
     verifying: tokio::sync::Semaphore,
     /// One page render at a time.
     rendering: tokio::sync::Semaphore,
+    /// Full pages being rendered or sent: [`PAGES_IN_FLIGHT`], half per client.
+    pages: Arc<budget::Budget>,
 }
+
+/// Full pages held at once, rendered or being sent (one client address gets
+/// half): a client that never reads its page holds one place, not one page of
+/// memory per connection it opens.
+const PAGES_IN_FLIGHT: usize = 4;
+
+/// How long a scrape waits for a place among [`PAGES_IN_FLIGHT`] before a 503.
+const PAGE_WAIT: Duration = Duration::from_secs(10);
 
 /// Which listener a connection came in on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,6 +150,7 @@ pub fn serve(
             auth: store.metrics().shared(),
             verifying: tokio::sync::Semaphore::new((crate::sys::cpus() / 2).max(1)),
             rendering: tokio::sync::Semaphore::new(1),
+            pages: budget::Budget::new(PAGES_IN_FLIGHT),
             store,
             opts,
             last_size: AtomicUsize::new(4096),
@@ -184,34 +197,53 @@ pub fn serve(
                             acceptor.accept(stream),
                         );
                         match handshake.await {
-                            Ok(Ok(tls_stream)) => serve_io(tls_stream, state, role, &conns).await,
+                            Ok(Ok(tls_stream)) => {
+                                serve_io(tls_stream, peer.ip(), state, role, &conns).await
+                            }
                             Ok(Err(e)) => tracing::debug!(error = %e, "web: TLS handshake failed"),
                             Err(_) => conns.timed_out(role),
                         }
                     }
-                    None => serve_io(stream, state, role, &conns).await,
+                    None => serve_io(stream, peer.ip(), state, role, &conns).await,
                 }
             });
         }
     })
 }
 
-/// Serve HTTP/1.1 on one connection (plain or TLS).
-async fn serve_io<I>(io: I, state: Arc<State>, role: Role, conns: &ConnStats)
+/// Serve HTTP/1.1 on one connection (plain or TLS). A connection that has had
+/// data to send and no room for it for three header timeouts (the client
+/// stopped reading) is cut off and counted as timed out.
+async fn serve_io<I>(io: I, peer: IpAddr, state: Arc<State>, role: Role, conns: &ConnStats)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(|req| handle(Arc::clone(&state), req, role));
-    let conn = hyper::server::conn::http1::Builder::new()
+    let conn = Conn::new(peer);
+    let write_timeout = state.opts.header_timeout * 3;
+    let service = {
+        let (state, conn) = (Arc::clone(&state), Arc::clone(&conn));
+        hyper::service::service_fn(move |req| {
+            handle(Arc::clone(&state), req, role, Arc::clone(&conn))
+        })
+    };
+    let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(state.opts.header_timeout)
         .max_buf_size(64 * 1024)
-        .serve_connection(TokioIo::new(io), service);
-    if let Err(e) = conn.await {
-        if e.is_timeout() {
-            conns.timed_out(role);
+        .serve_connection(TokioIo::new(Watched::new(io, Arc::clone(&conn))), service);
+    tokio::select! {
+        r = served => {
+            if let Err(e) = r {
+                if e.is_timeout() {
+                    conns.timed_out(role);
+                }
+                tracing::debug!(error = %e, "web: connection ended with an error");
+            }
         }
-        tracing::debug!(error = %e, "web: connection ended with an error");
+        () = conn.stalled(write_timeout) => {
+            conns.timed_out(role);
+            tracing::debug!(client = %peer, "web: client stopped reading; connection cut off");
+        }
     }
 }
 
@@ -355,19 +387,59 @@ impl PageRequest {
 /// takes seconds, and health checks and other requests on the serving thread
 /// go on meanwhile; scrapes queue for `State::rendering` as they queued for
 /// the one thread before.
-async fn metrics(state: &Arc<State>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn metrics(
+    state: &Arc<State>,
+    req: &Request<Incoming>,
+    conn: &Conn,
+) -> Response<Full<Bytes>> {
     let page = PageRequest::of(state, req);
-    let Ok(_turn) = state.rendering.acquire().await else {
+    // The self-metrics page is small: it needs no place among the pages.
+    let place = if page.self_only {
+        None
+    } else {
+        match page_place(state, conn.peer).await {
+            Some(place) => Some(place),
+            None => {
+                state.scrapes.refused();
+                return text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Too many pages being sent; try again.\n",
+                );
+            }
+        }
+    };
+    let Ok(turn) = state.rendering.acquire().await else {
         return text(StatusCode::SERVICE_UNAVAILABLE, "Shutting down.\n");
     };
-    let state = Arc::clone(state);
-    match tokio::task::spawn_blocking(move || render(&state, page)).await {
-        Ok(r) => r,
+    let render_state = Arc::clone(state);
+    let rendered = tokio::task::spawn_blocking(move || render(&render_state, page)).await;
+    drop(turn);
+    match rendered {
+        Ok(r) => {
+            if let Some(place) = place {
+                conn.hold_page(place);
+            }
+            r
+        }
         Err(e) => {
             // A panic while rendering: a bug, never the client's doing.
             tracing::error!(error = %e, "web: rendering the page failed");
             text(StatusCode::INTERNAL_SERVER_ERROR, "Rendering failed.\n")
         }
+    }
+}
+
+/// A place among the pages in flight for `peer`, waiting up to [`PAGE_WAIT`].
+async fn page_place(state: &State, peer: IpAddr) -> Option<budget::Admission> {
+    let deadline = Instant::now() + PAGE_WAIT;
+    loop {
+        if let Ok(place) = state.pages.admit(peer) {
+            return Some(place);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -425,6 +497,7 @@ fn render(state: &State, req: PageRequest) -> Response<Full<Bytes>> {
 pub struct ScrapeStats {
     scrapes: AtomicU64,
     seconds: AtomicF64,
+    refused: AtomicU64,
 }
 
 impl ScrapeStats {
@@ -433,6 +506,12 @@ impl ScrapeStats {
         self.seconds.add(secs);
         // Relaxed: a self-metric counter, read on its own.
         self.scrapes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count a scrape refused for want of a place among the pages in flight.
+    fn refused(&self) {
+        // Relaxed: see `record`.
+        self.refused.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -451,6 +530,13 @@ impl Collector for ScrapeStats {
                 },
             )],
         });
+        out.push(SelfFamily::single(
+            "promstatsd_scrapes_refused_total",
+            MetricKind::Counter,
+            "Scrapes answered 503: no place among the full pages being sent within 10 s.",
+            // Relaxed: see `record`.
+            self.refused.load(Ordering::Relaxed) as f64,
+        ));
     }
 }
 
@@ -460,6 +546,7 @@ async fn handle_push(
     state: &Arc<State>,
     port: &PushPort,
     req: Request<Incoming>,
+    conn: &Conn,
 ) -> Response<Full<Bytes>> {
     let req = match port.handle(&state.store, req).await {
         Ok(answer) => return answer,
@@ -468,7 +555,7 @@ async fn handle_push(
     let get_or_head = req.method() == Method::GET || req.method() == Method::HEAD;
     match req.uri().path() {
         "/metrics" | "/-/healthy" | "/-/ready" if !get_or_head => method_not_allowed("GET, HEAD"),
-        "/metrics" => metrics(state, &req).await,
+        "/metrics" => metrics(state, &req, conn).await,
         "/-/healthy" => text(StatusCode::OK, "Healthy.\n"),
         "/-/ready" => text(StatusCode::OK, "Ready.\n"),
         _ => text(
@@ -532,6 +619,7 @@ async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
     role: Role,
+    conn: Arc<Conn>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if !authorized(&state, &req).await {
         state.auth.failure(role);
@@ -544,7 +632,7 @@ async fn handle(
     }
     if role == Role::Push {
         if let Some(port) = &state.push {
-            return Ok(handle_push(&state, port, req).await);
+            return Ok(handle_push(&state, port, req, &conn).await);
         }
     }
     let path = req.uri().path();
@@ -576,7 +664,7 @@ async fn handle(
         return Ok(method_not_allowed("GET, HEAD"));
     }
     let resp = if path == state.opts.telemetry_path {
-        metrics(&state, &req).await
+        metrics(&state, &req, &conn).await
     } else {
         match path {
             "/" => landing(&state.opts.telemetry_path),

@@ -12,6 +12,7 @@
 
 pub mod budget;
 pub mod check;
+pub mod conn;
 pub mod http;
 pub mod text;
 pub mod webconfig;

@@ -1,0 +1,156 @@
+//! One HTTP connection, watched: the client's address, the page it is being
+//! sent (its place in the budget of pages in flight, given back once the page
+//! is written out), and how long it has been unable to write, so a client that
+//! stops reading is cut off instead of pinning its page forever.
+
+use super::budget::Admission;
+use std::io::IoSlice;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// What the server knows of one connection.
+#[derive(Debug)]
+pub struct Conn {
+    /// The client's address.
+    pub peer: IpAddr,
+    page: Mutex<Option<Admission>>,
+    epoch: Instant,
+    /// Milliseconds since `epoch` + 1 when a write last found the socket full
+    /// and nothing has been written since; 0 when writes go through.
+    blocked_since: AtomicU64,
+}
+
+impl Conn {
+    /// A connection from `peer`.
+    pub fn new(peer: IpAddr) -> Arc<Self> {
+        Arc::new(Self {
+            peer,
+            page: Mutex::new(None),
+            epoch: Instant::now(),
+            blocked_since: AtomicU64::new(0),
+        })
+    }
+
+    /// Keep `place` until everything written so far has been flushed out.
+    pub fn hold_page(&self, place: Admission) {
+        *self.page.lock().unwrap_or_else(PoisonError::into_inner) = Some(place);
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn write_blocked(&self) {
+        let now = self.now_ms().saturating_add(1);
+        // Relaxed: one connection's own flag, read by its own watchdog; a
+        // moment's staleness only moves the cut-off by that moment.
+        let _ = self
+            .blocked_since
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    fn wrote(&self) {
+        // Relaxed: see `write_blocked`.
+        self.blocked_since.store(0, Ordering::Relaxed);
+    }
+
+    fn flushed(&self) {
+        drop(
+            self.page
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+    }
+
+    /// Resolves once the connection has had data to write and no room for it
+    /// for `limit`: the client stopped reading.
+    pub async fn stalled(&self, limit: Duration) {
+        let tick = (limit / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+        loop {
+            tokio::time::sleep(tick).await;
+            // Relaxed: see `write_blocked`.
+            let since = self.blocked_since.load(Ordering::Relaxed);
+            let blocked_ms = self.now_ms().saturating_add(1).saturating_sub(since);
+            if since != 0 && u128::from(blocked_ms) >= limit.as_millis() {
+                return;
+            }
+        }
+    }
+}
+
+/// An I/O stream that reports its writes to its [`Conn`].
+#[derive(Debug)]
+pub struct Watched<I> {
+    io: I,
+    conn: Arc<Conn>,
+}
+
+impl<I> Watched<I> {
+    /// Watch `io` for `conn`.
+    pub fn new(io: I, conn: Arc<Conn>) -> Self {
+        Self { io, conn }
+    }
+
+    fn seen<T>(&self, r: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        match &r {
+            Poll::Pending => self.conn.write_blocked(),
+            Poll::Ready(_) => self.conn.wrote(),
+        }
+        r
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.seen(r)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.seen(r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.io).poll_flush(cx);
+        // hyper flushes the socket only once its own buffer of the response
+        // is written: a page held for this connection is out.
+        if let Poll::Ready(Ok(())) = r {
+            self.conn.flushed();
+        }
+        self.seen(r)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.io).poll_shutdown(cx);
+        self.seen(r)
+    }
+}
