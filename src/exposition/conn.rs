@@ -23,6 +23,8 @@ pub struct Conn {
     /// Milliseconds since `epoch` + 1 when a write last found the socket full
     /// and nothing has been written since; 0 when writes go through.
     blocked_since: AtomicU64,
+    /// Told to close: its page's place is wanted by a client that reads.
+    evict: tokio::sync::Notify,
 }
 
 impl Conn {
@@ -33,6 +35,7 @@ impl Conn {
             page: Mutex::new(None),
             epoch: Instant::now(),
             blocked_since: AtomicU64::new(0),
+            evict: tokio::sync::Notify::new(),
         })
     }
 
@@ -66,6 +69,32 @@ impl Conn {
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
         );
+    }
+
+    /// How long the connection has been holding a page it cannot write out.
+    pub fn stuck_with_page(&self) -> Option<Duration> {
+        if self
+            .page
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
+        {
+            return None;
+        }
+        // Relaxed: see `write_blocked`.
+        let since = self.blocked_since.load(Ordering::Relaxed);
+        (since != 0)
+            .then(|| Duration::from_millis(self.now_ms().saturating_add(1).saturating_sub(since)))
+    }
+
+    /// Close this connection (its server task is told).
+    pub fn evict(&self) {
+        self.evict.notify_one();
+    }
+
+    /// Resolves once [`Conn::evict`] was called.
+    pub async fn evicted(&self) {
+        self.evict.notified().await;
     }
 
     /// Resolves once the connection has had data to write and no room for it

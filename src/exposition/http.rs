@@ -76,7 +76,14 @@ struct State {
     rendering: tokio::sync::Semaphore,
     /// Full pages being rendered or sent: [`PAGES_IN_FLIGHT`], half per client.
     pages: Arc<budget::Budget>,
+    /// The connections given a place among the pages (some may have given it
+    /// back or closed since).
+    page_holders: std::sync::Mutex<Vec<std::sync::Weak<Conn>>>,
 }
+
+/// A connection that has not been able to write its page out for this long
+/// gives its place up to a scrape that is waiting for one.
+const EVICT_AFTER: Duration = Duration::from_secs(1);
 
 /// Full pages held at once, rendered or being sent (one client address gets
 /// half): a client that never reads its page holds one place, not one page of
@@ -151,6 +158,7 @@ pub fn serve(
             verifying: tokio::sync::Semaphore::new((crate::sys::cpus() / 2).max(1)),
             rendering: tokio::sync::Semaphore::new(1),
             pages: budget::Budget::new(PAGES_IN_FLIGHT),
+            page_holders: std::sync::Mutex::default(),
             store,
             opts,
             last_size: AtomicUsize::new(4096),
@@ -243,6 +251,10 @@ where
         () = conn.stalled(write_timeout) => {
             conns.timed_out(role);
             tracing::debug!(client = %peer, "web: client stopped reading; connection cut off");
+        }
+        () = conn.evicted() => {
+            conns.timed_out(role);
+            tracing::debug!(client = %peer, "web: client not reading its page; its place went to one who does");
         }
     }
 }
@@ -390,14 +402,14 @@ impl PageRequest {
 async fn metrics(
     state: &Arc<State>,
     req: &Request<Incoming>,
-    conn: &Conn,
+    conn: &Arc<Conn>,
 ) -> Response<Full<Bytes>> {
     let page = PageRequest::of(state, req);
     // The self-metrics page is small: it needs no place among the pages.
     let place = if page.self_only {
         None
     } else {
-        match page_place(state, conn.peer).await {
+        match page_place(state, conn).await {
             Some(place) => Some(place),
             None => {
                 state.scrapes.refused();
@@ -429,17 +441,44 @@ async fn metrics(
     }
 }
 
-/// A place among the pages in flight for `peer`, waiting up to [`PAGE_WAIT`].
-async fn page_place(state: &State, peer: IpAddr) -> Option<budget::Admission> {
+/// A place among the pages in flight for `conn`, waiting up to [`PAGE_WAIT`].
+/// While none is free, the connection that has been unable to write its page
+/// out the longest (at least [`EVICT_AFTER`]) is closed to make room: a client
+/// that reads comes before one that does not.
+async fn page_place(state: &State, conn: &Arc<Conn>) -> Option<budget::Admission> {
     let deadline = Instant::now() + PAGE_WAIT;
     loop {
-        if let Ok(place) = state.pages.admit(peer) {
+        if let Ok(place) = state.pages.admit(conn.peer) {
+            let mut holders = state
+                .page_holders
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            holders.retain(|h| h.strong_count() > 0);
+            holders.push(Arc::downgrade(conn));
             return Some(place);
         }
+        evict_one_stuck(state);
         if Instant::now() >= deadline {
             return None;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Close the page holder stuck longest, if one has been stuck [`EVICT_AFTER`].
+fn evict_one_stuck(state: &State) {
+    let holders = state
+        .page_holders
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let stuck = holders
+        .iter()
+        .filter_map(std::sync::Weak::upgrade)
+        .filter_map(|c| Some((c.stuck_with_page()?, c)))
+        .filter(|(stuck_for, _)| *stuck_for >= EVICT_AFTER)
+        .max_by_key(|(stuck_for, _)| *stuck_for);
+    if let Some((_, c)) = stuck {
+        c.evict();
     }
 }
 
@@ -546,7 +585,7 @@ async fn handle_push(
     state: &Arc<State>,
     port: &PushPort,
     req: Request<Incoming>,
-    conn: &Conn,
+    conn: &Arc<Conn>,
 ) -> Response<Full<Bytes>> {
     let req = match port.handle(&state.store, req).await {
         Ok(answer) => return answer,
