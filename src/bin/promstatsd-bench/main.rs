@@ -15,6 +15,7 @@
 //! promstatsd-bench --memory 1000000 --mix counter
 //! promstatsd-bench --auth-flood 16
 //! promstatsd-bench --slowloris 520
+//! promstatsd-bench --memory 1000000 --mix labelled --silent-readers 20
 //! ```
 
 use std::io::{Read, Write};
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod auth;
+mod silent;
 mod slowloris;
 
 struct Opts {
@@ -49,6 +51,8 @@ struct Opts {
     auth_flood: usize,
     /// `--slowloris N`: slow connections to the push port (0: off).
     slowloris: usize,
+    /// `--silent-readers N` (with `--memory`): clients that never read the page.
+    silent: usize,
 }
 
 fn usage() -> ! {
@@ -56,7 +60,7 @@ fn usage() -> ! {
         "usage: promstatsd-bench [--daemon PATH] [--series N] [--lines-per-datagram K] \
          [--mix counter|counter-timer|timer] [--tags none|dogstatsd] [--rate LINES_PER_S] \
          [--secs S] [--search] [--scrape-during] [--bare] [--memory N] [--preload N] \
-         [--read-buffer BYTES (default 26214400, both targets)] [--auth-flood CLIENTS] [--slowloris CONNECTIONS] \
+         [--read-buffer BYTES (default 26214400, both targets)] [--auth-flood CLIENTS] [--slowloris CONNECTIONS] [--silent-readers N] \
          [-- DAEMON_FLAGS...]\n\
          with --memory, --mix is one of counter (a family per series), labelled \
          (one family, a label per series), timer, histogram, labelled-timer, \
@@ -84,6 +88,7 @@ fn parse_args() -> Opts {
         read_buffer: 26_214_400,
         auth_flood: 0,
         slowloris: 0,
+        silent: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -105,6 +110,7 @@ fn parse_args() -> Opts {
             "--read-buffer" => o.read_buffer = val().parse().unwrap_or_else(|_| usage()),
             "--auth-flood" => o.auth_flood = val().parse().unwrap_or_else(|_| usage()),
             "--slowloris" => o.slowloris = val().parse().unwrap_or_else(|_| usage()),
+            "--silent-readers" => o.silent = val().parse().unwrap_or_else(|_| usage()),
             "--" => {
                 o.extra.extend(args.by_ref());
             }
@@ -520,6 +526,9 @@ fn memory_and_scrape(o: &Opts, target: &Target, dst: SocketAddr) {
         times[4].0,
         times[2].1 as f64 / 1e6
     );
+    if o.silent > 0 {
+        silent::run(*web, child.id(), o.silent, rss_kib);
+    }
 }
 
 /// A fixed-rate trial, or `--search` for the highest zero-loss rate.
