@@ -9,13 +9,9 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const WEB: u16 = 19_102;
-const PUSH: u16 = 19_091;
 
 /// `Basic` credentials for `user:password`.
 fn basic(user: &str, password: &str) -> String {
@@ -67,29 +63,8 @@ pub fn flood(daemon: &str, clients: usize) {
     let config = dir.join("web.yml");
     std::fs::write(&config, format!("basic_auth_users:\n  bench: '{hash}'\n"))
         .expect("write web.yml");
-    let mut child = Command::new(daemon)
-        .arg("--statsd.listen-udp=127.0.0.1:0")
-        .arg("--statsd.listen-tcp=")
-        .arg(format!("--web.listen-address=127.0.0.1:{WEB}"))
-        .arg(format!("--push.listen-address=127.0.0.1:{PUSH}"))
-        .arg(format!("--web.config.file={}", config.display()))
-        .arg("--log.level=error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {daemon} ({e})"));
-    let (web, push) = (
-        SocketAddr::from(([127, 0, 0, 1], WEB)),
-        SocketAddr::from(([127, 0, 0, 1], PUSH)),
-    );
-    let started = Instant::now();
-    while TcpStream::connect(web).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the daemon did not start"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let d = super::web::start(daemon, &[format!("--web.config.file={}", config.display())]);
+    let (web, push) = (d.web, d.push);
     let (good, wrong) = (basic("bench", "bench"), basic("bench", "wrong"));
     assert_eq!(
         get(web, "/metrics", &good).0,
@@ -142,7 +117,6 @@ pub fn flood(daemon: &str, clients: usize) {
         busy.0 / idle.0.max(1e-3),
         during as f64 / secs
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(d);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 mod auth;
 mod silent;
 mod slowloris;
+mod web;
 
 struct Opts {
     daemon: String,

@@ -9,13 +9,9 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const WEB: u16 = 19_102;
-const PUSH: u16 = 19_091;
 
 /// One scrape: milliseconds, or `None` when it was not answered.
 fn scrape(web: SocketAddr) -> Option<f64> {
@@ -51,28 +47,8 @@ fn scrapes(web: SocketAddr) -> (f64, f64, usize, usize) {
 }
 
 pub fn run(daemon: &str, clients: usize) {
-    let mut child = Command::new(daemon)
-        .arg("--statsd.listen-udp=127.0.0.1:0")
-        .arg("--statsd.listen-tcp=")
-        .arg(format!("--web.listen-address=127.0.0.1:{WEB}"))
-        .arg(format!("--push.listen-address=127.0.0.1:{PUSH}"))
-        .arg("--log.level=error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {daemon} ({e})"));
-    let (web, push) = (
-        SocketAddr::from(([127, 0, 0, 1], WEB)),
-        SocketAddr::from(([127, 0, 0, 1], PUSH)),
-    );
-    let started = Instant::now();
-    while TcpStream::connect(web).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the daemon did not start"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let d = super::web::start(daemon, &[]);
+    let (web, push) = (d.web, d.push);
     let idle = scrapes(web);
     println!(
         "| scrape of /metrics on the web port, idle | median {:.2} ms, p90 {:.2} ms | {} answered, {} not |",
@@ -110,6 +86,5 @@ pub fn run(daemon: &str, clients: usize) {
         busy.2,
         busy.3
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(d);
 }
