@@ -27,6 +27,52 @@ pub enum MetricKind {
     Untyped,
 }
 
+/// The names a family takes in OpenMetrics: its family name (a counter's
+/// without `_total`) and every sample name it may write, `_created` included.
+pub fn openmetrics_names(name: &str, kind: MetricKind) -> Vec<String> {
+    let with = |base: &str, suffixes: &[&str]| -> Vec<String> {
+        std::iter::once(base.to_owned())
+            .chain(suffixes.iter().map(|s| format!("{base}{s}")))
+            .collect()
+    };
+    match kind {
+        MetricKind::Counter => with(
+            name.strip_suffix("_total").unwrap_or(name),
+            &["_total", "_created"],
+        ),
+        MetricKind::Gauge | MetricKind::Untyped => with(name, &[]),
+        MetricKind::Summary => with(name, &["_sum", "_count", "_created"]),
+        MetricKind::Histogram => with(name, &["_bucket", "_sum", "_count", "_created"]),
+    }
+}
+
+/// Whether a new family `name` of `kind` would take an OpenMetrics name a
+/// family that `lookup` knows takes (`x` and `x_total`, both counters, are one
+/// family `x` there; a gauge `y_created` is counter `y`'s creation time).
+/// Another family `f` takes a name `n` only if `n` is `f`, `f` plus a sample
+/// suffix, or `f` without `_total`; so the candidates are looked up by name.
+pub fn openmetrics_clash(
+    name: &str,
+    kind: MetricKind,
+    lookup: impl Fn(&str) -> Option<MetricKind>,
+) -> bool {
+    const SUFFIXES: [&str; 5] = ["_total", "_created", "_sum", "_count", "_bucket"];
+    let mine = openmetrics_names(name, kind);
+    let taken_by = |other: &str| {
+        other != name
+            && lookup(other)
+                .is_some_and(|k| openmetrics_names(other, k).iter().any(|n| mine.contains(n)))
+    };
+    mine.iter().any(|n| {
+        taken_by(n)
+            || taken_by(&format!("{n}_total"))
+            || SUFFIXES
+                .iter()
+                .filter_map(|s| n.strip_suffix(s))
+                .any(|base| taken_by(base) || taken_by(&format!("{base}_total")))
+    })
+}
+
 impl std::fmt::Display for MetricKind {
     /// The `# TYPE` word.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

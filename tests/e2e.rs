@@ -440,6 +440,26 @@ fn openmetrics_name_pairs_are_refused_and_counted() {
     for kept in ["x 1", "z 3", "y 5"] {
         assert!(text.lines().any(|l| l == kept), "{kept} missing:\n{text}");
     }
+    // Pushed families are held to the same rule, both ways.
+    let push = |body: &str| {
+        let req = format!(
+            "PUT /metrics/job/om HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        common::raw_http(d.push.unwrap(), req.as_bytes())
+    };
+    let refused = push("# TYPE y_total counter\ny_total 1\n");
+    assert_eq!(refused.status, 400);
+    assert!(String::from_utf8_lossy(&refused.body).contains("OpenMetrics"));
+    assert_eq!(push("# TYPE p counter\np 1\n").status, 200);
+    d.send_udp(b"p_total:1|c");
+    d.wait_for(|p| {
+        p.lines()
+            .filter(|l| l.starts_with("promstatsd_events_conflict_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+            == 4.0
+    });
     let page = String::from_utf8(d.get("/metrics", &[("Accept", om)]).body).unwrap();
     if let Err(e) = openmetrics_parser(&page) {
         panic!("OpenMetrics parser: {e}\n{page}");

@@ -292,7 +292,7 @@ impl Store {
             has_ttl: AtomicBool::new(false),
             clock: Clock::default(),
             metrics: Registry::default(),
-            pushed: pushed::Pushed::default(),
+            pushed: pushed::Pushed::new(opts.openmetrics_names),
         }
     }
 
@@ -497,7 +497,10 @@ impl Store {
         }
         if m.name.starts_with(SELF_PREFIX)
             || collides(&families.by_name, &m.name, kind)
-            || (self.openmetrics_names && openmetrics_clash(&families.by_name, &m.name, kind))
+            || (self.openmetrics_names
+                && (crate::vocab::openmetrics_clash(&m.name, kind.metric_kind(), |n| {
+                    families.by_name.get(n).map(|f| f.0.kind().metric_kind())
+                }) || self.pushed.openmetrics_clash(&m.name, kind.metric_kind())))
             || self.pushed.clashes(&m.name, kind.metric_kind())
         {
             return Err(Refusal::Conflict);
@@ -647,52 +650,6 @@ fn collides(families: &HashSet<ByName>, name: &str, kind: FamilyKind) -> bool {
         }
     }
     false
-}
-
-/// The names a family takes in OpenMetrics: its family name (a counter's
-/// without `_total`) and every sample name it may write, `_created` included.
-fn openmetrics_names(name: &str, kind: FamilyKind) -> Vec<String> {
-    let with = |base: &str, suffixes: &[&str]| -> Vec<String> {
-        std::iter::once(base.to_owned())
-            .chain(suffixes.iter().map(|s| format!("{base}{s}")))
-            .collect()
-    };
-    match kind {
-        FamilyKind::Counter => with(
-            name.strip_suffix("_total").unwrap_or(name),
-            &["_total", "_created"],
-        ),
-        FamilyKind::Gauge | FamilyKind::Set => with(name, &[]),
-        FamilyKind::Summary => with(name, &["_sum", "_count", "_created"]),
-        FamilyKind::Histogram => with(name, &["_bucket", "_sum", "_count", "_created"]),
-    }
-}
-
-/// Whether a new family `name` of `kind` would take an OpenMetrics name another
-/// family takes (`x` and `x_total`, both counters, are one family `x` there;
-/// a gauge `y_created` is counter `y`'s creation time). Another family `f`
-/// takes a name `n` only if `n` is `f`, `f` plus a sample suffix, or `f`
-/// without `_total`; so the candidates are looked up by name.
-// See `collides` for the key type.
-#[allow(clippy::mutable_key_type)]
-fn openmetrics_clash(families: &HashSet<ByName>, name: &str, kind: FamilyKind) -> bool {
-    const SUFFIXES: [&str; 5] = ["_total", "_created", "_sum", "_count", "_bucket"];
-    let mine = openmetrics_names(name, kind);
-    let taken_by = |other: &str| {
-        families.get(other).is_some_and(|f| {
-            openmetrics_names(other, f.0.kind())
-                .iter()
-                .any(|n| mine.contains(n))
-        })
-    };
-    mine.iter().any(|n| {
-        taken_by(n)
-            || taken_by(&format!("{n}_total"))
-            || SUFFIXES
-                .iter()
-                .filter_map(|s| n.strip_suffix(s))
-                .any(|base| taken_by(base) || taken_by(&format!("{base}_total")))
-    })
 }
 
 #[cfg(test)]

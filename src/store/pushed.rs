@@ -125,6 +125,8 @@ pub struct Pushed {
     changes: AtomicU64,
     /// Most series all groups may hold (`--push.max-series`; 0: no limit).
     max_series: AtomicUsize,
+    /// OpenMetrics may be served: names that are one there clash.
+    openmetrics_names: bool,
 }
 
 impl Pushed {
@@ -196,6 +198,21 @@ impl Pushed {
             return Some(MetricKind::Gauge);
         }
         inner.kinds.get(name).map(|e| e.0)
+    }
+
+    /// Groups kept as OpenMetrics needs them when `openmetrics_names`.
+    pub fn new(openmetrics_names: bool) -> Self {
+        Self {
+            openmetrics_names,
+            ..Self::default()
+        }
+    }
+
+    /// True if a StatsD family `name` of type `kind` would take a pushed
+    /// family's OpenMetrics name.
+    pub(super) fn openmetrics_clash(&self, name: &str, kind: MetricKind) -> bool {
+        let inner = self.lock();
+        crate::vocab::openmetrics_clash(name, kind, |n| inner.kinds.get(n).map(|e| e.0))
     }
 
     /// True if a StatsD family `name` of type `kind` would clash with a pushed one.
@@ -379,6 +396,15 @@ impl Store {
             let others = |n: &str| {
                 pushed_elsewhere(n).or_else(|| new_kinds.get(n).copied().filter(|_| n != &*f.name))
             };
+            if self.pushed.openmetrics_names
+                && (crate::vocab::openmetrics_clash(&f.name, f.kind, statsd)
+                    || crate::vocab::openmetrics_clash(&f.name, f.kind, others))
+            {
+                return Err(format!(
+                    "metric {} of type {} is one name in OpenMetrics with another metric",
+                    f.name, f.kind
+                ));
+            }
             if clashes(&f.name, f.kind, others) {
                 return Err(format!(
                     "metric {} of type {} clashes with a pushed metric of another type or name",
