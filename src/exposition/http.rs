@@ -79,6 +79,39 @@ struct State {
     /// The connections given a place among the pages (some may have given it
     /// back or closed since).
     page_holders: std::sync::Mutex<Vec<std::sync::Weak<Conn>>>,
+    /// Addresses whose connection was closed for not reading its page, and
+    /// when: their page requests are refused at once for [`SILENT_PENALTY`].
+    silent: std::sync::Mutex<std::collections::HashMap<IpAddr, Instant>>,
+}
+
+/// How long an address that left a page unread gets 503 for pages at once,
+/// instead of waiting for (and taking) places from clients that read.
+const SILENT_PENALTY: Duration = Duration::from_secs(10);
+
+impl State {
+    fn mark_silent(&self, peer: IpAddr) {
+        let mut silent = self
+            .silent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        if silent.len() >= 4096 {
+            silent.retain(|_, at| now.duration_since(*at) < SILENT_PENALTY);
+        }
+        if silent.len() < 4096 {
+            silent.insert(peer, now);
+        }
+    }
+
+    fn is_silent(&self, peer: IpAddr) -> bool {
+        let silent = self
+            .silent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        silent
+            .get(&peer)
+            .is_some_and(|at| at.elapsed() < SILENT_PENALTY)
+    }
 }
 
 /// A connection that has not been able to write its page out for this long
@@ -159,6 +192,7 @@ pub fn serve(
             rendering: tokio::sync::Semaphore::new(1),
             pages: budget::Budget::new(PAGES_IN_FLIGHT),
             page_holders: std::sync::Mutex::default(),
+            silent: std::sync::Mutex::default(),
             store,
             opts,
             last_size: AtomicUsize::new(4096),
@@ -249,10 +283,12 @@ where
             }
         }
         () = conn.stalled(write_timeout) => {
+            state.mark_silent(peer);
             conns.timed_out(role);
             tracing::debug!(client = %peer, "web: client stopped reading; connection cut off");
         }
         () = conn.evicted() => {
+            state.mark_silent(peer);
             conns.timed_out(role);
             tracing::debug!(client = %peer, "web: client not reading its page; its place went to one who does");
         }
@@ -444,10 +480,14 @@ async fn metrics(
 /// A place among the pages in flight for `conn`, waiting up to [`PAGE_WAIT`].
 /// While none is free, the connection that has been unable to write its page
 /// out the longest (at least [`EVICT_AFTER`]) is closed to make room: a client
-/// that reads comes before one that does not.
+/// that reads comes before one that does not. An address that left a page
+/// unread lately gets no place at all (see [`SILENT_PENALTY`]).
 async fn page_place(state: &State, conn: &Arc<Conn>) -> Option<budget::Admission> {
     let deadline = Instant::now() + PAGE_WAIT;
     loop {
+        if state.is_silent(conn.peer) {
+            return None;
+        }
         if let Ok(place) = state.pages.admit(conn.peer) {
             let mut holders = state
                 .page_holders
