@@ -149,108 +149,100 @@ fn labels(s: &str) -> Result<(Labels<'_>, &str), String> {
 /// are refused later, by the push's consistency check, which also stamps the
 /// group's failure time as the Pushgateway does.
 pub fn parse(body: &str) -> Result<Vec<ParsedFamily<'_>>, String> {
-    let mut families: Vec<ParsedFamily<'_>> = Vec::new();
-    let mut by_name: HashMap<&str, usize> = HashMap::new();
-    let mut helps: HashMap<&str, Cow<'_, str>> = HashMap::new();
+    let mut p = Parser::default();
     for (n, line) in body.lines().enumerate() {
-        let at = |m: String| format!("line {}: {m}", n + 1);
         let line = line.trim_end_matches('\r');
         if line.trim().is_empty() {
             continue;
         }
-        if let Some(rest) = line.strip_prefix('#') {
-            let rest = rest.trim_start_matches([' ', '\t']);
-            if let Some(h) = rest.strip_prefix("HELP ") {
-                let h = h.trim_start_matches([' ', '\t']);
-                let (name, text) = h.split_once([' ', '\t']).unwrap_or((h, ""));
-                if !valid_name(name) {
-                    return Err(at(format!("invalid metric name {name:?} in HELP")));
-                }
-                let text = unescape(text.trim_start_matches([' ', '\t']), false).map_err(at)?;
-                if helps.insert(name, text).is_some() {
-                    return Err(at(format!("second HELP line for {name}")));
-                }
-            } else if let Some(t) = rest.strip_prefix("TYPE ") {
-                let t = t.trim_start_matches([' ', '\t']);
-                let (name, kind) = t.split_once([' ', '\t']).unwrap_or((t, ""));
-                let kind = kind.trim_matches([' ', '\t']);
-                if !valid_name(name) {
-                    return Err(at(format!("invalid metric name {name:?} in TYPE")));
-                }
-                let Some(kind) = MetricKind::from_type_word(kind) else {
-                    return Err(at(format!("unknown metric type {kind:?}")));
-                };
-                if by_name.insert(name, families.len()).is_some() {
-                    return Err(at(format!(
-                        "second TYPE line for {name}, or TYPE after its samples"
-                    )));
-                }
-                families.push(ParsedFamily {
-                    name,
-                    kind,
-                    help: None,
-                    samples: Vec::new(),
-                });
-            }
-            continue;
+        match line.strip_prefix('#') {
+            Some(rest) => p.comment(rest),
+            None => p.sample(line),
         }
+        .map_err(|m| format!("line {}: {m}", n + 1))?;
+    }
+    Ok(p.finish())
+}
+
+/// The families read so far, by name, and the HELP texts.
+#[derive(Default)]
+struct Parser<'a> {
+    families: Vec<ParsedFamily<'a>>,
+    by_name: HashMap<&'a str, usize>,
+    helps: HashMap<&'a str, Cow<'a, str>>,
+}
+
+impl<'a> Parser<'a> {
+    /// A `#` line (`rest` follows the `#`): HELP, TYPE, or a comment.
+    fn comment(&mut self, rest: &'a str) -> Result<(), String> {
+        let rest = rest.trim_start_matches([' ', '\t']);
+        if let Some(h) = rest.strip_prefix("HELP ") {
+            let h = h.trim_start_matches([' ', '\t']);
+            let (name, text) = h.split_once([' ', '\t']).unwrap_or((h, ""));
+            if !valid_name(name) {
+                return Err(format!("invalid metric name {name:?} in HELP"));
+            }
+            let text = unescape(text.trim_start_matches([' ', '\t']), false)?;
+            if self.helps.insert(name, text).is_some() {
+                return Err(format!("second HELP line for {name}"));
+            }
+        } else if let Some(t) = rest.strip_prefix("TYPE ") {
+            let t = t.trim_start_matches([' ', '\t']);
+            let (name, kind) = t.split_once([' ', '\t']).unwrap_or((t, ""));
+            let kind = kind.trim_matches([' ', '\t']);
+            if !valid_name(name) {
+                return Err(format!("invalid metric name {name:?} in TYPE"));
+            }
+            let Some(kind) = MetricKind::from_type_word(kind) else {
+                return Err(format!("unknown metric type {kind:?}"));
+            };
+            if self.by_name.insert(name, self.families.len()).is_some() {
+                return Err(format!(
+                    "second TYPE line for {name}, or TYPE after its samples"
+                ));
+            }
+            self.families.push(ParsedFamily {
+                name,
+                kind,
+                help: None,
+                samples: Vec::new(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A sample line: `name{labels} value [timestamp]`.
+    fn sample(&mut self, line: &'a str) -> Result<(), String> {
         let name_end = line.find(['{', ' ', '\t']).unwrap_or(line.len());
         let name = &line[..name_end];
         if !valid_name(name) {
-            return Err(at(format!("invalid metric name {name:?}")));
+            return Err(format!("invalid metric name {name:?}"));
         }
         let rest = line[name_end..].trim_start_matches([' ', '\t']);
         let (labels, rest) = if rest.starts_with('{') {
-            labels(rest).map_err(at)?
+            labels(rest)?
         } else {
             (Vec::new(), rest)
         };
         let mut fields = rest.split([' ', '\t']).filter(|f| !f.is_empty());
-        let value = fields
-            .next()
-            .ok_or_else(|| at("a sample without a value".into()))?;
-        let value = parse_value(value).ok_or_else(|| at(format!("invalid value {value:?}")))?;
+        let value = fields.next().ok_or("a sample without a value")?;
+        let value = parse_value(value).ok_or_else(|| format!("invalid value {value:?}"))?;
         let timestamp = match fields.next() {
             None => None,
             Some(t) => Some(
                 t.parse::<i64>()
-                    .map_err(|_| at(format!("invalid timestamp {t:?}")))?,
+                    .map_err(|_| format!("invalid timestamp {t:?}"))?,
             ),
         };
         if let Some(extra) = fields.next() {
-            return Err(at(format!("unexpected {extra:?} after the timestamp")));
+            return Err(format!("unexpected {extra:?} after the timestamp"));
         }
-        // The family: the one named `name`, or one whose type lets it write
-        // `name` as `<family>_sum` (etc.). It must be the current (last) one.
-        let exact = by_name.get(name).copied();
-        let by_suffix = SUFFIXES.iter().find_map(|s| {
-            let i = *by_name.get(name.strip_suffix(s)?)?;
-            families[i].kind.sample_suffixes().contains(s).then_some(i)
-        });
-        let last = families.len().checked_sub(1);
-        let idx = match (exact, by_suffix) {
-            (None, None) => {
-                by_name.insert(name, families.len());
-                families.push(ParsedFamily {
-                    name,
-                    kind: MetricKind::Untyped,
-                    help: None,
-                    samples: Vec::new(),
-                });
-                families.len() - 1
-            }
-            // Every family it could belong to is the current one.
-            (a, b) if a.into_iter().chain(b).all(|i| Some(i) == last) => families.len() - 1,
-            _ => return Err(at(format!("samples of {name} are not together"))),
-        };
-        let fam = &mut families[idx];
+        let fam = self.family_of(name)?;
         let label = |k: &str| labels.iter().find(|(l, _)| *l == k).map(|(_, v)| v);
         let bound = |k: &str| -> Result<(), String> {
             match label(k) {
-                None => Err(at(format!("{name} needs a {k} label"))),
-                Some(v) if parse_value(v).is_none() => {
-                    Err(at(format!("{k}={v:?} is not a number")))
-                }
+                None => Err(format!("{name} needs a {k} label")),
+                Some(v) if parse_value(v).is_none() => Err(format!("{k}={v:?} is not a number")),
                 Some(_) => Ok(()),
             }
         };
@@ -267,14 +259,51 @@ pub fn parse(body: &str) -> Result<Vec<ParsedFamily<'_>>, String> {
             value,
             timestamp,
         });
+        Ok(())
     }
-    for (name, help) in helps {
-        if let Some(&i) = by_name.get(name) {
-            families[i].help = Some(help);
+
+    /// The family a sample `name` belongs to: the one named `name`, or one
+    /// whose type lets it write `name` as `<family>_sum` (etc.); it must be the
+    /// current (last) one. An unknown name starts an untyped family.
+    fn family_of(&mut self, name: &'a str) -> Result<&mut ParsedFamily<'a>, String> {
+        let exact = self.by_name.get(name).copied();
+        let by_suffix = SUFFIXES.iter().find_map(|s| {
+            let i = *self.by_name.get(name.strip_suffix(s)?)?;
+            self.families[i]
+                .kind
+                .sample_suffixes()
+                .contains(s)
+                .then_some(i)
+        });
+        let last = self.families.len().checked_sub(1);
+        let idx = match (exact, by_suffix) {
+            (None, None) => {
+                self.by_name.insert(name, self.families.len());
+                self.families.push(ParsedFamily {
+                    name,
+                    kind: MetricKind::Untyped,
+                    help: None,
+                    samples: Vec::new(),
+                });
+                self.families.len() - 1
+            }
+            // Every family it could belong to is the current one.
+            (a, b) if a.into_iter().chain(b).all(|i| Some(i) == last) => self.families.len() - 1,
+            _ => return Err(format!("samples of {name} are not together")),
+        };
+        Ok(&mut self.families[idx])
+    }
+
+    /// The families with samples, their HELP texts in place.
+    fn finish(mut self) -> Vec<ParsedFamily<'a>> {
+        for (name, help) in self.helps {
+            if let Some(&i) = self.by_name.get(name) {
+                self.families[i].help = Some(help);
+            }
         }
+        self.families.retain(|f| !f.samples.is_empty());
+        self.families
     }
-    families.retain(|f| !f.samples.is_empty());
-    Ok(families)
 }
 
 #[cfg(test)]
