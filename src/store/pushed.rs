@@ -163,12 +163,17 @@ impl Pushed {
         // Relaxed: see `set_max_series`.
         let max = self.max_series.load(Ordering::Relaxed);
         let own = inner.groups.get(key);
+        // What the push takes away: the whole group (PUT), or the families it
+        // names (POST), each looked up by name.
         let going: usize = own.map_or(0, |g| {
-            g.families
-                .iter()
-                .filter(|(name, _)| replace || new.iter().any(|(f, _)| f.name == **name))
-                .map(|(_, f)| f.samples.len())
-                .sum()
+            if replace {
+                g.families.values().map(|f| f.samples.len()).sum()
+            } else {
+                new.iter()
+                    .filter_map(|(f, _)| g.families.get(&f.name))
+                    .map(|f| f.samples.len())
+                    .sum()
+            }
         });
         let coming: usize = new.iter().map(|(f, _)| f.samples.len()).sum();
         let after = inner.series - going + coming;
