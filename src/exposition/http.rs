@@ -493,8 +493,15 @@ async fn page_place(state: &State, conn: &Arc<Conn>) -> Option<budget::Admission
                 .page_holders
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Once per connection (a keep-alive scraper comes back every
+            // interval), and none that closed.
             holders.retain(|h| h.strong_count() > 0);
-            holders.push(Arc::downgrade(conn));
+            if !holders
+                .iter()
+                .any(|h| std::ptr::eq(h.as_ptr(), Arc::as_ptr(conn)))
+            {
+                holders.push(Arc::downgrade(conn));
+            }
             return Some(place);
         }
         evict_one_stuck(state);
