@@ -7,6 +7,7 @@
 //! password for a known and for an unknown user name, idle: the two should cost
 //! the same. Prints Markdown rows.
 
+use super::web::sample;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -43,19 +44,6 @@ fn get(addr: SocketAddr, path: &str, auth: &str) -> (u16, f64) {
     (status, t0.elapsed().as_secs_f64() * 1e3)
 }
 
-/// Median and 90th percentile, in milliseconds, of `one` run every 10 ms for
-/// `secs` seconds (at least 5 runs, however long they take).
-fn timed(secs: f64, mut one: impl FnMut() -> f64) -> (f64, f64) {
-    let t0 = Instant::now();
-    let mut t = Vec::new();
-    while t.len() < 5 || t0.elapsed().as_secs_f64() < secs {
-        t.push(one());
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    t.sort_by(f64::total_cmp);
-    (t[t.len() / 2], t[t.len() * 9 / 10])
-}
-
 pub fn flood(daemon: &str, clients: usize) {
     let dir = std::env::temp_dir().join(format!("promstatsd-bench-auth-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary directory");
@@ -72,16 +60,18 @@ pub fn flood(daemon: &str, clients: usize) {
         "the right password is refused"
     );
 
-    let known = timed(0.5, || get(web, "/-/healthy", &wrong).1);
-    let unknown = timed(0.5, || get(web, "/-/healthy", &basic("nobody", "wrong")).1);
+    let known = sample(0.5, || Some(get(web, "/-/healthy", &wrong).1));
+    let unknown = sample(0.5, || {
+        Some(get(web, "/-/healthy", &basic("nobody", "wrong")).1)
+    });
     println!(
         "| wrong password, idle: known user / unknown user | median {:.1} / {:.1} ms |",
-        known.0, unknown.0
+        known.median, unknown.median
     );
-    let idle = timed(3.0, || get(web, "/metrics", &good).1);
+    let idle = sample(3.0, || Some(get(web, "/metrics", &good).1));
     println!(
         "| verified scrape of /metrics on the web port, idle | median {:.2} ms, p90 {:.2} ms |",
-        idle.0, idle.1
+        idle.median, idle.p90
     );
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -103,7 +93,7 @@ pub fn flood(daemon: &str, clients: usize) {
     // Relaxed: see the flooders.
     let before = refused.load(Ordering::Relaxed);
     let t0 = Instant::now();
-    let busy = timed(3.0, || get(web, "/metrics", &good).1);
+    let busy = sample(3.0, || Some(get(web, "/metrics", &good).1));
     let secs = t0.elapsed().as_secs_f64();
     let during = refused.load(Ordering::Relaxed) - before;
     stop.store(true, Ordering::Relaxed);
@@ -112,9 +102,9 @@ pub fn flood(daemon: &str, clients: usize) {
     }
     println!(
         "| verified scrape of /metrics on the web port, {clients} clients sending wrong passwords to the push port | median {:.2} ms, p90 {:.2} ms ({:.1}× idle) | {:.0} wrong passwords answered/s |",
-        busy.0,
-        busy.1,
-        busy.0 / idle.0.max(1e-3),
+        busy.median,
+        busy.p90,
+        busy.median / idle.median.max(1e-3),
         during as f64 / secs
     );
     drop(d);

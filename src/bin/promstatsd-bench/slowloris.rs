@@ -7,6 +7,7 @@
 //! closes one. Prints Markdown rows: median and p90 of the scrapes answered,
 //! and how many were not answered at all.
 
+use super::web::sample;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,33 +27,13 @@ fn scrape(web: SocketAddr) -> Option<f64> {
         .then(|| t0.elapsed().as_secs_f64() * 1e3)
 }
 
-/// Scrapes every 10 ms for 3 s: (median ms, p90 ms, answered, not answered).
-fn scrapes(web: SocketAddr) -> (f64, f64, usize, usize) {
-    let t0 = Instant::now();
-    let (mut ok, mut failed) = (Vec::new(), 0);
-    while t0.elapsed() < Duration::from_secs(3) {
-        match scrape(web) {
-            Some(ms) => ok.push(ms),
-            None => failed += 1,
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    ok.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        ok.get((ok.len() as f64 * q) as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    (at(0.5), at(0.9), ok.len(), failed)
-}
-
 pub fn run(daemon: &str, clients: usize) {
     let d = super::web::start(daemon, &[]);
     let (web, push) = (d.web, d.push);
-    let idle = scrapes(web);
+    let idle = sample(3.0, || scrape(web));
     println!(
         "| scrape of /metrics on the web port, idle | median {:.2} ms, p90 {:.2} ms | {} answered, {} not |",
-        idle.0, idle.1, idle.2, idle.3
+        idle.median, idle.p90, idle.answered, idle.failed
     );
     let stop = Arc::new(AtomicBool::new(false));
     let slow = {
@@ -75,16 +56,16 @@ pub fn run(daemon: &str, clients: usize) {
         })
     };
     std::thread::sleep(Duration::from_secs(2));
-    let busy = scrapes(web);
+    let busy = sample(3.0, || scrape(web));
     stop.store(true, Ordering::Relaxed);
     let _ = slow.join();
     println!(
         "| scrape of /metrics on the web port, {clients} slow connections to the push port | median {:.2} ms, p90 {:.2} ms ({:.1}× idle) | {} answered, {} not |",
-        busy.0,
-        busy.1,
-        busy.0 / idle.0.max(1e-3),
-        busy.2,
-        busy.3
+        busy.median,
+        busy.p90,
+        busy.median / idle.median.max(1e-3),
+        busy.answered,
+        busy.failed
     );
     drop(d);
 }

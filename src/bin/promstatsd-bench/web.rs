@@ -48,3 +48,38 @@ impl Drop for WebDaemon {
         let _ = self.child.wait();
     }
 }
+
+/// Requests timed by [`sample`]: median and 90th percentile in milliseconds of
+/// those answered, and how many were and were not.
+pub struct Sampled {
+    pub median: f64,
+    pub p90: f64,
+    pub answered: usize,
+    pub failed: usize,
+}
+
+/// Run `one` every 10 ms for `secs` seconds (and at least 5 times, however
+/// long they take): `Some(ms)` when answered, `None` when not.
+pub fn sample(secs: f64, mut one: impl FnMut() -> Option<f64>) -> Sampled {
+    let t0 = Instant::now();
+    let (mut ok, mut failed) = (Vec::new(), 0);
+    while ok.len() + failed < 5 || t0.elapsed().as_secs_f64() < secs {
+        match one() {
+            Some(ms) => ok.push(ms),
+            None => failed += 1,
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ok.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        ok.get((ok.len() as f64 * q) as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    Sampled {
+        median: at(0.5),
+        p90: at(0.9),
+        answered: ok.len(),
+        failed,
+    }
+}
