@@ -77,7 +77,7 @@ impl Pipeline {
         m.shared::<ReloadStats>()
             .set_loaded_mappings(mapper.rule_count());
         let _ = m.shared::<crate::push::PushStats>();
-        let _ = m.shared::<http::ScrapeStats>();
+        let _ = m.shared::<crate::exposition::stream::ScrapeStats>();
         let _ = m.shared::<http::AuthStats>();
         let _ = m.shared::<http::ConnStats>();
         let _ = m.shared::<crate::remote_write::stats::RemoteWriteMetrics>();

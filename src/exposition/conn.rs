@@ -1,7 +1,8 @@
 //! One HTTP connection, watched: the client's address, the page it is being
-//! sent (its place in the budget of pages in flight, given back once the page
-//! is written out), and how long it has been unable to write, so a client that
-//! stops reading is cut off instead of pinning its page forever.
+//! sent (its place in the budget of pages in flight, given back once the last
+//! chunk is encoded or the connection closes), and how long it has been unable
+//! to write, so a client that stops reading is cut off instead of holding its
+//! place forever.
 
 use super::budget::Admission;
 use std::io::IoSlice;
@@ -39,7 +40,7 @@ impl Conn {
         })
     }
 
-    /// Keep `place` until everything written so far has been flushed out.
+    /// Keep `place` while a page is being sent ([`Conn::release_page`] ends it).
     pub fn hold_page(&self, place: Admission) {
         *self.page.lock().unwrap_or_else(PoisonError::into_inner) = Some(place);
     }
@@ -62,7 +63,8 @@ impl Conn {
         self.blocked_since.store(0, Ordering::Relaxed);
     }
 
-    fn flushed(&self) {
+    /// The page is out (or abandoned): its place goes back.
+    pub fn release_page(&self) {
         drop(
             self.page
                 .lock()
@@ -170,11 +172,6 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let r = Pin::new(&mut self.io).poll_flush(cx);
-        // hyper flushes the socket only once its own buffer of the response
-        // is written: a page held for this connection is out.
-        if let Poll::Ready(Ok(())) = r {
-            self.conn.flushed();
-        }
         self.seen(r)
     }
 

@@ -3,17 +3,17 @@
 
 use super::budget;
 use super::conn::{Conn, Watched};
+use super::stream::{PageBody, ScrapeStats};
 use super::text;
 use super::webconfig::Credentials;
-use crate::model::collect::{Collector, SelfFamily, SelfValue};
+use crate::model::collect::{Collector, SelfFamily};
 use crate::push::http::PushPort;
 use crate::push::PushOptions;
 use crate::respond::{method_not_allowed, text};
-use crate::store::atomic::AtomicF64;
 use crate::store::Store;
 use crate::vocab::MetricKind;
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -22,10 +22,18 @@ use std::convert::Infallible;
 use std::io::Write;
 use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+
+/// An answer: a small body in memory, or the page streamed.
+type Answer = Either<Full<Bytes>, PageBody>;
+
+/// A small answer as an [`Answer`].
+fn small(r: Response<Full<Bytes>>) -> Response<Answer> {
+    r.map(Either::Left)
+}
 
 /// Web settings.
 #[derive(Clone, Debug)]
@@ -64,7 +72,6 @@ impl Default for WebOptions {
 struct State {
     store: Arc<Store>,
     opts: WebOptions,
-    last_size: AtomicUsize,
     reload: Option<ReloadFn>,
     push: Option<PushPort>,
     scrapes: Arc<ScrapeStats>,
@@ -72,9 +79,7 @@ struct State {
     /// Room for bcrypt verifications: half the CPUs (at least one), so a flood
     /// of wrong passwords queues here and leaves a CPU to ingestion.
     verifying: tokio::sync::Semaphore,
-    /// One page render at a time.
-    rendering: tokio::sync::Semaphore,
-    /// Full pages being rendered or sent: [`PAGES_IN_FLIGHT`], half per client.
+    /// Pages being sent: [`PAGES_IN_FLIGHT`], half per client.
     pages: Arc<budget::Budget>,
     /// The connections given a place among the pages (some may have given it
     /// back or closed since).
@@ -118,10 +123,11 @@ impl State {
 /// gives its place up to a scrape that is waiting for one.
 const EVICT_AFTER: Duration = Duration::from_secs(1);
 
-/// Full pages held at once, rendered or being sent (one client address gets
-/// half): a client that never reads its page holds one place, not one page of
-/// memory per connection it opens.
-const PAGES_IN_FLIGHT: usize = 4;
+/// Pages sent at once (one client address gets half). A page in flight holds
+/// one chunk and its gzip state, not the page (see [`super::stream`]); the
+/// bound keeps the encoding work of concurrent scrapes, which share the
+/// serving thread, from slowing each of them past a scrape timeout.
+const PAGES_IN_FLIGHT: usize = 8;
 
 /// How long a scrape waits for a place among [`PAGES_IN_FLIGHT`] before a 503.
 const PAGE_WAIT: Duration = Duration::from_secs(10);
@@ -189,13 +195,11 @@ pub fn serve(
             scrapes: store.metrics().shared(),
             auth: store.metrics().shared(),
             verifying: tokio::sync::Semaphore::new((crate::sys::cpus() / 2).max(1)),
-            rendering: tokio::sync::Semaphore::new(1),
             pages: budget::Budget::new(PAGES_IN_FLIGHT),
             page_holders: std::sync::Mutex::default(),
             silent: std::sync::Mutex::default(),
             store,
             opts,
-            last_size: AtomicUsize::new(4096),
             reload,
             push: push_opts.map(PushPort::new),
         });
@@ -431,48 +435,72 @@ impl PageRequest {
     }
 }
 
-/// Render the page on a blocking thread, one render at a time: a big page
-/// takes seconds, and health checks and other requests on the serving thread
-/// go on meanwhile; scrapes queue for `State::rendering` as they queued for
-/// the one thread before.
+/// The page, streamed ([`PageBody`]): it is encoded chunk by chunk as the
+/// client reads it. A full page needs a place among [`PAGES_IN_FLIGHT`]; the
+/// self-metrics page is small and is built at once.
 async fn metrics(
     state: &Arc<State>,
     req: &Request<Incoming>,
     conn: &Arc<Conn>,
-) -> Response<Full<Bytes>> {
+) -> Response<Answer> {
     let page = PageRequest::of(state, req);
-    // The self-metrics page is small: it needs no place among the pages.
-    let place = if page.self_only {
-        None
+    let mut r = if page.self_only {
+        let started = Instant::now();
+        let mut out = Vec::with_capacity(16 * 1024);
+        text::render_self(&state.store, &mut out, page.format);
+        let body = if page.gzip { gzip(&out) } else { None };
+        let gzipped = body.is_some();
+        state.scrapes.record(started.elapsed().as_secs_f64());
+        let mut r = Response::new(Answer::Left(Full::new(Bytes::from(body.unwrap_or(out)))));
+        if gzipped {
+            r.headers_mut()
+                .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        r
     } else {
-        match page_place(state, conn).await {
-            Some(place) => Some(place),
-            None => {
-                state.scrapes.refused();
-                return text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Too many pages being sent; try again.\n",
-                );
-            }
+        let Some(place) = page_place(state, conn).await else {
+            state.scrapes.refused();
+            return small(text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many pages being sent; try again.\n",
+            ));
+        };
+        conn.hold_page(place);
+        let body = PageBody::new(
+            Arc::clone(&state.store),
+            page.format,
+            page.gzip,
+            Arc::clone(conn),
+            Arc::clone(&state.scrapes),
+        );
+        let mut r = Response::new(Answer::Right(body));
+        if page.gzip {
+            r.headers_mut()
+                .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
+        r
     };
-    let Ok(turn) = state.rendering.acquire().await else {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "Shutting down.\n");
-    };
-    let render_state = Arc::clone(state);
-    let rendered = tokio::task::spawn_blocking(move || render(&render_state, page)).await;
-    drop(turn);
-    match rendered {
-        Ok(r) => {
-            if let Some(place) = place {
-                conn.hold_page(place);
-            }
-            r
-        }
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(match page.format {
+            text::Format::Text => text::CONTENT_TYPE,
+            text::Format::OpenMetrics => text::OPENMETRICS_CONTENT_TYPE,
+        }),
+    );
+    r
+}
+
+/// `data` gzipped, or `None` (logged) if that failed.
+fn gzip(data: &[u8]) -> Option<Vec<u8>> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4),
+        flate2::Compression::fast(),
+    );
+    match enc.write_all(data).and_then(|()| enc.finish()) {
+        Ok(z) => Some(z),
         Err(e) => {
-            // A panic while rendering: a bug, never the client's doing.
-            tracing::error!(error = %e, "web: rendering the page failed");
-            text(StatusCode::INTERNAL_SERVER_ERROR, "Rendering failed.\n")
+            tracing::warn!(error = %e, "web: gzip failed, sending the page uncompressed");
+            None
         }
     }
 }
@@ -529,103 +557,6 @@ fn evict_one_stuck(state: &State) {
     }
 }
 
-fn render(state: &State, req: PageRequest) -> Response<Full<Bytes>> {
-    let started = Instant::now();
-    let PageRequest {
-        format,
-        self_only,
-        gzip,
-    } = req;
-    let mut page;
-    if self_only {
-        page = Vec::with_capacity(16 * 1024);
-        text::render_self(&state.store, &mut page, format);
-    } else {
-        // Relaxed: a size hint only.
-        page = Vec::with_capacity(state.last_size.load(Ordering::Relaxed) + 1024);
-        text::render_as(&state.store, &mut page, format);
-        state.last_size.store(page.len(), Ordering::Relaxed);
-    }
-    let body = if gzip {
-        let mut enc = flate2::write::GzEncoder::new(
-            Vec::with_capacity(page.len() / 4),
-            flate2::Compression::fast(),
-        );
-        match enc.write_all(&page).and_then(|()| enc.finish()) {
-            Ok(z) => Some(z),
-            Err(e) => {
-                tracing::warn!(error = %e, "web: gzip failed, sending the page uncompressed");
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let gzipped = body.is_some();
-    let mut r = Response::new(Full::new(Bytes::from(body.unwrap_or(page))));
-    let h = r.headers_mut();
-    h.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(match format {
-            text::Format::Text => text::CONTENT_TYPE,
-            text::Format::OpenMetrics => text::OPENMETRICS_CONTENT_TYPE,
-        }),
-    );
-    if gzipped {
-        h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    }
-    state.scrapes.record(started.elapsed().as_secs_f64());
-    r
-}
-
-/// Scrapes served and the time spent rendering them.
-#[derive(Debug, Default)]
-pub struct ScrapeStats {
-    scrapes: AtomicU64,
-    seconds: AtomicF64,
-    refused: AtomicU64,
-}
-
-impl ScrapeStats {
-    /// Count one scrape that took `secs` to render.
-    pub fn record(&self, secs: f64) {
-        self.seconds.add(secs);
-        // Relaxed: a self-metric counter, read on its own.
-        self.scrapes.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Count a scrape refused for want of a place among the pages in flight.
-    fn refused(&self) {
-        // Relaxed: see `record`.
-        self.refused.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-impl Collector for ScrapeStats {
-    fn collect(&self, out: &mut Vec<SelfFamily>) {
-        out.push(SelfFamily {
-            name: "promstatsd_scrape_duration_seconds",
-            help: "Time spent rendering /metrics.",
-            kind: MetricKind::Summary,
-            series: vec![(
-                Vec::new(),
-                SelfValue::Summary {
-                    sum: self.seconds.load(),
-                    // Relaxed: see `record`.
-                    count: self.scrapes.load(Ordering::Relaxed),
-                },
-            )],
-        });
-        out.push(SelfFamily::single(
-            "promstatsd_scrapes_refused_total",
-            MetricKind::Counter,
-            "Scrapes answered 503: no place among the full pages being sent within 10 s.",
-            // Relaxed: see `record`.
-            self.refused.load(Ordering::Relaxed) as f64,
-        ));
-    }
-}
-
 /// The push port: the Pushgateway API ([`crate::push::http`]), and
 /// `/metrics` and health checks as the Pushgateway serves them.
 async fn handle_push(
@@ -633,21 +564,23 @@ async fn handle_push(
     port: &PushPort,
     req: Request<Incoming>,
     conn: &Arc<Conn>,
-) -> Response<Full<Bytes>> {
+) -> Response<Answer> {
     let req = match port.handle(&state.store, req).await {
-        Ok(answer) => return answer,
+        Ok(answer) => return small(answer),
         Err(not_a_push) => not_a_push,
     };
     let get_or_head = req.method() == Method::GET || req.method() == Method::HEAD;
     match req.uri().path() {
-        "/metrics" | "/-/healthy" | "/-/ready" if !get_or_head => method_not_allowed("GET, HEAD"),
+        "/metrics" | "/-/healthy" | "/-/ready" if !get_or_head => {
+            small(method_not_allowed("GET, HEAD"))
+        }
         "/metrics" => metrics(state, &req, conn).await,
-        "/-/healthy" => text(StatusCode::OK, "Healthy.\n"),
-        "/-/ready" => text(StatusCode::OK, "Ready.\n"),
-        _ => text(
+        "/-/healthy" => small(text(StatusCode::OK, "Healthy.\n")),
+        "/-/ready" => small(text(StatusCode::OK, "Ready.\n")),
+        _ => small(text(
             StatusCode::NOT_FOUND,
             "Not found. Push to /metrics/job/<job>{/<label>/<value>}.\n",
-        ),
+        )),
     }
 }
 
@@ -706,7 +639,7 @@ async fn handle(
     req: Request<Incoming>,
     role: Role,
     conn: Arc<Conn>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Answer>, Infallible> {
     if !authorized(&state, &req).await {
         state.auth.failure(role);
         let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized.\n");
@@ -714,7 +647,7 @@ async fn handle(
             hyper::header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Basic realm=\"promstatsd\""),
         );
-        return Ok(r);
+        return Ok(small(r));
     }
     if role == Role::Push {
         if let Some(port) = &state.push {
@@ -725,39 +658,41 @@ async fn handle(
     if path == "/-/reload" {
         if let Some(reload) = &state.reload {
             if req.method() != Method::PUT && req.method() != Method::POST {
-                return Ok(method_not_allowed("PUT, POST"));
+                return Ok(small(method_not_allowed("PUT, POST")));
             }
             // Off the runtime's thread: scrapes and health checks go on
             // while the file is read and compiled.
             let reload = Arc::clone(reload);
-            return Ok(match tokio::task::spawn_blocking(move || reload()).await {
-                Ok(Ok(msg)) => text(StatusCode::OK, format!("{msg}\n")),
-                Ok(Err(e)) => text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("reload failed, previous mappings kept: {e}\n"),
-                ),
-                Err(e) => text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("reload failed, previous mappings kept: {e}\n"),
-                ),
-            });
+            return Ok(small(
+                match tokio::task::spawn_blocking(move || reload()).await {
+                    Ok(Ok(msg)) => text(StatusCode::OK, format!("{msg}\n")),
+                    Ok(Err(e)) => text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("reload failed, previous mappings kept: {e}\n"),
+                    ),
+                    Err(e) => text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("reload failed, previous mappings kept: {e}\n"),
+                    ),
+                },
+            ));
         }
     }
     let get_or_head = req.method() == Method::GET || req.method() == Method::HEAD;
     let known =
         path == state.opts.telemetry_path || matches!(path, "/" | "/-/healthy" | "/-/ready");
     if known && !get_or_head {
-        return Ok(method_not_allowed("GET, HEAD"));
+        return Ok(small(method_not_allowed("GET, HEAD")));
     }
     let resp = if path == state.opts.telemetry_path {
         metrics(&state, &req, &conn).await
     } else {
-        match path {
+        small(match path {
             "/" => landing(&state.opts.telemetry_path),
             "/-/healthy" => text(StatusCode::OK, "Healthy.\n"),
             "/-/ready" => text(StatusCode::OK, "Ready.\n"),
             _ => text(StatusCode::NOT_FOUND, "Not found.\n"),
-        }
+        })
     };
     Ok(resp)
 }

@@ -5,7 +5,8 @@
 //! feeds), so a program that embeds promstatsd can render into any buffer
 //! without a socket ([`text::render`]); the web thread that serves both ports
 //! ([`http::serve`], hyper on a current-thread runtime; the push port's pushes
-//! go to [`crate::push::http`]); TLS and basic auth ([`webconfig`]); the page
+//! go to [`crate::push::http`]); the page streamed in chunks as the client
+//! reads it ([`stream`]); TLS and basic auth ([`webconfig`]); the page
 //! checker used by tests and fuzzing ([`check`]); and the scrape counters.
 //!
 //! May import: vocab, sys, model, store, push, respond.
@@ -14,5 +15,6 @@ pub mod budget;
 pub mod check;
 pub mod conn;
 pub mod http;
+pub mod stream;
 pub mod text;
 pub mod webconfig;

@@ -60,6 +60,11 @@ impl<'o> TextEncoder<'o> {
         Self { out, format }
     }
 
+    /// Bytes in the buffer (what was there before included).
+    pub fn written(&self) -> usize {
+        self.out.len()
+    }
+
     /// End the page (`# EOF` for OpenMetrics).
     pub fn finish(self) {
         if self.format == Format::OpenMetrics {

@@ -17,6 +17,8 @@
 //! in series rendered later and not in earlier ones. A histogram's buckets and
 //! `_count` come from one read of its buckets (`_count` is their sum), so
 //! `le="+Inf"` always equals `_count`; its `_sum` may be a few samples ahead.
+//! A page is walked in steps ([`walk`]): each series is read once, whole,
+//! in one step; series created while a page is out may or may not be on it.
 //!
 //! May import: vocab, sys, model.
 
@@ -27,8 +29,9 @@ pub mod pushed;
 mod series;
 pub mod set;
 pub mod summary;
+mod walk;
 
-use crate::model::collect::{Encoder, Registry, SelfFamily};
+use crate::model::collect::{Registry, SelfFamily};
 use crate::model::Mapping;
 pub use crate::model::MAX_HISTOGRAM_BUCKETS;
 use crate::vocab::MetricKind;
@@ -40,12 +43,12 @@ use inline::InlineStr;
 pub use series::{Cells, CellsPtr, HistogramView, Series, SeriesValue};
 use series::{RETIRED, TTL_MASK};
 use set::DistinctSet;
-use std::cmp::Ordering as CmpOrdering;
 use std::collections::HashSet;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use summary::Summary;
+pub use walk::Walk;
 
 use crate::vocab::label_pairs;
 pub use crate::vocab::SELF_PREFIX;
@@ -154,8 +157,8 @@ pub struct Store {
     /// Families by name and their interned definitions.
     families: Mutex<Families>,
     pending: Mutex<Vec<Arc<Series>>>,
-    /// The render order, and the `removals` count it was last filtered at.
-    sorted: Mutex<(u64, Vec<Arc<Series>>)>,
+    /// The render order (see [`walk`]).
+    sorted: Mutex<walk::Sorted>,
     series_by_kind: [AtomicUsize; 5],
     total_series: AtomicUsize,
     max_series: usize,
@@ -191,83 +194,6 @@ fn render_label_pairs<'a>(labels: impl Iterator<Item = (&'a str, &'a str)> + Clo
     label_pairs(labels).into_boxed_str()
 }
 
-/// How far ahead of the series being encoded [`Store::collect`] asks the CPU
-/// for the next series' memory, and then for their label text.
-const SERIES_AHEAD: usize = 8;
-const LABELS_AHEAD: usize = 4;
-
-/// Prefetch the series `SERIES_AHEAD` places after `i` (both cache lines of
-/// its `Arc`), and the label text of the one `LABELS_AHEAD` after it, whose
-/// series was prefetched earlier. A walk in name order visits series in an
-/// order unrelated to where they sit in memory, so each one is a cache miss;
-/// an encoder does enough work per series that the CPU no longer overlaps
-/// those misses by itself. Measured with `cargo bench --bench render`
-/// (BENCHMARKS.md, 2026-12-06).
-#[inline(always)]
-fn prefetch_ahead(series: &[Arc<Series>], i: usize) {
-    if let Some(next) = series.get(i + SERIES_AHEAD) {
-        let p = Arc::as_ptr(next).cast::<u8>();
-        crate::sys::prefetch(p);
-        crate::sys::prefetch(p.wrapping_add(64));
-    }
-    if let Some(next) = series.get(i + LABELS_AHEAD) {
-        crate::sys::prefetch(next.labels().as_ptr());
-    }
-}
-
-/// The self-metric and pushed families, each sorted by name, waiting for their
-/// turn in [`Store::collect`].
-struct SmallSources<'a> {
-    own: std::iter::Peekable<std::slice::Iter<'a, SelfFamily>>,
-    pushed: std::iter::Peekable<std::slice::Iter<'a, pushed::PushedView>>,
-}
-
-impl<'a> SmallSources<'a> {
-    fn new(own: &'a [SelfFamily], pushed: &'a [pushed::PushedView]) -> Self {
-        Self {
-            own: own.iter().peekable(),
-            pushed: pushed.iter().peekable(),
-        }
-    }
-
-    /// Encode every family that sorts before `name` (all of them for `None`),
-    /// in order; return the pushed family named `name`, if any, for the caller
-    /// to encode inside its StatsD family.
-    fn before(
-        &mut self,
-        name: Option<&str>,
-        enc: &mut impl Encoder,
-    ) -> Option<&'a pushed::PushedView> {
-        let below = |n: &str| name.is_none_or(|name| n < name);
-        loop {
-            let next_own = self.own.peek().map(|f| f.name).filter(|n| below(n));
-            let next_pushed = self.pushed.peek().map(|v| &*v.name).filter(|n| below(n));
-            let own_first = match (next_own, next_pushed) {
-                (None, None) => {
-                    return self.pushed.next_if(|v| name.is_some_and(|n| *v.name == *n));
-                }
-                (Some(o), Some(p)) => o < p,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-            };
-            if own_first {
-                if let Some(f) = self.own.next() {
-                    f.encode(enc);
-                }
-            } else if let Some(v) = self.pushed.next() {
-                v.encode(enc);
-            }
-        }
-    }
-}
-
-fn cmp_series(a: &Arc<Series>, b: &Arc<Series>) -> CmpOrdering {
-    a.family
-        .name
-        .cmp(&b.family.name)
-        .then_with(|| a.labels.cmp(&b.labels))
-}
-
 impl Store {
     /// An empty store.
     pub fn new(opts: StoreOptions) -> Self {
@@ -278,7 +204,7 @@ impl Store {
             hasher: foldhash::fast::RandomState::default(),
             families: Mutex::new(Families::default()),
             pending: Mutex::new(Vec::new()),
-            sorted: Mutex::new((0, Vec::new())),
+            sorted: Mutex::default(),
             series_by_kind: Default::default(),
             total_series: AtomicUsize::new(0),
             max_series: if opts.max_series == 0 {
@@ -339,48 +265,6 @@ impl Store {
         ));
         out.sort_by(|a, b| a.name.cmp(b.name));
         out
-    }
-
-    /// Hand every family to `enc`, in name order: the StatsD series, the pushed
-    /// families and the self-metrics, merged. A pushed family with the name of
-    /// a StatsD family (the push API made sure the types agree) comes inside
-    /// that family, after its StatsD series, so no family appears twice.
-    pub fn collect(&self, enc: &mut impl Encoder) {
-        let now = self.clock.tick();
-        let own = self.self_families();
-        let pushed = self.pushed_view();
-        let mut small = SmallSources::new(&own, &pushed);
-        let mut cells = Cells::default();
-        self.with_sorted(|series| {
-            let mut current: Option<&Arc<Family>> = None;
-            let mut attached: Option<&pushed::PushedView> = None;
-            let mut head = None;
-            for (i, s) in series.iter().enumerate() {
-                prefetch_ahead(series, i);
-                if s.is_retired() {
-                    continue;
-                }
-                let f = s.family();
-                let head = match head {
-                    Some(h) if current.is_some_and(|c| Arc::ptr_eq(c, f)) => h,
-                    _ => {
-                        if let Some(v) = attached.take() {
-                            v.encode_series(enc);
-                        }
-                        attached = small.before(Some(&f.name), enc);
-                        let h = f.head();
-                        enc.family(h);
-                        current = Some(f);
-                        *head.insert(h)
-                    }
-                };
-                s.encode(head, now, &mut cells, enc);
-            }
-            if let Some(v) = attached {
-                v.encode_series(enc);
-            }
-        });
-        small.before(None, enc);
     }
 
     /// The pushed groups.
@@ -592,33 +476,6 @@ impl Store {
                 .retain(|ByName(f)| f.ttl_secs() == 0 || live.contains(&Arc::as_ptr(f)));
         }
         removed
-    }
-
-    /// Call `f` with every live series, sorted by family name then labels.
-    ///
-    /// The sorted list is kept between calls: series created since the last call
-    /// are sorted on their own and merged in, so a scrape of a stable store does
-    /// not sort at all. Scrapes are serialised by this call.
-    pub fn with_sorted<R>(&self, f: impl FnOnce(&[Arc<Series>]) -> R) -> R {
-        let mut sorted = self.sorted.lock().unwrap_or_else(PoisonError::into_inner);
-        let removals = self.removals();
-        if removals != sorted.0 {
-            sorted.1.retain(|s| !s.is_retired());
-            sorted.0 = removals;
-        }
-        let sorted = &mut sorted.1;
-        let mut fresh =
-            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
-        // A series removed before its first scrape never joins the order (else
-        // it, its family and definition stay until the next removal).
-        fresh.retain(|s| !s.is_retired());
-        if !fresh.is_empty() {
-            fresh.sort_by(cmp_series);
-            // Two sorted runs: the stable sort merges them in linear time.
-            sorted.append(&mut fresh);
-            sorted.sort_by(cmp_series);
-        }
-        f(sorted)
     }
 }
 

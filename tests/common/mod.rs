@@ -119,9 +119,21 @@ impl Daemon {
 
     /// Scrape until `pred` holds (`secs` at most), and return that page.
     pub fn wait_for_secs(&self, secs: u64, pred: impl Fn(&str) -> bool) -> String {
+        self.wait_on("/metrics", secs, pred)
+    }
+
+    /// Scrape only the self-metrics until `pred` holds (`secs` at most): cheap
+    /// however many series the store holds.
+    pub fn wait_self(&self, secs: u64, pred: impl Fn(&str) -> bool) -> String {
+        self.wait_on("/metrics?collect[]=self", secs, pred)
+    }
+
+    fn wait_on(&self, path: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
-            let page = self.scrape();
+            let r = self.get(path, &[]);
+            assert_eq!(r.status, 200, "scrape failed: {r:?}");
+            let page = String::from_utf8(r.body).expect("page is UTF-8");
             if pred(&page) {
                 return page;
             }
