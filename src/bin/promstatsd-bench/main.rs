@@ -200,6 +200,36 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The highest RSS of a process while it is watched (sampled every 2 ms).
+struct RssPeak {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl RssPeak {
+    fn watch(pid: u32) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0;
+            // Relaxed: a stop flag polled in a loop; nothing else is published.
+            while !flag.load(Ordering::Relaxed) {
+                peak = peak.max(rss_kib(pid));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            peak
+        });
+        Self { stop, thread }
+    }
+
+    /// The peak in KiB.
+    fn stop(self) -> u64 {
+        // Relaxed: see `watch`.
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
+    }
+}
+
 /// Send `n` distinct series of the mix's type, paced so none is lost.
 fn load_series(target: &Target, dst: SocketAddr, n: usize, mix: &str) {
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -511,14 +541,22 @@ fn memory_and_scrape(o: &Opts, target: &Target, dst: SocketAddr) {
         after,
         (after.saturating_sub(before)) as f64 * 1024.0 / series.max(1.0)
     );
-    // Scrape timing: a full GET of the page.
+    // Scrape timing: a full GET of the page, while RSS is sampled.
+    let peak = RssPeak::watch(child.id());
     let mut times = Vec::new();
     for _ in 0..5 {
         let t0 = Instant::now();
         let body = http_get(*web, "/metrics");
         times.push((t0.elapsed().as_secs_f64() * 1e3, body.len()));
     }
+    let peak = peak.stop();
     times.sort_by(|a, b| a.0.total_cmp(&b.0));
+    println!(
+        "| peak RSS added by scraping | +{:.1} MiB ({} KiB before, {} KiB at most) |",
+        peak.saturating_sub(after) as f64 / 1024.0,
+        after,
+        peak
+    );
     println!(
         "| scrape of {} series | median {:.0} ms (min {:.0}, max {:.0}) | {:.1} MB page |",
         series,
