@@ -163,11 +163,36 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
     );
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    match text.find("\r\n\r\n") {
-        Some(i) => text[i + 4..].to_owned(),
-        None => String::new(),
+    let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return String::new();
+    };
+    let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+    let body = &out[end + 4..];
+    if head.contains("transfer-encoding: chunked") {
+        String::from_utf8_lossy(&dechunk(body)).into_owned()
+    } else {
+        String::from_utf8_lossy(body).into_owned()
     }
+}
+
+/// The data of a chunked body (as far as it is whole).
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&b[..eol])
+            .ok()
+            .and_then(|h| usize::from_str_radix(h.trim(), 16).ok())
+            .unwrap_or(0);
+        let Some(data) = b.get(eol + 2..eol + 2 + size) else {
+            break;
+        };
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(data);
+        b = b.get(eol + 2 + size + 2..).unwrap_or_default();
+    }
+    out
 }
 
 fn metric(page: &str, name: &str) -> f64 {
