@@ -16,6 +16,8 @@
 //! promstatsd-bench --auth-flood 16
 //! promstatsd-bench --slowloris 520
 //! promstatsd-bench --memory 1000000 --mix labelled --silent-readers 20
+//! promstatsd-bench --churn 1800
+//! promstatsd-bench --churn 60 --churn-ttl 5 --churn-warmup 20
 //! ```
 
 use std::io::{Read, Write};
@@ -27,6 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod auth;
+mod churn;
 mod silent;
 mod slowloris;
 mod web;
@@ -54,6 +57,12 @@ struct Opts {
     slowloris: usize,
     /// `--silent-readers N` (with `--memory`): clients that never read the page.
     silent: usize,
+    /// `--churn SECS`: the churn soak's length (0: off).
+    churn: u64,
+    /// `--churn-ttl SECS`: the soak's series TTL.
+    churn_ttl: u64,
+    /// `--churn-warmup SECS`: when RSS must have stopped growing.
+    churn_warmup: u64,
 }
 
 fn usage() -> ! {
@@ -62,6 +71,7 @@ fn usage() -> ! {
          [--mix counter|counter-timer|timer] [--tags none|dogstatsd] [--rate LINES_PER_S] \
          [--secs S] [--search] [--scrape-during] [--bare] [--memory N] [--preload N] \
          [--read-buffer BYTES (default 26214400, both targets)] [--auth-flood CLIENTS] [--slowloris CONNECTIONS] [--silent-readers N] \
+         [--churn SECS [--churn-ttl SECS (60)] [--churn-warmup SECS (300)]] \
          [-- DAEMON_FLAGS...]\n\
          with --memory, --mix is one of counter (a family per series), labelled \
          (one family, a label per series), timer, histogram, labelled-timer, \
@@ -90,6 +100,9 @@ fn parse_args() -> Opts {
         auth_flood: 0,
         slowloris: 0,
         silent: 0,
+        churn: 0,
+        churn_ttl: 60,
+        churn_warmup: 300,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -112,6 +125,9 @@ fn parse_args() -> Opts {
             "--auth-flood" => o.auth_flood = val().parse().unwrap_or_else(|_| usage()),
             "--slowloris" => o.slowloris = val().parse().unwrap_or_else(|_| usage()),
             "--silent-readers" => o.silent = val().parse().unwrap_or_else(|_| usage()),
+            "--churn" => o.churn = val().parse().unwrap_or_else(|_| usage()),
+            "--churn-ttl" => o.churn_ttl = val().parse().unwrap_or_else(|_| usage()),
+            "--churn-warmup" => o.churn_warmup = val().parse().unwrap_or_else(|_| usage()),
             "--" => {
                 o.extra.extend(args.by_ref());
             }
@@ -510,15 +526,18 @@ fn report(label: &str, tr: &Trial) {
     );
 }
 
-fn main() {
-    let o = parse_args();
+fn main() -> std::process::ExitCode {
+    let mut o = parse_args();
+    if o.churn > 0 {
+        return soak(&mut o);
+    }
     if o.auth_flood > 0 {
         auth::flood(&o.daemon, o.auth_flood);
-        return;
+        return std::process::ExitCode::SUCCESS;
     }
     if o.slowloris > 0 {
         slowloris::run(&o.daemon, o.slowloris);
-        return;
+        return std::process::ExitCode::SUCCESS;
     }
     let (udp, web) = (18_125u16, 19_102u16);
     let dst = SocketAddr::from(([127, 0, 0, 1], udp));
@@ -541,6 +560,47 @@ fn main() {
         rates(&o, &target, dst);
     }
     finish(target);
+    std::process::ExitCode::SUCCESS
+}
+
+/// `--churn`: the daemon with every series on a TTL, then the soak.
+fn soak(o: &mut Opts) -> std::process::ExitCode {
+    let mapping = std::env::temp_dir().join(format!("promstatsd-soak-{}.yml", std::process::id()));
+    if let Err(e) = std::fs::write(&mapping, churn::mapping(o.churn_ttl)) {
+        eprintln!("cannot write {}: {e}", mapping.display());
+        return std::process::ExitCode::from(2);
+    }
+    o.extra
+        .push(format!("--statsd.mapping-config={}", mapping.display()));
+    // Free ports, so a soak can run beside other runs of the harness.
+    let free = |udp: bool| -> u16 {
+        let port = if udp {
+            UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr())
+        } else {
+            std::net::TcpListener::bind("127.0.0.1:0").and_then(|s| s.local_addr())
+        };
+        port.map_or(0, |a| a.port())
+    };
+    let (udp, web) = (free(true), free(false));
+    let target = start_daemon(o, udp, web);
+    let Target::Daemon { child, web } = &target else {
+        usage()
+    };
+    let soak = churn::Soak {
+        secs: o.churn,
+        warmup: o.churn_warmup.min(o.churn),
+        new_per_sec: 5_000,
+        steady: 100_000,
+    };
+    let dst = SocketAddr::from(([127, 0, 0, 1], udp));
+    let passed = churn::run(&soak, dst, *web, child.id(), rss_kib);
+    finish(target);
+    let _ = std::fs::remove_file(&mapping);
+    if passed {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
 }
 
 /// `--memory`/`--render`: RSS per series after loading them, then five
