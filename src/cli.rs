@@ -55,7 +55,7 @@ An empty address disables a listener (--statsd.listen-tcp=\"\").",
     after_help = "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the mapping file."
 )]
 pub struct Args {
-    /// UDP address for StatsD (`host:port`, `:port` for all interfaces, empty to disable).
+    /// UDP address for StatsD (`host:port`, `:port` for all interfaces, IPv4 and IPv6; empty to disable).
     #[arg(
         long = "statsd.listen-udp",
         value_name = "ADDR",
@@ -419,7 +419,8 @@ fn parse_duration_flag(flag: &str, value: &str) -> Result<std::time::Duration, F
 }
 
 /// Parse a listen address as statsd_exporter does: empty disables, `:port`
-/// means every interface, otherwise `host:port` (resolved; the first address wins).
+/// means every interface (IPv4 and IPv6: see [`crate::sys::bind`]), otherwise
+/// `host:port` (resolved; the first address wins).
 pub fn parse_listen_addr(flag: &str, value: &str) -> Result<Option<SocketAddr>, FlagError> {
     let value = value.trim();
     if value.is_empty() {

@@ -133,14 +133,62 @@ pub fn somaxconn() -> i32 {
 
 /// A TCP listener on `addr` with the system's backlog: the standard library
 /// listens with 128, which a burst of clients connecting at once overflows.
+/// A wildcard address listens on IPv4 and IPv6 (see [`bind`]).
 pub fn tcp_listener(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    // As the standard library does on Unix: a restart can bind at once.
-    sock.set_reuse_address(true)?;
-    sock.bind(&addr.into())?;
+    use socket2::{Protocol, Type};
+    let sock = bind(addr, Type::STREAM, Protocol::TCP, |s| {
+        // As the standard library does on Unix: a restart can bind at once.
+        s.set_reuse_address(true)
+    })?;
     sock.listen(somaxconn())?;
     Ok(sock.into())
+}
+
+/// A socket of type `ty` bound to `addr`, `prepare`d before it is bound.
+///
+/// A wildcard address (`0.0.0.0`, `::`, and so `:port`) listens on IPv4 and
+/// IPv6 at once, as Go's listeners (and so statsd_exporter's) do: an IPv6
+/// socket with `IPV6_V6ONLY` off, which takes IPv4 clients as
+/// `::ffff:a.b.c.d`. Where the host has no IPv6 it is the IPv4 wildcard.
+pub fn bind(
+    addr: std::net::SocketAddr,
+    ty: socket2::Type,
+    protocol: socket2::Protocol,
+    prepare: impl Fn(&socket2::Socket) -> std::io::Result<()>,
+) -> std::io::Result<socket2::Socket> {
+    use socket2::{Domain, Socket};
+    let plain = |addr: std::net::SocketAddr| -> std::io::Result<Socket> {
+        let sock = Socket::new(Domain::for_address(addr), ty, Some(protocol))?;
+        prepare(&sock)?;
+        sock.bind(&addr.into())?;
+        Ok(sock)
+    };
+    if !addr.ip().is_unspecified() {
+        return plain(addr);
+    }
+    let dual = std::net::SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, addr.port()));
+    let tried = Socket::new(Domain::IPV6, ty, Some(protocol)).and_then(|sock| {
+        sock.set_only_v6(false)?;
+        prepare(&sock)?;
+        sock.bind(&dual.into())?;
+        Ok(sock)
+    });
+    match tried {
+        Ok(sock) => Ok(sock),
+        // No IPv6 on this host (disabled, or not built in): IPv4 alone.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL | libc::EPROTONOSUPPORT)
+            ) =>
+        {
+            plain(std::net::SocketAddr::from((
+                std::net::Ipv4Addr::UNSPECIFIED,
+                addr.port(),
+            )))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// CPUs this process may run on (1 when the OS does not say).

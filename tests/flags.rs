@@ -201,6 +201,46 @@ fn listen_address_flags_bind_where_told() {
     assert_eq!(push.status, 200);
 }
 
+#[test]
+fn port_only_addresses_listen_on_ipv4_and_ipv6() {
+    // `:port` is every interface, both families, as statsd_exporter's (Go's)
+    // listeners are: Airflow with `statsd_ipv6 = True` sends over IPv6.
+    let d = Daemon::start_raw(&[
+        "--statsd.listen-udp=:0",
+        "--statsd.listen-tcp=:0",
+        "--web.listen-address=:0",
+        "--push.listen-address=",
+    ])
+    .unwrap_or_else(|log| panic!("did not start:\n{log}"));
+    let log = d.log();
+    let port = |listener: &str| {
+        logged_address(&log, listener)
+            .unwrap_or_else(|| panic!("{listener}: {log}"))
+            .port()
+    };
+    let (udp, tcp, web) = (port("udp"), port("tcp"), port("web"));
+    for (family, host) in [("v4", "127.0.0.1"), ("v6", "::1")] {
+        let ip: std::net::IpAddr = host.parse().unwrap();
+        let sock = std::net::UdpSocket::bind((ip, 0)).unwrap();
+        sock.send_to(format!("over_udp_{family}:1|c").as_bytes(), (ip, udp))
+            .unwrap();
+        let mut stream = TcpStream::connect((ip, tcp)).unwrap();
+        stream
+            .write_all(format!("over_tcp_{family}:1|c\n").as_bytes())
+            .unwrap();
+        drop(stream);
+        let health = common::raw_http(
+            SocketAddr::new(ip, web),
+            b"GET /-/healthy HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(health.status, 200, "{family}");
+    }
+    let page = d.wait_lines(4);
+    for series in ["over_udp_v4", "over_udp_v6", "over_tcp_v4", "over_tcp_v6"] {
+        assert_eq!(value(&page, series), Some(1.0), "{series}\n{page}");
+    }
+}
+
 /// (flag that turns one style off, line in that style, series with the style
 /// on, series with it off)
 const TAG_STYLES: &[(&str, &str, &str, &str)] = &[

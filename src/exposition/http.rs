@@ -223,7 +223,10 @@ pub fn serve(
                     continue;
                 }
             };
-            let place = match budgets[role as usize].admit(peer.ip()) {
+            // An IPv4 client of a dual-stack listener is `::ffff:a.b.c.d`:
+            // one client, one address, however it came in.
+            let client = peer.ip().to_canonical();
+            let place = match budgets[role as usize].admit(client) {
                 Ok(place) => place,
                 Err(why) => {
                     conns.refused(role, why);
@@ -244,13 +247,13 @@ pub fn serve(
                         );
                         match handshake.await {
                             Ok(Ok(tls_stream)) => {
-                                serve_io(tls_stream, peer.ip(), state, role, &conns).await
+                                serve_io(tls_stream, client, state, role, &conns).await
                             }
                             Ok(Err(e)) => tracing::debug!(error = %e, "web: TLS handshake failed"),
                             Err(_) => conns.timed_out(role),
                         }
                     }
-                    None => serve_io(stream, peer.ip(), state, role, &conns).await,
+                    None => serve_io(stream, client, state, role, &conns).await,
                 }
             });
         }

@@ -212,18 +212,15 @@ pub(super) fn bind_udp(
     read_buffer: Option<usize>,
     reuse_port: bool,
 ) -> io::Result<std::net::UdpSocket> {
-    let sock = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )?;
-    if reuse_port {
-        sock.set_reuse_port(true)?;
-    }
-    if let Some(size) = read_buffer {
-        set_read_buffer(&socket2::SockRef::from(&sock), size, "UDP")?;
-    }
-    sock.bind(&addr.into())?;
+    let sock = crate::sys::bind(addr, socket2::Type::DGRAM, socket2::Protocol::UDP, |sock| {
+        if reuse_port {
+            sock.set_reuse_port(true)?;
+        }
+        if let Some(size) = read_buffer {
+            set_read_buffer(&socket2::SockRef::from(sock), size, "UDP")?;
+        }
+        Ok(())
+    })?;
     sock.set_nonblocking(true)?;
     Ok(sock.into())
 }
