@@ -37,6 +37,7 @@ fn line_of(cell: &str) -> Vec<u8> {
             let limit = promstatsd::parser::DEFAULT_MAX_LINE_LENGTH;
             format!("foo:1|c|#k:{}", "v".repeat(limit)).into_bytes()
         }
+        None if cell.contains("control byte") => b"a\x01b:1|c".to_vec(),
         None => panic!("no line for the cell {cell:?}"),
     }
 }

@@ -512,6 +512,24 @@ fn unix_stream_listener_takes_newline_delimited_lines() {
 }
 
 #[test]
+fn control_bytes_in_a_name_are_refused_and_counted() {
+    let d = Daemon::start(&[]);
+    d.send_udp(b"ok_before:1|c\n\x1d\x00\x00\x00bad:1|c\nta\tb:1|c\nok_after:1|c");
+    let page = d.wait_lines(4);
+    assert_eq!(value(&page, "ok_before"), Some(1.0), "{page}");
+    assert_eq!(value(&page, "ok_after"), Some(1.0), "{page}");
+    assert_eq!(
+        value(
+            &page,
+            "promstatsd_sample_errors_total{reason=\"malformed_line\"}"
+        ),
+        Some(2.0),
+        "{page}"
+    );
+    assert!(!page.contains("bad") && !page.contains("ta_b"), "{page}");
+}
+
+#[test]
 fn relay_forwards_valid_lines_packed_and_survives_a_dead_upstream() {
     let upstream = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     upstream

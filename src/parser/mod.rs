@@ -77,7 +77,8 @@ impl MetricType {
 /// `reason` label values where it has one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ParseError {
-    /// No `:` after the name, an empty name, or bytes that are not UTF-8.
+    /// No `:` after the name, an empty name, a control byte in the name, or
+    /// bytes that are not UTF-8.
     MalformedLine,
     /// Tags in the name (InfluxDB/Librato/SignalFX) and DogStatsD tags on one line.
     MixedTaggingStyles,
@@ -343,7 +344,7 @@ fn split_line(line: &[u8], opts: ParseOptions) -> Result<LineSamples<'_>, ParseE
     let Scan {
         colon,
         tag_chars,
-        high,
+        unusual,
         first_pipe,
         colon_in_value,
         more_colons,
@@ -354,7 +355,7 @@ fn split_line(line: &[u8], opts: ParseOptions) -> Result<LineSamples<'_>, ParseE
     }
     let name_section = &line[..colon];
     let after = &line[colon + 1..];
-    if high && std::str::from_utf8(line).is_err() {
+    if unusual && !usable(line, colon) {
         return Err(ParseError::MalformedLine);
     }
     let head = if tag_chars {
@@ -409,8 +410,9 @@ struct Scan {
     colon: usize,
     /// `#`, `,`, `[` or `]` in the name section (tags may be embedded).
     tag_chars: bool,
-    /// A byte >= 0x80 anywhere (the line must be checked for UTF-8).
-    high: bool,
+    /// A byte below 0x20 or from 0x7f up anywhere: the line must be checked
+    /// (UTF-8, and no control byte in the name).
+    unusual: bool,
     /// The first `|` after the name, relative to the byte after `colon`.
     first_pipe: Option<usize>,
     /// A `:` between the name's colon and the first `|` (several values).
@@ -442,15 +444,15 @@ fn scan(line: &[u8]) -> Option<Scan> {
         let (head, tail) = line.split_at(simd::LIMIT);
         if let Some(mut s) = simd::scan(head).filter(|s| s.first_pipe.is_some()) {
             if s.dog {
-                let (high, colons) = tail
-                    .iter()
-                    .fold((0u8, false), |(h, c), &b| (h | b, c | (b == b':')));
-                s.high |= high >= 0x80;
+                let (unusual, colons) = tail.iter().fold((false, false), |(u, c), &b| {
+                    (u | is_unusual(b), c | (b == b':'))
+                });
+                s.unusual |= unusual;
                 s.more_colons |= colons;
             } else {
                 let mut prev = head[simd::LIMIT - 1];
                 for &b in tail {
-                    s.high |= b >= 0x80;
+                    s.unusual |= is_unusual(b);
                     s.dog |= b == b'#' && prev == b'|';
                     s.more_colons |= b == b':';
                     prev = b;
@@ -465,7 +467,7 @@ fn scan(line: &[u8]) -> Option<Scan> {
 /// [`scan`] one byte at a time: for long lines, other targets, and as the oracle
 /// of the vector version.
 fn scan_bytes(line: &[u8]) -> Option<Scan> {
-    let mut high = 0u8;
+    let mut unusual = false;
     let mut tag_chars = false;
     let mut colon = None;
     for (i, &b) in line.iter().enumerate() {
@@ -473,7 +475,7 @@ fn scan_bytes(line: &[u8]) -> Option<Scan> {
             colon = Some(i);
             break;
         }
-        high |= b;
+        unusual |= is_unusual(b);
         tag_chars |= matches!(b, b'#' | b',' | b'[' | b']');
     }
     let colon = colon?;
@@ -483,7 +485,7 @@ fn scan_bytes(line: &[u8]) -> Option<Scan> {
     let mut dog = false;
     let mut prev = 0u8;
     for (i, &b) in line[colon + 1..].iter().enumerate() {
-        high |= b;
+        unusual |= is_unusual(b);
         match b {
             b'|' if first_pipe.is_none() => first_pipe = Some(i),
             b'#' if prev == b'|' => dog = true,
@@ -496,7 +498,7 @@ fn scan_bytes(line: &[u8]) -> Option<Scan> {
     Some(Scan {
         colon,
         tag_chars,
-        high: high >= 0x80,
+        unusual,
         first_pipe,
         colon_in_value,
         more_colons,
@@ -513,7 +515,8 @@ mod simd {
     /// The longest line this version takes.
     pub(super) const LIMIT: usize = 64;
     use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        __m128i, _mm_add_epi8, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8, _mm_subs_epi8,
     };
 
     /// One bit per byte for each class the grammar needs.
@@ -523,7 +526,7 @@ mod simd {
         pipe: u64,
         hash: u64,
         tag: u64,
-        high: u64,
+        unusual: u64,
     }
 
     impl Masks {
@@ -536,7 +539,7 @@ mod simd {
             // SAFETY: SSE2 is part of the x86_64 baseline, so every intrinsic here
             // is available on any CPU this code runs on; the load reads the 16
             // bytes `chunk` borrows and has no alignment requirement.
-            let [colon, pipe, hash, tag, high] = unsafe {
+            let [colon, pipe, hash, tag, unusual] = unsafe {
                 let v: __m128i = _mm_loadu_si128(chunk.as_ptr().cast());
                 let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
                 let hash = eq(b'#');
@@ -544,13 +547,18 @@ mod simd {
                     _mm_or_si128(hash, eq(b',')),
                     _mm_or_si128(eq(b'['), eq(b']')),
                 );
-                [eq(b':'), eq(b'|'), hash, tag, v].map(|m| _mm_movemask_epi8(m))
+                // Sign bit set where b < 0x20 or b >= 0x7f: b + 1 (wrapping)
+                // minus 0x21, saturating as signed bytes, is negative exactly
+                // there. Two instructions; the movemask is the one `high`
+                // (the bytes' own sign bits) took before.
+                let unusual = _mm_subs_epi8(_mm_add_epi8(v, _mm_set1_epi8(1)), _mm_set1_epi8(0x21));
+                [eq(b':'), eq(b'|'), hash, tag, unusual].map(|m| _mm_movemask_epi8(m))
             };
             self.colon = (self.colon << 16) | bits(colon);
             self.pipe = (self.pipe << 16) | bits(pipe);
             self.hash = (self.hash << 16) | bits(hash);
             self.tag = (self.tag << 16) | bits(tag);
-            self.high = (self.high << 16) | bits(high);
+            self.unusual = (self.unusual << 16) | bits(unusual);
         }
     }
 
@@ -644,13 +652,33 @@ mod simd {
         Some(Scan {
             colon: colon as usize,
             tag_chars: m.tag & before != 0,
-            high: m.high != 0,
+            // Only the line's own bytes (a short line was padded with zeros).
+            unusual: m.unusual & (u64::MAX >> (64 - n.max(1))) != 0,
             first_pipe,
             colon_in_value: m.colon & before_pipe != 0,
             more_colons: m.colon & after_pipe != 0,
             dog: (pipes << 1) & m.hash != 0,
         })
     }
+}
+
+/// The second look at a line the scan found [`is_unusual`] bytes in: it is
+/// UTF-8, and its name (the bytes before `colon`) holds no control byte
+/// (below 0x20, or 0x7f). No client means one, and a framing that leaked into
+/// the text (a DogStatsD length prefix) shows as one. Out of line: most lines
+/// never come here.
+#[cold]
+#[inline(never)]
+fn usable(line: &[u8], colon: usize) -> bool {
+    let name = line.get(..colon).unwrap_or(line);
+    !name.iter().any(|&b| b < 0x20 || b == 0x7f) && std::str::from_utf8(line).is_ok()
+}
+
+/// A byte that makes a line worth a second look: a control byte, DEL, or
+/// one of a multi-byte UTF-8 sequence.
+#[inline(always)]
+fn is_unusual(b: u8) -> bool {
+    !(0x20..0x7f).contains(&b)
 }
 
 /// Position of `b` in a short slice (a plain loop beats `memchr`'s setup on the

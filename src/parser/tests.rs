@@ -60,6 +60,25 @@ fn parse_all(line: &[u8]) -> Vec<String> {
 
 /// (case name, line, expected results)
 const TABLE: &[(&str, &str, &[&str])] = &[
+    // Control bytes in the name (a DogStatsD length prefix read as text).
+    (
+        "name_with_nul",
+        "\x1d\x00\x00\x00a:1|c",
+        &["err:malformed_line"],
+    ),
+    ("name_with_tab", "a\tb:1|c", &["err:malformed_line"]),
+    ("name_with_del", "a\x7fb:1|c", &["err:malformed_line"]),
+    (
+        "name_with_unit_separator",
+        "a\x1fb:1|c",
+        &["err:malformed_line"],
+    ),
+    (
+        "control_byte_in_a_tag_value_is_not_the_name",
+        "a:1|c|#k:v\x01",
+        &["c a=1 #[k:v\u{1}]"],
+    ),
+    ("space_is_not_a_control_byte", "a b:1|c", &["c a b=1"]),
     // Types and values.
     ("counter", "a.b:1|c", &["c a.b=1"]),
     ("counter_float", "a:1.5|c", &["c a=1.5"]),
@@ -346,7 +365,10 @@ fn oracle(line: &[u8], o: ParseOptions) -> Vec<String> {
         return vec!["err:malformed_line".into()];
     };
     let elements: Vec<&str> = line.splitn(2, ':').collect();
-    if elements.len() < 2 || elements[0].is_empty() {
+    if elements.len() < 2
+        || elements[0].is_empty()
+        || elements[0].chars().any(|c| c.is_ascii_control())
+    {
         return vec!["err:malformed_line".into()];
     }
     let (name0, rest) = (elements[0], elements[1]);
@@ -555,6 +577,9 @@ fn statsd_ish() -> impl Strategy<Value = Vec<u8>> {
         Just(b"1e400".to_vec()),
         Just(b"\xff".to_vec()),
         Just("é".as_bytes().to_vec()),
+        Just(b"\x00".to_vec()),
+        Just(b"\t".to_vec()),
+        Just(b"\x7f".to_vec()),
         any::<u8>().prop_map(|b| vec![b]),
     ];
     prop::collection::vec(atom, 0..14).prop_map(|v| v.concat())
@@ -619,6 +644,7 @@ proptest! {
         prop_oneof![
             Just(b':'), Just(b'|'), Just(b'#'), Just(b','), Just(b'['), Just(b']'),
             Just(b'a'), Just(b'a'), Just(b'a'), Just(0x80u8), Just(0xffu8), any::<u8>(),
+            Just(0u8), Just(0x1fu8), Just(0x20u8), Just(0x7fu8),
         ],
         0..150,
     )) {
