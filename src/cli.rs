@@ -79,8 +79,9 @@ pub struct Args {
     )]
     pub listen_unixgram: String,
 
-    /// Unix stream socket path for StatsD, newline-delimited like TCP; empty to
-    /// disable. A stale socket file is replaced.
+    /// Unix stream socket path for StatsD, newline-delimited like TCP, or in
+    /// DogStatsD's length-prefixed framing (told by a connection's first bytes);
+    /// empty to disable. A stale socket file is replaced.
     #[arg(long = "statsd.listen-unix", value_name = "PATH", default_value = "")]
     pub listen_unix: String,
 

@@ -511,6 +511,82 @@ fn unix_stream_listener_takes_newline_delimited_lines() {
     assert!(!path.exists(), "the socket file is removed on exit");
 }
 
+/// A DogStatsD unix-stream packet: its length, little-endian, then its bytes.
+fn framed(packet: &[u8]) -> Vec<u8> {
+    let mut out = (packet.len() as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(packet);
+    out
+}
+
+#[test]
+fn a_unix_stream_in_dogstatsd_framing_is_read_as_length_prefixed_packets() {
+    let dir = common::temp_dir("unix-framed");
+    let path = dir.join("dsd.sock");
+    let flag = format!("--statsd.listen-unix={}", path.display());
+    let d = Daemon::start(&[&flag, "--statsd.max-line-length=64"]);
+    let mut bytes = framed(b"dsd_a:1|c|#k:v\ndsd_a:2|c|#k:v");
+    // Over the 64-byte limit: skipped whole, counted once.
+    bytes.extend(framed(&[b'x'; 100]));
+    bytes.extend(framed(b"dsd_b:5|g"));
+    let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    // A byte at a time: prefixes and packets split anywhere.
+    for b in &bytes {
+        s.write_all(&[*b]).unwrap();
+    }
+    drop(s);
+    let page = d.wait_lines(4);
+    assert_eq!(value(&page, "dsd_a{k=\"v\"}"), Some(3.0), "{page}");
+    assert_eq!(value(&page, "dsd_b"), Some(5.0), "{page}");
+    assert_eq!(
+        value(
+            &page,
+            "promstatsd_sample_errors_total{reason=\"line_too_long\"}"
+        ),
+        Some(1.0)
+    );
+    assert!(!page.contains("D___"), "a prefix read as text: {page}");
+}
+
+#[test]
+fn the_datadog_clients_unix_stream_mode_is_counted() {
+    // The DataDog Python client finds the socket is a stream and frames each
+    // packet with its length (before, that became `D___...` and nothing counted).
+    let dir = common::temp_dir("unix-datadog");
+    let path = dir.join("dsd.sock");
+    let d = Daemon::start(&[&format!("--statsd.listen-unix={}", path.display())]);
+    let script = format!(
+        "from datadog.dogstatsd import DogStatsd\n\
+         d = DogStatsd(socket_path='{}', disable_telemetry=True, disable_buffering=True)\n\
+         d.increment('airflow.ti_finish', tags=['dag_id:etl', 'state:success'])\n\
+         d.increment('airflow.ti_finish', tags=['dag_id:etl', 'state:success'])\n\
+         d.gauge('airflow.pool.open_slots', 7, tags=['pool_name:default_pool'])\n\
+         d.close_socket()\n",
+        path.display()
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = d.wait_lines(3);
+    assert_eq!(
+        value(&page, "airflow_ti_finish{dag_id=\"etl\",state=\"success\"}"),
+        Some(2.0),
+        "{page}"
+    );
+    assert_eq!(
+        value(&page, "airflow_pool_open_slots{pool_name=\"default_pool\"}"),
+        Some(7.0),
+        "{page}"
+    );
+    let malformed = "promstatsd_sample_errors_total{reason=\"malformed_line\"}";
+    assert_eq!(value(&page, malformed).unwrap_or(0.0), 0.0, "{page}");
+}
+
 #[test]
 fn control_bytes_in_a_name_are_refused_and_counted() {
     let d = Daemon::start(&[]);

@@ -280,11 +280,7 @@ impl Listener {
             return;
         }
         if let Some(c) = self.conns.get_mut(slot) {
-            *c = Some(Conn {
-                stream,
-                partial: Vec::new(),
-                discarding: false,
-            });
+            *c = Some(Conn::new(stream));
         }
         self.open += 1;
         stats.tcp_connections.fetch_add(1, Ordering::Relaxed);
@@ -304,16 +300,16 @@ impl Listener {
             match conn.stream.read(&mut self.read_buf) {
                 Ok(0) => {
                     // End of stream: a last line without newline still counts.
-                    if !conn.discarding && !conn.partial.is_empty() {
-                        self.ingester.ingest_lines(&conn.partial);
-                    }
+                    let ingester = &mut self.ingester;
+                    stream::finish(conn, &mut |b| ingester.ingest_lines(b));
                     close = true;
                     break;
                 }
                 Ok(n) => {
                     let data = &self.read_buf[..n];
                     self.ingester.local.packet(conn.stream.kind(), n);
-                    let too_long = feed(conn, data, max_line, &mut self.ingester);
+                    let ingester = &mut self.ingester;
+                    let too_long = feed(conn, data, max_line, &mut |b| ingester.ingest_lines(b));
                     if too_long > 0 {
                         self.ingester.local.lines += too_long;
                         for _ in 0..too_long {
