@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the real programs the tests use (Prometheus and
-# promtool from Debian's `prometheus` package; Python's prometheus_client, and the
+# promtool from Debian's `prometheus` package, VictoriaMetrics from
+# `victoria-metrics`; Python's prometheus_client, and the
 # statsd and datadog clients Airflow itself uses) when they are missing
 # (always under CI, so a green run cannot hide a broken install step), then runs
 # every unit, integration and doc test.
@@ -9,10 +10,12 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if [ -n "${CI:-}" ] || ! command -v promtool >/dev/null 2>&1 || ! command -v ss >/dev/null 2>&1; then
-  echo "== installing prometheus (promtool), openssl, curl and iproute2 (ss) from Debian's packages"
+if [ -n "${CI:-}" ] || ! command -v promtool >/dev/null 2>&1 || ! command -v ss >/dev/null 2>&1 \
+  || ! command -v victoria-metrics >/dev/null 2>&1; then
+  echo "== installing prometheus (promtool), victoria-metrics, openssl, curl and iproute2 (ss) from Debian's packages"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus openssl curl iproute2 >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    prometheus victoria-metrics openssl curl iproute2 >/dev/null
 fi
 if [ -n "${CI:-}" ] || ! python3 -c 'import prometheus_client, statsd, datadog' >/dev/null 2>&1; then
   echo "== installing Python's prometheus_client, statsd and datadog clients"
@@ -20,6 +23,7 @@ if [ -n "${CI:-}" ] || ! python3 -c 'import prometheus_client, statsd, datadog' 
 fi
 command -v promtool >/dev/null
 command -v prometheus >/dev/null
+command -v victoria-metrics >/dev/null
 command -v openssl >/dev/null
 command -v curl >/dev/null
 command -v ss >/dev/null

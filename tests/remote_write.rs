@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::prom::{query, wait_query, Prometheus};
+use common::prom::{query, wait_query, wait_query_at, Prometheus};
 use common::{value, Daemon};
 use promstatsd::remote_write::proto::WriteRequest;
 use prost::Message as _;
@@ -117,6 +117,85 @@ fn statsd_values_arrive_in_a_real_receiver() {
             "promstatsd_remote_write_last_success_timestamp_seconds{"
         ) > 1.7e9
     );
+    assert_eq!(
+        self_metric(&d, "promstatsd_remote_write_samples_failed_total{"),
+        0.0
+    );
+}
+
+/// Debian's VictoriaMetrics (single-node), killed on drop.
+struct Victoria {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Drop for Victoria {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Victoria {
+    fn start() -> Victoria {
+        let dir = common::temp_dir("victoria-metrics");
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], common::prom::free_port()));
+        let child = std::process::Command::new("victoria-metrics")
+            .arg(format!("-storageDataPath={}", dir.join("data").display()))
+            .arg(format!("-httpListenAddr={addr}"))
+            .arg("-retentionPeriod=1d")
+            // Points are visible to queries at once, not 30 s later.
+            .arg("-search.latencyOffset=0s")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("victoria-metrics is required (scripts/test.sh installs Debian's package)");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while common::prom::http_get(addr, "/health").is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "victoria-metrics not ready after 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Victoria { child, addr }
+    }
+}
+
+#[test]
+fn victoria_metrics_takes_the_writes_and_answers_promql() {
+    // A second real receiver: VictoriaMetrics' /api/v1/write, queried back
+    // through its Prometheus-compatible API.
+    let vm = Victoria::start();
+    let d = Daemon::start(&[
+        &format!("--remote-write.url=http://{}/api/v1/write", vm.addr),
+        "--remote-write.external-label=instance=node7",
+        "--remote-write.interval=1s",
+        "--statsd.observer-type=histogram",
+    ]);
+    d.send_udp(b"jobs.done:2|c|#queue:default\npool.open_slots:128|g");
+    d.send_udp(b"task.duration:100|ms\ntask.duration:300|ms\ntask.duration:2000|ms");
+    d.wait_lines(5);
+    let q = |expr: &str, ok: fn(f64) -> bool| wait_query_at(vm.addr, expr, ok);
+    assert_eq!(
+        q("jobs_done{instance=\"node7\",queue=\"default\"}", |v| v
+            == 2.0),
+        2.0
+    );
+    assert_eq!(
+        q("pool_open_slots{instance=\"node7\"}", |v| v == 128.0),
+        128.0
+    );
+    assert_eq!(q("task_duration_count", |v| v == 3.0), 3.0);
+    assert_eq!(q("task_duration_sum", |v| v > 2.0), 2.4);
+    assert_eq!(
+        q("task_duration_bucket{le=\"0.5\"}", |v| v == 2.0),
+        2.0,
+        "0.1 and 0.3 s are at or under 0.5 s"
+    );
+    // A later value replaces the earlier one.
+    d.send_udp(b"jobs.done:5|c|#queue:default");
+    assert_eq!(q("jobs_done{queue=\"default\"}", |v| v == 7.0), 7.0);
     assert_eq!(
         self_metric(&d, "promstatsd_remote_write_samples_failed_total{"),
         0.0

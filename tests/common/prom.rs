@@ -110,7 +110,13 @@ pub fn encode(q: &str) -> String {
 
 /// The single value of an instant query, once Prometheus has one.
 pub fn query(p: &Prometheus, q: &str) -> Option<f64> {
-    let body = http_get(p.addr, &format!("/api/v1/query?query={}", encode(q)))?;
+    query_at(p.addr, q)
+}
+
+/// The single value of an instant query to any Prometheus-compatible query
+/// API at `addr` (Prometheus, VictoriaMetrics).
+pub fn query_at(addr: SocketAddr, q: &str) -> Option<f64> {
+    let body = http_get(addr, &format!("/api/v1/query?query={}", encode(q)))?;
     let v: serde_json::Value = serde_json::from_str(&body).ok()?;
     let result = v["data"]["result"].as_array()?;
     let first = result.first()?;
@@ -119,9 +125,14 @@ pub fn query(p: &Prometheus, q: &str) -> Option<f64> {
 
 /// Query until the value satisfies `ok` (30 s at most).
 pub fn wait_query(p: &Prometheus, q: &str, ok: impl Fn(f64) -> bool) -> f64 {
+    wait_query_at(p.addr, q, ok)
+}
+
+/// [`wait_query`] against any Prometheus-compatible query API at `addr`.
+pub fn wait_query_at(addr: SocketAddr, q: &str, ok: impl Fn(f64) -> bool) -> f64 {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some(v) = query(p, q) {
+        if let Some(v) = query_at(addr, q) {
             if ok(v) {
                 return v;
             }
@@ -129,7 +140,7 @@ pub fn wait_query(p: &Prometheus, q: &str, ok: impl Fn(f64) -> bool) -> f64 {
         assert!(
             Instant::now() < deadline,
             "query {q:?} never satisfied; last {:?}",
-            query(p, q)
+            query_at(addr, q)
         );
         std::thread::sleep(Duration::from_millis(250));
     }
