@@ -182,3 +182,40 @@ fn tls_and_basic_auth_with_a_real_prometheus() {
     assert_eq!(wait_query(&p, "up{job=\"airflow\"}", |v| v == 1.0), 1.0);
     assert_eq!(wait_query(&p, "secure_hits", |_| true), 4.0);
 }
+
+#[test]
+fn pushed_groups_keep_their_job_only_with_honor_labels() {
+    // The README's advice, checked: a scrape job's own `job` label wins over a
+    // pushed group's unless the job says `honor_labels: true`; the pushed one
+    // is then kept as `exported_job`, as with a Pushgateway.
+    let d = Daemon::start(&[]);
+    let body = "job_last_success_unixtime 1.5e9\n";
+    let put = format!(
+        "PUT /metrics/job/nightly_backup HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(
+        common::raw_http(d.push.unwrap(), put.as_bytes()).status,
+        200
+    );
+    let plain = start_prometheus(d.web);
+    plain.wait_ready();
+    assert_eq!(
+        wait_query(
+            &plain,
+            "job_last_success_unixtime{job=\"airflow\",exported_job=\"nightly_backup\"}",
+            |v| v == 1.5e9
+        ),
+        1.5e9
+    );
+    let honoring = start_prometheus_with(d.web, "    honor_labels: true\n");
+    honoring.wait_ready();
+    assert_eq!(
+        wait_query(
+            &honoring,
+            "job_last_success_unixtime{job=\"nightly_backup\"}",
+            |v| v == 1.5e9
+        ),
+        1.5e9
+    );
+}
