@@ -276,3 +276,54 @@ fn check_config_validates_without_starting() {
     let log = start.err().expect("must not start");
     assert!(log.contains("unknown field `bogus`"), "{log}");
 }
+
+#[test]
+fn task_state_gauges_expire_and_awaiting_input_is_labelled() {
+    use promstatsd::mapper::{MapOutcome, Mapper, MapperDefaults, AIRFLOW_PACK};
+    use promstatsd::parser::MetricType;
+    let (pack, _) = Mapper::from_yaml("airflow", AIRFLOW_PACK, &MapperDefaults::default())
+        .expect("the pack loads");
+    // (legacy name, family, TTL in seconds)
+    let cases = [
+        (
+            "airflow.ti.running.default.etl.load",
+            "airflow_ti_running",
+            120,
+        ),
+        (
+            "airflow.ti.queued.default.etl.load",
+            "airflow_ti_queued",
+            120,
+        ),
+        (
+            "airflow.ti.scheduled.default.etl.load",
+            "airflow_ti_scheduled",
+            120,
+        ),
+        (
+            "airflow.ti.deferred.default.etl.load",
+            "airflow_ti_deferred",
+            120,
+        ),
+        (
+            "airflow.ti.awaiting_input.default.etl.load",
+            "airflow_ti_awaiting_input",
+            120,
+        ),
+        // A counter that carries ids keeps its series.
+        ("airflow.ti.finish.etl.load.success", "airflow_ti_finish", 0),
+    ];
+    for (name, family, ttl) in cases {
+        match pack.map(name, MetricType::Gauge, Vec::new()) {
+            MapOutcome::Map(m) => {
+                assert_eq!(m.name, family, "{name}");
+                assert_eq!(m.ttl_secs, ttl, "{name}");
+                assert!(
+                    m.labels.iter().any(|(k, v)| k == "task_id" && v == "load"),
+                    "{name}"
+                );
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}
