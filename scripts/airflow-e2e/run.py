@@ -307,12 +307,61 @@ def check(s, prom, checks):
                      stale, {})
 
 
+def unix_socket_check(work, procs, promstatsd, checks):
+    """Airflow 3.3.2 has no unix-socket setting; dist/airflow/promstatsd_unix.py,
+    named by statsd_custom_client_path, sends over promstatsd's unixgram socket.
+    Airflow's own StatsD factories (the core one its daemons use and the task
+    SDK's) are asked for their client and send through it."""
+    sock = os.path.join(work, "statsd.sock")
+    web = free_port()
+    procs.start("unix-promstatsd", [
+        promstatsd, "--statsd.mapping-config=airflow", f"--statsd.listen-unixgram={sock}",
+        "--statsd.listen-udp=", "--statsd.listen-tcp=",
+        f"--web.listen-address=127.0.0.1:{web}", "--push.listen-address=",
+    ])
+    wait_for("promstatsd on a unix socket", lambda: os.path.exists(sock), 30)
+    env = dict(os.environ)
+    env.update({
+        "AIRFLOW_HOME": os.path.join(work, "unix-home"),
+        "PYTHONPATH": os.path.join(ROOT, "dist", "airflow"),
+        "AIRFLOW__METRICS__STATSD_ON": "True",
+        "AIRFLOW__METRICS__STATSD_CUSTOM_CLIENT_PATH": "promstatsd_unix.UnixStatsClient",
+        "AIRFLOW__METRICS__STATSD_HOST": sock,
+        "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+    })
+    code = (
+        "from airflow.observability.metrics.statsd_logger import get_statsd_logger\n"
+        "core = get_statsd_logger()\n"
+        "core.incr('ti.finish.etl.load.success')\n"
+        "from airflow.sdk.observability.metrics.statsd_logger import get_statsd_logger as sdk\n"
+        "sdk().incr('ti.finish.etl.load.success')\n"
+        "core.gauge('pool.open_slots.default_pool', 5)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def page():
+        return http_get(f"http://127.0.0.1:{web}/metrics")
+
+    def counted():
+        return 'airflow_ti_finish{dag_id="etl",state="success",task_id="load"} 2' in page()
+
+    try:
+        wait_for("the unix socket's samples", counted, 10)
+        ok = 'airflow_pool_open_slots{pool="default_pool"} 5' in page()
+    except SystemExit:
+        ok = False
+    checks.equal("statsd_custom_client_path over --statsd.listen-unixgram: samples counted",
+                 ok, True)
+
+
 def main():
     promstatsd = sys.argv[1]
     work = tempfile.mkdtemp(prefix="promstatsd-airflow-e2e-")
     procs = Processes(work)
     checks = Checks()
     try:
+        unix_socket_check(work, procs, promstatsd, checks)
         stacks = [Stack(mode, work, procs, promstatsd) for mode in MODES]
         for s in stacks:
             s.start()
