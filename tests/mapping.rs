@@ -122,6 +122,14 @@ const CASES: &[Case] = &[
         &[],
     ),
     (
+        "label_value_replace_rewrites_the_rules_labels",
+        "mappings:\n- match: ti.*.*\n  name: ti\n  label_value_replace: {\"__\": \".\"}\n  labels:\n    dag_id: \"$1\"\n    task_id: \"$2\"\n",
+        "ti.etl.group__clean:1|c|#note:a__b",
+        // The rule's own labels are rewritten; a tag is left as sent.
+        &["ti{dag_id=\"etl\",note=\"a__b\",task_id=\"group.clean\"} 1"],
+        &[],
+    ),
+    (
         "help_text",
         "mappings:\n- match: h.*\n  name: h\n  help: Requests handled.\n",
         "h.a:1|c",
@@ -275,6 +283,7 @@ const KEY_CASES: &[(&str, &str, &str)] = &[
     ("ttl", "defaults", "ttl_removes_idle_series"),
     ("ttl", "mapping", "ttl_removes_idle_series"),
     ("honor_labels", "mapping", "honor_labels_keeps_tags"),
+    ("label_value_replace", "mapping", "label_value_replace_rewrites_the_rules_labels"),
     ("scale", "mapping", "scale_applies_after_ms_conversion"),
     ("timer_type", "defaults", "deprecated_keys_still_work"),
     ("timer_type", "mapping", "deprecated_keys_still_work"),
@@ -482,6 +491,7 @@ const INVALID: &[(&str, &str, &str)] = &[
     ("bad_name", "mappings:\n- match: a.*\n  name: 0foo\n", "metric name \"0foo\" is not valid"),
     ("bad_label", "mappings:\n- match: a.*\n  name: x\n  labels:\n    bad-key: $1\n", "invalid label key: bad-key"),
     ("bad_action", "mappings:\n- match: a.*\n  name: x\n  action: keep\n", "invalid action type \"keep\""),
+    ("empty_label_value_replace", "mappings:\n- match: a.*\n  name: x\n  label_value_replace: {\"\": \".\"}\n", "a substring to replace cannot be empty"),
     ("bad_match_type", "mappings:\n- match: a.*\n  name: x\n  match_type: fuzzy\n", "invalid match type \"fuzzy\""),
     ("bad_metric_type", "mappings:\n- match: a.*\n  name: x\n  match_metric_type: wrong\n", "invalid metric type \"wrong\""),
     ("bad_observer", "mappings:\n- match: a.*\n  name: x\n  observer_type: bar\n", "invalid observer type \"bar\""),

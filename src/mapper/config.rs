@@ -95,6 +95,10 @@ struct RawMapping {
     labels: BTreeMap<String, String>,
     #[serde(default)]
     honor_labels: bool,
+    /// promstatsd's own key: substrings replaced in the rule's own label
+    /// values (not in tags), e.g. `{"__": "."}`.
+    #[serde(default)]
+    label_value_replace: BTreeMap<String, String>,
     help: Option<String>,
     action: Option<String>,
     match_type: Option<String>,
@@ -195,6 +199,8 @@ pub struct Rule {
     pub ttl_secs: u64,
     /// Tag labels win over the rule's labels.
     pub honor_labels: bool,
+    /// `(from, to)`: replaced, in this order, in the rule's own label values.
+    pub label_value_replace: Vec<(String, String)>,
     /// Multiply values by this.
     pub scale: Option<f64>,
 }
@@ -679,6 +685,11 @@ fn parse_rule(
             return Err(at("scale must be a finite number".to_owned()));
         }
     }
+    if m.label_value_replace.keys().any(String::is_empty) {
+        return Err(at(
+            "label_value_replace: a substring to replace cannot be empty".to_owned(),
+        ));
+    }
     let templates = rule_templates(&ctx, index, m, mt, &name)?;
     Ok(Rule {
         index,
@@ -693,6 +704,11 @@ fn parse_rule(
         summary,
         ttl_secs,
         honor_labels: m.honor_labels,
+        label_value_replace: m
+            .label_value_replace
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         scale: m.scale,
     })
 }

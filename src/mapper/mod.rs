@@ -222,7 +222,12 @@ impl Mapper {
         if name.is_empty() {
             return MapOutcome::EmptyName;
         }
-        for (k, v) in rule_labels {
+        for (k, mut v) in rule_labels {
+            for (from, to) in &rule.label_value_replace {
+                if v.contains(from.as_str()) {
+                    v = v.replace(from.as_str(), to);
+                }
+            }
             match labels.binary_search_by(|(lk, _)| lk.as_str().cmp(&k)) {
                 Ok(i) => {
                     if !rule.honor_labels {
