@@ -195,6 +195,21 @@ fn airflow_pack_on_all_three_wire_modes() {
             Some(starts as f64),
             "{file}"
         );
+        // One spelling of an id per page: the legacy names' `__` is a dot
+        // again, as in the tags of the tagged modes.
+        assert!(
+            value(
+                &page,
+                "airflow_ti_start{dag_id=\"corpus_etl\",task_id=\"transform.clean\"}"
+            )
+            .is_some(),
+            "{file}"
+        );
+        let doubled: Vec<&str> = page
+            .lines()
+            .filter(|l| l.contains("task_id=\"") && l.contains("__") && !l.starts_with('#'))
+            .collect();
+        assert!(doubled.is_empty(), "{file}: {doubled:?}");
         // Seconds sent as `ms` are corrected back to seconds.
         let last_duration: f64 = lines
             .iter()
