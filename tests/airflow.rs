@@ -151,6 +151,53 @@ fn readme_families() -> BTreeSet<String> {
         .collect()
 }
 
+/// Rows of a README table between `<!-- marker -->` and `<!-- /marker -->`:
+/// the first cell's code name and the set of code names in cell `col`.
+fn readme_table(marker: &str, col: usize) -> BTreeMap<String, BTreeSet<String>> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find(&format!("<!-- {marker} -->")).expect(marker);
+    let end = readme.find(&format!("<!-- /{marker} -->")).expect(marker);
+    let code = |cell: &str| -> BTreeSet<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    };
+    readme[start..end]
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split(" | ").collect();
+            let name = code(cells.first()?).into_iter().next()?;
+            Some((name, code(cells.get(col)?)))
+        })
+        .collect()
+}
+
+/// Label names per family on a page (`le` and `quantile` left out).
+fn label_names(page: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let kinds = families(page);
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for l in page.lines().filter(|l| !l.starts_with('#')) {
+        let Some((name, rest)) = l.split_once('{') else {
+            continue;
+        };
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| kinds.contains_key(*f)))
+            .unwrap_or(name);
+        let names = rest
+            .split("\",")
+            .filter_map(|p| p.split_once("=\"").map(|(k, _)| k.trim_start_matches(',')))
+            .filter(|k| !matches!(*k, "le" | "quantile"))
+            .map(str::to_string);
+        out.entry(family.to_string()).or_default().extend(names);
+    }
+    out
+}
+
 fn pack_run(file: &str) -> (Vec<String>, String) {
     let d = Daemon::start(&["--statsd.mapping-config=airflow"]);
     let lines = read_lines(file);
@@ -228,6 +275,23 @@ fn airflow_pack_on_all_three_wire_modes() {
             "{file}: {got} vs {last_duration}"
         );
 
+        // Label names: the pack table's in plain mode, plus the tagged-labels
+        // table's in the tagged modes (unmapped families carry what was sent).
+        let documented_labels = readme_table("airflow-pack-table", 2);
+        let tagged_extra = readme_table("airflow-pack-tagged-labels", 1);
+        for (family, got) in label_names(&page) {
+            let Some(want) = documented_labels.get(&family) else {
+                continue;
+            };
+            if want.is_empty() {
+                continue; // "tags as sent"
+            }
+            let mut want = want.clone();
+            if !file.contains("plain") {
+                want.extend(tagged_extra.get(&family).cloned().unwrap_or_default());
+            }
+            assert_eq!(got, want, "{file}: labels of {family}");
+        }
         let fams = families(&page);
         for name in fams.keys() {
             assert!(
