@@ -17,7 +17,7 @@
 //! in series rendered later and not in earlier ones. A histogram's buckets and
 //! `_count` come from one read of its buckets (`_count` is their sum), so
 //! `le="+Inf"` always equals `_count`; its `_sum` may be a few samples ahead.
-//! A page is walked in steps ([`walk`]): each series is read once, whole,
+//! A page is walked in steps ([`Walk`]): each series is read once, whole,
 //! in one step; series created while a page is out may or may not be on it.
 //!
 //! May import: vocab, sys, model.
@@ -157,7 +157,7 @@ pub struct Store {
     /// Families by name and their interned definitions.
     families: Mutex<Families>,
     pending: Mutex<Vec<Arc<Series>>>,
-    /// The render order (see [`walk`]).
+    /// The render order (see [`Walk`]).
     sorted: Mutex<walk::Sorted>,
     series_by_kind: [AtomicUsize; 5],
     total_series: AtomicUsize,
