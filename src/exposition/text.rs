@@ -109,14 +109,7 @@ fn write_help(out: &mut Vec<u8>, head: FamilyHead<'_>, format: Format) {
         out.extend_from_slice(b"# HELP ");
         out.extend_from_slice(name.as_bytes());
         out.push(b' ');
-        for c in head.help.bytes() {
-            match c {
-                b'\\' => out.extend_from_slice(b"\\\\"),
-                b'\n' => out.extend_from_slice(b"\\n"),
-                b'"' if format == Format::OpenMetrics => out.extend_from_slice(b"\\\""),
-                c => out.push(c),
-            }
-        }
+        write_help_text(out, head.help.as_bytes(), format);
         out.push(b'\n');
     }
     out.extend_from_slice(b"# TYPE ");
@@ -129,6 +122,27 @@ fn write_help(out: &mut Vec<u8>, head: FamilyHead<'_>, format: Format) {
     };
     out.extend_from_slice(word.as_bytes());
     out.push(b'\n');
+}
+
+/// HELP text, escaped: `\\` and newline (and `"` in OpenMetrics). The runs
+/// between escapes are copied whole: most HELP texts need none, and a byte at
+/// a time made HELP lines 31 % of a 1M-family scrape's CPU (perf, 2026-12-07).
+fn write_help_text(out: &mut Vec<u8>, mut help: &[u8], format: Format) {
+    let quote = if format == Format::OpenMetrics {
+        b'"'
+    } else {
+        b'\\'
+    };
+    while let Some(i) = memchr::memchr3(b'\\', b'\n', quote, help) {
+        out.extend_from_slice(&help[..i]);
+        out.extend_from_slice(match help[i] {
+            b'\n' => b"\\n",
+            b'"' => b"\\\"",
+            _ => b"\\\\",
+        });
+        help = &help[i + 1..];
+    }
+    out.extend_from_slice(help);
 }
 
 /// Write `name[suffix]{labels[,extra="value"]} value\n`.
@@ -199,4 +213,55 @@ pub fn render_as(store: &Store, out: &mut Vec<u8>, format: Format) {
     let mut enc = TextEncoder::new(out, format);
     store.collect(&mut enc);
     enc.finish();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The byte-at-a-time escape the run-copying one replaced: the oracle.
+    fn naive(help: &[u8], format: Format) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &c in help {
+            match c {
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'"' if format == Format::OpenMetrics => out.extend_from_slice(b"\\\""),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn help_text_escapes() {
+        let cases: &[(&str, Format, &str)] = &[
+            ("Plain text.", Format::Text, "Plain text."),
+            ("a\\b\nc\"d", Format::Text, "a\\\\b\\nc\"d"),
+            ("a\\b\nc\"d", Format::OpenMetrics, "a\\\\b\\nc\\\"d"),
+            ("\n", Format::Text, "\\n"),
+            ("", Format::OpenMetrics, ""),
+        ];
+        for (help, format, want) in cases {
+            let mut out = Vec::new();
+            write_help_text(&mut out, help.as_bytes(), *format);
+            assert_eq!(String::from_utf8_lossy(&out), *want, "{help:?} {format:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn help_text_escapes_as_the_byte_loop_does(
+            help in proptest::collection::vec(prop_oneof![
+                Just(b'\\'), Just(b'\n'), Just(b'"'), Just(b'a'), any::<u8>()
+            ], 0..40),
+            open_metrics in any::<bool>(),
+        ) {
+            let format = if open_metrics { Format::OpenMetrics } else { Format::Text };
+            let mut out = Vec::new();
+            write_help_text(&mut out, &help, format);
+            prop_assert_eq!(out, naive(&help, format));
+        }
+    }
 }
