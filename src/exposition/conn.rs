@@ -8,8 +8,8 @@ use super::budget::Admission;
 use std::io::IoSlice;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -19,7 +19,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub struct Conn {
     /// The client's address.
     pub peer: IpAddr,
-    page: Mutex<Option<Admission>>,
+    /// Pages being sent on this connection (each holds its own place).
+    pages: AtomicUsize,
     epoch: Instant,
     /// Milliseconds since `epoch` + 1 when a write last found the socket full
     /// and nothing has been written since; 0 when writes go through.
@@ -33,16 +34,22 @@ impl Conn {
     pub fn new(peer: IpAddr) -> Arc<Self> {
         Arc::new(Self {
             peer,
-            page: Mutex::new(None),
+            pages: AtomicUsize::new(0),
             epoch: Instant::now(),
             blocked_since: AtomicU64::new(0),
             evict: tokio::sync::Notify::new(),
         })
     }
 
-    /// Keep `place` while a page is being sent ([`Conn::release_page`] ends it).
-    pub fn hold_page(&self, place: Admission) {
-        *self.page.lock().unwrap_or_else(PoisonError::into_inner) = Some(place);
+    /// A page starts to be sent; [`PagePlace`] ends it when dropped.
+    pub fn start_page(self: &Arc<Self>, place: Admission) -> PagePlace {
+        // Relaxed: a count read by the eviction check, which only needs to
+        // see it eventually; the place itself is what bounds memory.
+        self.pages.fetch_add(1, Ordering::Relaxed);
+        PagePlace {
+            conn: Arc::clone(self),
+            _place: place,
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -63,24 +70,10 @@ impl Conn {
         self.blocked_since.store(0, Ordering::Relaxed);
     }
 
-    /// The page is out (or abandoned): its place goes back.
-    pub fn release_page(&self) {
-        drop(
-            self.page
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take(),
-        );
-    }
-
     /// How long the connection has been holding a page it cannot write out.
     pub fn stuck_with_page(&self) -> Option<Duration> {
-        if self
-            .page
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_none()
-        {
+        // Relaxed: see `start_page`.
+        if self.pages.load(Ordering::Relaxed) == 0 {
             return None;
         }
         // Relaxed: see `write_blocked`.
@@ -112,6 +105,22 @@ impl Conn {
                 return;
             }
         }
+    }
+}
+
+/// A page's place among the pages in flight, and its count on its
+/// connection: both given back when this is dropped (the page is out, or
+/// abandoned with its connection).
+#[derive(Debug)]
+pub struct PagePlace {
+    conn: Arc<Conn>,
+    _place: Admission,
+}
+
+impl Drop for PagePlace {
+    fn drop(&mut self) {
+        // Relaxed: see `Conn::start_page`.
+        self.conn.pages.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

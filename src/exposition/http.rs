@@ -468,12 +468,11 @@ async fn metrics(
                 "Too many pages being sent; try again.\n",
             ));
         };
-        conn.hold_page(place);
         let body = PageBody::new(
             Arc::clone(&state.store),
             page.format,
             page.gzip,
-            Arc::clone(conn),
+            conn.start_page(place),
             Arc::clone(&state.scrapes),
         );
         let mut r = Response::new(Answer::Right(body));

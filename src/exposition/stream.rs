@@ -9,7 +9,7 @@
 //! body lets the thread's other requests run (health checks wait for at most
 //! that much rendering).
 
-use super::conn::Conn;
+use super::conn::PagePlace;
 use super::text::{Format, TextEncoder};
 use crate::model::collect::{Collector, SelfFamily, SelfValue};
 use crate::store::atomic::AtomicF64;
@@ -40,9 +40,9 @@ pub struct PageBody {
     walk: Walk,
     format: Format,
     gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
-    /// The connection, holding a place among the pages in flight until the
-    /// last chunk is out (or the connection closes).
-    conn: Arc<Conn>,
+    /// The page's place among the pages in flight, given back once the last
+    /// chunk is encoded (or the body is dropped with its connection).
+    place: Option<PagePlace>,
     stats: Arc<ScrapeStats>,
     /// Time spent encoding (and compressing) this page so far.
     busy: Duration,
@@ -53,12 +53,12 @@ pub struct PageBody {
 }
 
 impl PageBody {
-    /// The page of `store` in `format`, gzipped if asked, for `conn`.
+    /// The page of `store` in `format`, gzipped if asked, holding `place`.
     pub fn new(
         store: Arc<Store>,
         format: Format,
         gzip: bool,
-        conn: Arc<Conn>,
+        place: PagePlace,
         stats: Arc<ScrapeStats>,
     ) -> Self {
         let started = Instant::now();
@@ -73,7 +73,7 @@ impl PageBody {
                     flate2::Compression::fast(),
                 )
             }),
-            conn,
+            place: Some(place),
             stats,
             busy: started.elapsed(),
             turn: 0,
@@ -115,15 +115,8 @@ impl PageBody {
 
     /// The last chunk is encoded: give the place back and count the scrape.
     fn finished(&mut self) {
-        self.conn.release_page();
+        self.place = None;
         self.stats.record(self.busy.as_secs_f64());
-    }
-}
-
-impl Drop for PageBody {
-    fn drop(&mut self) {
-        // A client gone before the end gives its place back too.
-        self.conn.release_page();
     }
 }
 
