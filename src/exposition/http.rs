@@ -494,10 +494,7 @@ async fn metrics(
 
 /// `data` gzipped, or `None` (logged) if that failed.
 fn gzip(data: &[u8]) -> Option<Vec<u8>> {
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 4),
-        flate2::Compression::fast(),
-    );
+    let mut enc = super::stream::gzip_writer(data.len() / 4);
     match enc.write_all(data).and_then(|()| enc.finish()) {
         Ok(z) => Some(z),
         Err(e) => {

@@ -16,7 +16,7 @@ use crate::store::atomic::AtomicF64;
 use crate::store::{Store, Walk};
 use crate::vocab::MetricKind;
 use bytes::Bytes;
-use hyper::body::{Body, Frame, SizeHint};
+use hyper::body::{Body, Frame};
 use std::future::Future;
 use std::io::Write;
 use std::pin::Pin;
@@ -33,6 +33,12 @@ pub const CHUNK: usize = 64 * 1024;
 /// Chunks encoded in a row before the body lets other tasks on the serving
 /// thread run: about a millisecond of work without gzip, a few with it.
 const CHUNKS_PER_TURN: u32 = 4;
+
+/// A gzip stream into a buffer of `capacity` bytes, at the one level every
+/// page is compressed with (fast: a scrape is paid for in CPU every interval).
+pub fn gzip_writer(capacity: usize) -> flate2::write::GzEncoder<Vec<u8>> {
+    flate2::write::GzEncoder::new(Vec::with_capacity(capacity), flate2::Compression::fast())
+}
 
 /// The body of a `/metrics` answer, encoded as it is sent.
 pub struct PageBody {
@@ -67,12 +73,7 @@ impl PageBody {
             store,
             walk,
             format,
-            gzip: gzip.then(|| {
-                flate2::write::GzEncoder::new(
-                    Vec::with_capacity(CHUNK / 2),
-                    flate2::Compression::fast(),
-                )
-            }),
+            gzip: gzip.then(|| gzip_writer(CHUNK / 2)),
             place: Some(place),
             stats,
             busy: started.elapsed(),
@@ -164,10 +165,6 @@ impl Body for PageBody {
 
     fn is_end_stream(&self) -> bool {
         self.ended
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
     }
 }
 
