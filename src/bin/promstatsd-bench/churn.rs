@@ -8,6 +8,7 @@
 //! RSS after the warm-up against RSS at its end (it must stay flat: no growth
 //! past 5 % plus 4 MiB). Prints Markdown rows; exits 1 when a check fails.
 
+use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -53,14 +54,14 @@ impl Sender {
             // Interleaved by share, as clients of both kinds would send.
             let churn_behind = self.churn_sent * self.steady < self.steady_sent * self.new_per_sec;
             if (churn_behind && self.churn_sent < churn_due) || self.steady_sent >= steady_due {
-                let id = self.churn_sent;
-                self.buf
-                    .extend_from_slice(format!("soak_churn:1|c|#id:{id}\n").as_bytes());
+                let _ = writeln!(self.buf, "soak_churn:1|c|#id:{}", self.churn_sent);
                 self.churn_sent += 1;
             } else {
-                let id = self.steady_sent % self.steady;
-                self.buf
-                    .extend_from_slice(format!("soak_steady:1|c|#id:{id}\n").as_bytes());
+                let _ = writeln!(
+                    self.buf,
+                    "soak_steady:1|c|#id:{}",
+                    self.steady_sent % self.steady
+                );
                 self.steady_sent += 1;
             }
             in_datagram += 1;
@@ -90,13 +91,7 @@ struct Reading {
 
 /// Run the soak against the daemon listening on `dst` (StatsD) and `web`.
 /// Returns whether every check passed.
-pub fn run(
-    soak: &Soak,
-    dst: SocketAddr,
-    web: SocketAddr,
-    pid: u32,
-    rss_kib: fn(u32) -> u64,
-) -> bool {
+pub fn run(soak: &Soak, dst: SocketAddr, web: SocketAddr, pid: u32) -> bool {
     let lines_at_start = lines(web);
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind the soak's sender");
     sock.connect(dst).expect("connect the soak's sender");
@@ -125,7 +120,7 @@ pub fn run(
             }
             let r = Reading {
                 at: next_reading,
-                rss_kib: rss_kib(pid),
+                rss_kib: super::rss_kib(pid),
                 series: super::metric(&page, "promstatsd_series"),
                 scrape_ms,
             };

@@ -603,7 +603,7 @@ fn soak(o: &mut Opts) -> std::process::ExitCode {
         steady: 100_000,
     };
     let dst = SocketAddr::from(([127, 0, 0, 1], udp));
-    let passed = churn::run(&soak, dst, *web, child.id(), rss_kib);
+    let passed = churn::run(&soak, dst, *web, child.id());
     finish(target);
     let _ = std::fs::remove_file(&mapping);
     if passed {
