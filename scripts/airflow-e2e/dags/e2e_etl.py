@@ -5,7 +5,7 @@ deferrable sensor that waits in the triggerer."""
 import time
 from datetime import timedelta
 
-from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
+from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 from airflow.sdk import dag, task, task_group
 
 
@@ -40,8 +40,13 @@ def e2e_etl():
         time.sleep(6)
         return n
 
-    # 15 s after the run was triggered: it always defers to the triggerer.
-    wait = TimeDeltaSensor(task_id="wait_a_little", delta=timedelta(seconds=15), deferrable=True)
+    # 15 s after it starts, however late that is: it always defers to the
+    # triggerer exactly once (a delta from the trigger time would not defer
+    # at all on a machine slow enough to start it 15 s late).
+    wait = DateTimeSensorAsync(
+        task_id="wait_a_little",
+        target_time="{{ (macros.datetime.utcnow() + macros.timedelta(seconds=15)).isoformat() }}",
+    )
 
     n = extract()
     t = transform(n)
