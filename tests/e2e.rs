@@ -111,7 +111,10 @@ fn type_conflicts_are_counted_and_the_page_stays_valid() {
     assert_eq!(value(&page, "x"), Some(3.0));
     assert_eq!(page.matches("# TYPE x ").count(), 1);
     assert_eq!(
-        value(&page, "promstatsd_events_conflict_total{type=\"gauge\"}"),
+        value(
+            &page,
+            "promstatsd_events_conflict_total{metric_name=\"x\",type=\"gauge\"}"
+        ),
         Some(1.0)
     );
 }

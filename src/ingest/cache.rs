@@ -13,8 +13,9 @@ use std::sync::Arc;
 pub(super) enum Miss {
     /// Dropped by the mapping.
     Drop,
-    /// The family exists with another type.
-    Conflict,
+    /// The family exists with another type; its slot among the conflict
+    /// counter's names ([`crate::ingest::stats::IngestStats::conflict_slot`]).
+    Conflict(u8),
     /// The mapping produced an empty name.
     EmptyName,
     /// Refused at the series limit. Remembered (at most [`MAX_REFUSED`] keys, and

@@ -377,7 +377,9 @@ impl Ingester {
                 tag_errors += (before - m.labels.len()) as u32;
                 match self.store.get_or_create(&m, family_kind) {
                     Ok(series) => Ok(series),
-                    Err(Refusal::Conflict) => Err(Miss::Conflict),
+                    Err(Refusal::Conflict) => {
+                        Err(Miss::Conflict(self.stats.conflict_slot(&m.name)))
+                    }
                     Err(Refusal::Limit) if self.refused < MAX_REFUSED => {
                         self.refused += 1;
                         Err(Miss::Refused)
@@ -437,8 +439,8 @@ fn apply(a: Answer<'_>, local: &mut LocalStats, s: &Sample<'_>, value: f64, now:
             local.dropped += 1;
             return;
         }
-        Err(Miss::Conflict) => {
-            local.conflict(kind);
+        Err(Miss::Conflict(slot)) => {
+            local.conflict(slot, kind);
             return;
         }
         Err(Miss::Refused) => {
@@ -547,6 +549,38 @@ mod tests {
             );
         }
         assert!(e.matches(&sample(b"a.b:7|c|@0.5|#k:v|c:abc")));
+    }
+
+    /// Conflicts are counted by family name, past the bound as `other`, and a
+    /// cached conflicting key keeps counting under its own name.
+    #[test]
+    fn conflicts_are_named_up_to_the_bound() {
+        let mut ing = ingester();
+        let extra = 7;
+        for i in 0..stats::MAX_CONFLICT_NAMES + extra {
+            let lines = format!("c{i}:1|c\nc{i}:1|g\nc{i}:2|g");
+            ing.ingest_lines(lines.as_bytes());
+        }
+        ing.flush_stats();
+        let page = crate::exposition::text::render_to_string(ing.store());
+        let value = |labels: &str| -> Option<&str> {
+            let prefix = format!("promstatsd_events_conflict_total{{{labels}}} ");
+            page.lines().find_map(|l| l.strip_prefix(prefix.as_str()))
+        };
+        let cases = [
+            ("metric_name=\"c0\",type=\"gauge\"", Some("2")),
+            ("metric_name=\"c99\",type=\"gauge\"", Some("2")),
+            ("metric_name=\"c100\",type=\"gauge\"", None),
+            ("metric_name=\"other\",type=\"gauge\"", Some("14")),
+            ("metric_name=\"c0\",type=\"counter\"", None),
+        ];
+        for (labels, want) in cases {
+            assert_eq!(value(labels), want, "{labels}");
+        }
+        let names = ing.stats.conflicting_names();
+        assert_eq!(names.len(), stats::MAX_CONFLICT_NAMES + 1);
+        assert_eq!(names.first(), Some(&("c0".to_owned(), 2)));
+        assert_eq!(names.last(), Some(&("other".to_owned(), 2 * extra as u64)));
     }
 
     #[test]

@@ -11,10 +11,12 @@
 //! registers this collector first, so the other parts' counters are read after
 //! that `Acquire` too.
 
-use crate::model::collect::{Collector, SelfFamily};
+use crate::model::collect::{Collector, SelfFamily, SelfLabels, SelfValue};
 use crate::parser::ParseError;
 use crate::vocab::MetricKind::Counter;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 /// A StatsD listener kind, for per-listener counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,7 +86,7 @@ pub struct IngestStats {
     tags: AtomicU64,
     tag_errors: AtomicU64,
     events: [AtomicU64; 4],
-    conflicts: [AtomicU64; 4],
+    conflicts: ConflictNames,
     negative_counters: AtomicU64,
     empty_names: AtomicU64,
     series_refused: AtomicU64,
@@ -170,12 +172,13 @@ impl Collector for IngestStats {
                 "Samples recorded, by type.",
                 per_event(&self.events),
             ),
-            SelfFamily::labelled(
-                "promstatsd_events_conflict_total",
-                Counter,
-                "Samples refused because their name is in use with another type, by type.",
-                per_event(&self.conflicts),
-            ),
+            SelfFamily {
+                name: "promstatsd_events_conflict_total",
+                help: "Samples refused because their family name is in use with another type, \
+                       by type and family (past 100 names, metric_name=\"other\").",
+                kind: Counter,
+                series: self.conflicts.series(),
+            },
             SelfFamily::labelled(
                 "promstatsd_events_error_total",
                 Counter,
@@ -208,6 +211,114 @@ impl Collector for IngestStats {
     }
 }
 
+/// Most family names the conflict counter tells apart; samples of later ones
+/// are counted under `metric_name="other"`.
+pub const MAX_CONFLICT_NAMES: usize = 100;
+
+/// Type-conflict counters by family name: a slot per name, given out the first
+/// time a name conflicts (rare: an ingest thread remembers its slot with the
+/// conflicting key), the last slot for every name past [`MAX_CONFLICT_NAMES`].
+#[derive(Debug)]
+struct ConflictNames {
+    /// The name of each slot given out, in order.
+    names: Mutex<Vec<Box<str>>>,
+    /// Per slot (`MAX_CONFLICT_NAMES` + "other"), per [`EventKind`].
+    counts: Box<[[AtomicU64; 4]]>,
+}
+
+impl Default for ConflictNames {
+    fn default() -> Self {
+        Self {
+            names: Mutex::new(Vec::new()),
+            counts: (0..=MAX_CONFLICT_NAMES)
+                .map(|_| Default::default())
+                .collect(),
+        }
+    }
+}
+
+impl ConflictNames {
+    fn names(&self) -> std::sync::MutexGuard<'_, Vec<Box<str>>> {
+        self.names.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn slot(&self, name: &str) -> u8 {
+        let mut names = self.names();
+        let i = match names.iter().position(|n| **n == *name) {
+            Some(i) => i,
+            None if names.len() < MAX_CONFLICT_NAMES => {
+                names.push(name.into());
+                names.len() - 1
+            }
+            None => MAX_CONFLICT_NAMES,
+        };
+        // MAX_CONFLICT_NAMES < 256 (checked at compile time below).
+        i as u8
+    }
+
+    /// One series per name and type that has counted something.
+    fn series(&self) -> Vec<(SelfLabels, SelfValue)> {
+        let names = self.names();
+        let label = |slot: usize| -> Cow<'static, str> {
+            match names.get(slot) {
+                Some(n) => Cow::Owned(n.to_string()),
+                None => Cow::Borrowed("other"),
+            }
+        };
+        let mut out = Vec::new();
+        for (slot, kinds) in self.counts.iter().enumerate() {
+            for k in EventKind::ALL {
+                let n = get(&kinds[k as usize]);
+                if n > 0.0 {
+                    let labels = vec![
+                        ("metric_name", label(slot)),
+                        ("type", Cow::Borrowed(k.name())),
+                    ];
+                    out.push((labels, SelfValue::Number(n)));
+                }
+            }
+        }
+        out
+    }
+
+    /// Each name that has conflicted (the first [`MAX_CONFLICT_NAMES`]) and
+    /// its conflicting samples, all types together.
+    fn totals(&self) -> Vec<(String, u64)> {
+        let names = self.names();
+        let total = |slot: usize| -> u64 {
+            self.counts
+                .get(slot)
+                // Relaxed: see the module comment.
+                .map_or(0, |k| k.iter().map(|c| c.load(Ordering::Relaxed)).sum())
+        };
+        let mut out: Vec<(String, u64)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), total(i)))
+            .collect();
+        let other = total(MAX_CONFLICT_NAMES);
+        if other > 0 {
+            out.push(("other".to_owned(), other));
+        }
+        out
+    }
+}
+
+const _: () = assert!(MAX_CONFLICT_NAMES < u8::MAX as usize);
+
+impl IngestStats {
+    /// The conflict-counter slot of family `name` (see [`LocalStats::conflict`]).
+    pub fn conflict_slot(&self, name: &str) -> u8 {
+        self.conflicts.slot(name)
+    }
+
+    /// The family names that hit a type conflict and their refused samples,
+    /// in the order they first conflicted (`other` last, when counted).
+    pub fn conflicting_names(&self) -> Vec<(String, u64)> {
+        self.conflicts.totals()
+    }
+}
+
 /// Per-thread counters, added to [`IngestStats`] by [`LocalStats::flush`].
 #[derive(Clone, Debug, Default)]
 pub struct LocalStats {
@@ -227,8 +338,9 @@ pub struct LocalStats {
     pub tag_errors: u64,
     /// Events recorded, by [`EventKind`].
     pub events: [u64; 4],
-    /// Events refused for a type conflict, by [`EventKind`].
-    pub conflicts: [u64; 4],
+    /// Events refused for a type conflict, by [`ConflictNames`] slot, then
+    /// by [`EventKind`] (grown as slots are used).
+    pub conflicts: Vec<[u64; 4]>,
     /// Negative counter increments refused.
     pub negative_counters: u64,
     /// Samples whose mapping produced an empty name.
@@ -263,10 +375,17 @@ impl LocalStats {
         self.events[k as usize] += 1;
     }
 
-    /// Count a conflicting event.
+    /// Count a conflicting event of the family in conflict-name slot `slot`
+    /// (see [`IngestStats::conflict_slot`]).
     #[inline]
-    pub fn conflict(&mut self, k: EventKind) {
-        self.conflicts[k as usize] += 1;
+    pub fn conflict(&mut self, slot: u8, k: EventKind) {
+        let i = usize::from(slot);
+        if self.conflicts.len() <= i {
+            self.conflicts.resize(i + 1, [0; 4]);
+        }
+        if let Some(c) = self.conflicts.get_mut(i) {
+            c[k as usize] += 1;
+        }
     }
 
     /// Add everything to `shared` and reset.
@@ -289,7 +408,12 @@ impl LocalStats {
         add(&shared.tags, self.tags);
         add(&shared.tag_errors, self.tag_errors);
         add_all(&shared.events, &self.events);
-        add_all(&shared.conflicts, &self.conflicts);
+        for (slot, kinds) in self.conflicts.iter_mut().enumerate() {
+            if let Some(dst) = shared.conflicts.counts.get(slot) {
+                add_all(dst, kinds);
+            }
+            *kinds = [0; 4];
+        }
         add(&shared.negative_counters, self.negative_counters);
         add(&shared.empty_names, self.empty_names);
         add(&shared.series_refused, self.series_refused);

@@ -282,7 +282,16 @@ pub struct SelfFamily {
     /// Counter, gauge or summary.
     pub kind: MetricKind,
     /// Each series: its label pairs (sorted by name) and value.
-    pub series: Vec<(Vec<(&'static str, &'static str)>, SelfValue)>,
+    pub series: Vec<(SelfLabels, SelfValue)>,
+}
+
+/// A self-metric series' label pairs, sorted by name: fixed names, values
+/// mostly fixed too (a few, such as a conflicting family's name, are not).
+pub type SelfLabels = Vec<(&'static str, Cow<'static, str>)>;
+
+/// Fixed label pairs as [`SelfLabels`].
+pub fn self_labels(pairs: &[(&'static str, &'static str)]) -> SelfLabels {
+    pairs.iter().map(|&(k, v)| (k, Cow::Borrowed(v))).collect()
 }
 
 impl SelfFamily {
@@ -309,7 +318,7 @@ impl SelfFamily {
             kind,
             series: series
                 .into_iter()
-                .map(|(l, v)| (l, SelfValue::Number(v)))
+                .map(|(l, v)| (self_labels(&l), SelfValue::Number(v)))
                 .collect(),
         }
     }
@@ -333,7 +342,10 @@ impl SelfFamily {
     /// Hand only the series to `enc` (the family has started).
     pub fn encode_series(&self, enc: &mut impl Encoder) {
         let head = self.head();
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
         for (labels, v) in &self.series {
+            pairs.clear();
+            pairs.extend(labels.iter().map(|(k, v)| (*k, v.as_ref())));
             let value = match (*v, self.kind) {
                 (SelfValue::Number(n), MetricKind::Counter) => Value::Counter(n),
                 (SelfValue::Number(n), MetricKind::Gauge) => Value::Gauge(n),
@@ -345,7 +357,7 @@ impl SelfFamily {
                     count,
                 },
             };
-            enc.series(head, Labels::Pairs(labels), value);
+            enc.series(head, Labels::Pairs(&pairs), value);
         }
     }
 }

@@ -171,7 +171,9 @@ fn statsd_families_and_pushed_ones_must_agree() {
     assert_eq!(page.matches("pushed_first{").count(), 1, "{page}");
     assert!(page.contains("pushed_first{instance=\"h\",job=\"j\"} 5\n"));
     assert!(
-        page.contains("promstatsd_events_conflict_total{type=\"counter\"} 1\n"),
+        page.contains(
+            "promstatsd_events_conflict_total{metric_name=\"pushed_first\",type=\"counter\"} 1\n"
+        ),
         "{page}"
     );
     let store = agg.store();
