@@ -177,6 +177,9 @@ pub enum Templates {
 pub struct Rule {
     /// Position in the file (0-based).
     pub index: usize,
+    /// 1-based line of the rule's `match:` key in the file, when found (a
+    /// block-style mapping; flow-style YAML has none).
+    pub line: Option<usize>,
     /// The `match` text.
     pub pattern: String,
     /// Glob or regex.
@@ -291,7 +294,21 @@ pub fn parse_go_duration(s: &str) -> Option<f64> {
 #[derive(Clone, Copy)]
 struct Ctx<'a> {
     source: &'a str,
-    text: &'a str,
+    /// 1-based line of each block-style `match:` key, in file order.
+    match_lines: &'a [usize],
+}
+
+/// The 1-based lines of the `match:` keys (block style), in file order: the
+/// `index`-th rule's is the `index`-th, found once for the whole file.
+fn match_lines(text: &str) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let t = l.trim_start().trim_start_matches("- ").trim_start();
+            t.starts_with("match:")
+        })
+        .map(|(i, _)| i + 1)
+        .collect()
 }
 
 impl Ctx<'_> {
@@ -305,15 +322,7 @@ impl Ctx<'_> {
 
     /// The line of the `index`-th `match:` key (block style), to point errors at.
     fn mapping_line(&self, index: usize) -> Option<usize> {
-        self.text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| {
-                let t = l.trim_start().trim_start_matches("- ").trim_start();
-                t.starts_with("match:")
-            })
-            .nth(index)
-            .map(|(i, _)| i + 1)
+        self.match_lines.get(index).copied()
     }
 }
 
@@ -511,7 +520,11 @@ fn valid_glob(s: &str) -> bool {
 /// not set (the command line's observer type, statsd_exporter's buckets and
 /// quantiles).
 pub fn parse(source: &str, text: &str, base: &Defaults) -> Result<MappingFile, ConfigError> {
-    let ctx = Ctx { source, text };
+    let lines = match_lines(text);
+    let ctx = Ctx {
+        source,
+        match_lines: &lines,
+    };
     let raw: RawFile = if text.trim().is_empty() {
         RawFile::default()
     } else {
@@ -693,6 +706,7 @@ fn parse_rule(
     let templates = rule_templates(&ctx, index, m, mt, &name)?;
     Ok(Rule {
         index,
+        line,
         pattern: m.pattern.clone(),
         match_type: mt,
         templates,
@@ -946,6 +960,39 @@ mod tests {
         for (s, want) in cases {
             assert_eq!(parse_go_duration(s), *want, "{s:?}");
         }
+    }
+
+    #[test]
+    fn rules_know_the_line_of_their_match_key() {
+        let helm = include_str!("../../tests/data/airflow-helm-statsd-mappings.yml");
+        /// (what, file text, [(rule index, line)])
+        type Case<'a> = (&'a str, &'a str, &'a [(usize, usize)]);
+        let cases: &[Case<'_>] = &[
+            ("helm", helm, &[(0, 26), (1, 31), (5, 55), (20, 137)]),
+            (
+                "airflow",
+                super::super::AIRFLOW_PACK,
+                &[(0, 18), (7, 64), (57, 262)],
+            ),
+            (
+                "inline",
+                "# c\nmappings:\n- match: a.*\n  name: a\n\n-   match: b\n    name: b\n",
+                &[(0, 3), (1, 6)],
+            ),
+        ];
+        for (what, text, want) in cases {
+            let file = parse(what, text, &Defaults::default()).unwrap();
+            for &(index, line) in *want {
+                assert_eq!(file.rules[index].index, index, "{what}");
+                assert_eq!(file.rules[index].line, Some(line), "{what} rule {index}");
+            }
+        }
+    }
+
+    #[test]
+    fn flow_style_rules_have_no_line() {
+        let file = parse("f", "mappings: [{match: a, name: a}]", &Defaults::default()).unwrap();
+        assert_eq!(file.rules[0].line, None);
     }
 
     #[test]
