@@ -11,6 +11,7 @@
 //! May import: vocab, model, parser.
 
 pub mod config;
+pub mod explain;
 pub mod glob;
 pub mod template;
 
@@ -38,6 +39,19 @@ pub enum MapOutcome {
     /// A rule matched but its name expanded to nothing (statsd_exporter's
     /// `empty_metric_name`).
     EmptyName,
+}
+
+/// The rule [`Mapper::select`] chose, with what its pattern captured.
+enum Choice<'n> {
+    /// A glob rule and the components its `*`s matched.
+    Glob { rule: usize, captures: Vec<&'n str> },
+    /// A regex rule and its captures.
+    Regex {
+        rule: usize,
+        captures: regex::Captures<'n>,
+    },
+    /// No rule: the name is escaped.
+    Unmapped,
 }
 
 /// Default mapping settings used when there is no mapping file (and as the base
@@ -124,19 +138,35 @@ impl Mapper {
         &self.defaults
     }
 
+    /// The rules, in file order (a rule's `index` is its position here).
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
     /// Map a raw StatsD name (tags removed, not yet escaped) of the given type,
     /// with the labels decoded from its tags (sorted, unique).
     pub fn map(&self, raw_name: &str, ty: MetricType, tags: Vec<(String, String)>) -> MapOutcome {
+        self.outcome(self.select(raw_name, ty), raw_name, tags)
+    }
+
+    /// Whether rule `i` takes samples of type `ty` (its `match_metric_type`).
+    fn accepts(&self, i: usize, ty: MetricType) -> bool {
         let want = type_filter(ty);
-        let accept = |i: usize| {
-            self.rules
-                .get(i)
-                .is_some_and(|r| r.metric_type.is_none_or(|t| t == want))
-        };
+        self.rules
+            .get(i)
+            .is_some_and(|r| r.metric_type.is_none_or(|t| t == want))
+    }
+
+    /// The rule that decides `raw_name`: globs first (the trie), then the
+    /// regexes in file order. [`Mapper::map`] and [`Mapper::explain`] both
+    /// choose through here.
+    fn select<'n>(&self, raw_name: &'n str, ty: MetricType) -> Choice<'n> {
+        let accept = |i: usize| self.accepts(i, ty);
         if let Some(m) = self.globs.find(raw_name, accept) {
-            if let Some(rule) = self.rules.get(m.rule) {
-                return self.apply_glob(rule, &m.captures, tags);
-            }
+            return Choice::Glob {
+                rule: m.rule,
+                captures: m.captures,
+            };
         }
         let hits: Vec<usize> = match &self.regex_set {
             Some(set) => set.matches(raw_name).into_iter().collect(),
@@ -149,27 +179,38 @@ impl Mapper {
             if !accept(ri) {
                 continue;
             }
-            let Some(rule) = self.rules.get(ri) else {
-                continue;
-            };
-            if let Templates::Regex {
-                regex,
-                name,
-                labels,
-            } = &rule.templates
-            {
-                if let Some(caps) = regex.captures(raw_name) {
-                    let expand = |t: &str| {
-                        let mut out = String::new();
-                        caps.expand(t, &mut out);
-                        out
-                    };
-                    let expanded: Vec<(String, String)> =
-                        labels.iter().map(|(k, t)| (k.clone(), expand(t))).collect();
-                    return self.finish(rule, expand(name), expanded, tags);
+            if let Some(Templates::Regex { regex, .. }) = self.rules.get(ri).map(|r| &r.templates) {
+                if let Some(captures) = regex.captures(raw_name) {
+                    return Choice::Regex { rule: ri, captures };
                 }
             }
         }
+        Choice::Unmapped
+    }
+
+    /// What a choice makes of the sample: the rule's templates expanded, or the
+    /// name escaped when no rule decided.
+    fn outcome(
+        &self,
+        choice: Choice<'_>,
+        raw_name: &str,
+        tags: Vec<(String, String)>,
+    ) -> MapOutcome {
+        match choice {
+            Choice::Glob { rule, captures } => match self.rules.get(rule) {
+                Some(r) => self.apply_glob(r, &captures, tags),
+                None => self.unmapped(raw_name, tags),
+            },
+            Choice::Regex { rule, captures } => match self.rules.get(rule) {
+                Some(r) => self.apply_regex(r, &captures, tags),
+                None => self.unmapped(raw_name, tags),
+            },
+            Choice::Unmapped => self.unmapped(raw_name, tags),
+        }
+    }
+
+    /// The escaped name with the tags as labels and the defaults.
+    fn unmapped(&self, raw_name: &str, tags: Vec<(String, String)>) -> MapOutcome {
         let name = escape_name(raw_name);
         if name.is_empty() {
             return MapOutcome::EmptyName;
@@ -184,6 +225,25 @@ impl Mapper {
             ttl_secs: self.defaults.ttl_secs,
             scale: None,
         })
+    }
+
+    fn apply_regex(
+        &self,
+        rule: &Rule,
+        caps: &regex::Captures<'_>,
+        tags: Vec<(String, String)>,
+    ) -> MapOutcome {
+        let Templates::Regex { name, labels, .. } = &rule.templates else {
+            return MapOutcome::Drop;
+        };
+        let expand = |t: &str| {
+            let mut out = String::new();
+            caps.expand(t, &mut out);
+            out
+        };
+        let expanded: Vec<(String, String)> =
+            labels.iter().map(|(k, t)| (k.clone(), expand(t))).collect();
+        self.finish(rule, expand(name), expanded, tags)
     }
 
     fn apply_glob(
