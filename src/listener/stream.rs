@@ -126,6 +126,13 @@ pub(super) fn framing_of(first: &[u8]) -> Framing {
 /// The end of a connection: a last line without its newline goes to `sink` (a
 /// partial length-prefixed packet is dropped: its sender was cut off).
 pub(super) fn finish(conn: &mut Conn, sink: &mut impl FnMut(&[u8])) {
+    if matches!(conn.framing, Framing::Undecided) {
+        // Fewer than four bytes came, too few for a length prefix: lines, and
+        // each complete one goes to `sink` on its own, as in `feed_lines`.
+        conn.framing = Framing::Lines;
+        let first = std::mem::take(&mut conn.partial);
+        feed_lines(conn, &first, PREFIX, sink);
+    }
     let whole_line = matches!(conn.framing, Framing::Lines | Framing::Undecided);
     if whole_line && !conn.discarding && !conn.partial.is_empty() {
         sink(&conn.partial);
@@ -245,6 +252,24 @@ mod tests {
         }
         finish(&mut conn, &mut |p| got.push(p.to_vec()));
         (got, too_long)
+    }
+
+    #[test]
+    fn a_unix_stream_shorter_than_a_prefix_is_split_into_lines() {
+        let cases: &[(&[u8], &[&[u8]])] = &[
+            (b"a\n|", &[b"a", b"|"]),
+            (b"a:1", &[b"a:1"]),
+            (b"\nb", &[b"", b"b"]),
+        ];
+        for (bytes, want) in cases {
+            let (got, too_long) = feed_in_pieces(bytes, &[], 20);
+            assert_eq!(
+                got,
+                want.iter().map(|l| l.to_vec()).collect::<Vec<_>>(),
+                "{bytes:?}"
+            );
+            assert_eq!(too_long, 0);
+        }
     }
 
     #[test]
