@@ -9,7 +9,7 @@ use crate::model::Mapping;
 use hashbrown::HashTable;
 use std::collections::HashSet;
 use std::hash::BuildHasher;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 /// A metric family: a name, its type, its HELP text and its observer settings.
@@ -23,8 +23,17 @@ pub struct Family {
     pub name: InlineStr,
     /// Type, HELP text and observer settings, interned by the store.
     pub(super) def: Arc<FamilyDef>,
-    /// The mapping generation that last resolved a sample to this family.
-    pub(super) generation: AtomicU64,
+    /// The mapping generation that last resolved a sample to this family
+    /// (saturating at `u32::MAX`: four billion reloads).
+    pub(super) generation: AtomicU32,
+    /// Samples recorded into the family's series, wrapping: the operator view
+    /// takes rates from it ([`Family::samples`]), nothing reads it as a total.
+    pub(super) samples: AtomicU32,
+}
+
+/// A mapping generation as a family keeps it.
+pub(super) fn generation32(g: u64) -> u32 {
+    u32::try_from(g).unwrap_or(u32::MAX)
 }
 
 /// What a family is apart from its name: fixed when the family is created, and
@@ -179,5 +188,28 @@ impl Family {
     /// Seconds without an update after which a series is removed; 0 = never.
     pub fn ttl_secs(&self) -> u64 {
         self.def.ttl_secs
+    }
+
+    /// Samples recorded so far, modulo 2^32: two readings a second or more
+    /// apart give a rate (`wrapping_sub`).
+    pub fn samples(&self) -> u32 {
+        // Relaxed: an independent counter, read for rates.
+        self.samples.load(Ordering::Relaxed)
+    }
+
+    /// Count one sample, as `w` allows (see [`super::atomic::Writers`]).
+    #[inline]
+    pub fn count_sample(&self, w: super::atomic::Writers) {
+        match w {
+            // Relaxed: an independent counter, read for rates.
+            super::atomic::Writers::Shared => {
+                self.samples.fetch_add(1, Ordering::Relaxed);
+            }
+            // The only writer: a plain load and store, no locked instruction.
+            super::atomic::Writers::Sole => self.samples.store(
+                self.samples.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            ),
+        }
     }
 }

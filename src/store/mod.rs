@@ -48,7 +48,7 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use summary::Summary;
-pub use walk::Walk;
+pub use walk::{FamilyRank, Walk};
 
 use crate::vocab::label_pairs;
 pub use crate::vocab::SELF_PREFIX;
@@ -272,6 +272,17 @@ impl Store {
         &self.pushed
     }
 
+    /// The family of this name, if the store has one.
+    pub fn family_named(&self, name: &str) -> Option<Arc<Family>> {
+        let families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
+        families.by_name.get(name).map(|ByName(f)| Arc::clone(f))
+    }
+
+    /// The most series the store takes (`--statsd.max-series`); `None`: no limit.
+    pub fn max_series(&self) -> Option<usize> {
+        (self.max_series != usize::MAX).then_some(self.max_series)
+    }
+
     /// Number of series in total.
     pub fn total_series(&self) -> usize {
         // Relaxed: a gauge for self-metrics and the limit check.
@@ -361,10 +372,11 @@ impl Store {
         let mut families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(ByName(f)) = families.by_name.get(m.name.as_str()) {
             if f.same_definition(kind, m) {
-                f.generation.fetch_max(generation, Ordering::Relaxed);
+                f.generation
+                    .fetch_max(family::generation32(generation), Ordering::Relaxed);
                 return Ok(Arc::clone(f));
             }
-            if f.generation.load(Ordering::Relaxed) >= generation {
+            if f.generation.load(Ordering::Relaxed) >= family::generation32(generation) {
                 // Same mapping, another type (or a second rule naming the family
                 // differently): the first definition stands.
                 return if f.kind() == kind {
@@ -397,7 +409,8 @@ impl Store {
         let family = Arc::new(Family {
             name: InlineStr::from(m.name.as_str()),
             def,
-            generation: AtomicU64::new(generation),
+            generation: AtomicU32::new(family::generation32(generation)),
+            samples: AtomicU32::new(0),
         });
         families.by_name.insert(ByName(Arc::clone(&family)));
         Ok(family)
@@ -525,6 +538,55 @@ mod tests {
             MapOutcome::Map(m) => m,
             other => panic!("the default mapper maps everything, got {other:?}"),
         }
+    }
+
+    proptest::proptest! {
+        /// Oracle: count every family's series with a map, sort, take k. The
+        /// one-pass heap over the sorted list agrees, removed series included.
+        #[test]
+        fn top_families_agree_with_a_full_sort(
+            series in proptest::collection::vec((0u8..12, 0u16..40), 0..300),
+            removed in proptest::collection::vec(0u16..40, 0..10),
+            k in 0usize..8,
+        ) {
+            let store = Store::default();
+            for (f, l) in &series {
+                let id = l.to_string();
+                store
+                    .get_or_create(&mapping(&format!("f{f}"), &[("id", &id)]), FamilyKind::Counter)
+                    .map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{e:?}")))?;
+            }
+            let gone: Vec<String> = removed.iter().map(|l| format!("id=\"{l}\"")).collect();
+            store.retire_where(|s| gone.iter().any(|g| s.labels() == g.as_str()));
+            let mut naive: std::collections::HashMap<String, usize> = Default::default();
+            store.with_sorted(|list| {
+                for s in list.iter().filter(|s| !s.is_retired()) {
+                    *naive.entry(s.family().name.to_string()).or_default() += 1;
+                }
+            });
+            let mut want: Vec<(String, usize)> = naive.into_iter().collect();
+            want.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            let families = want.len();
+            want.truncate(k);
+            let (top, seen) = store.top_families(k);
+            let got: Vec<(String, usize)> =
+                top.iter().map(|r| (r.family.name.to_string(), r.series)).collect();
+            proptest::prop_assert_eq!(got, want);
+            proptest::prop_assert_eq!(seen, families);
+        }
+    }
+
+    /// A family's sample count moves with each sample, as either writer.
+    #[test]
+    fn families_count_their_samples() {
+        let store = Store::default();
+        let s = store
+            .get_or_create(&mapping("x", &[]), FamilyKind::Counter)
+            .unwrap();
+        for w in [Writers::Shared, Writers::Sole, Writers::Sole] {
+            s.family().count_sample(w);
+        }
+        assert_eq!(s.family().samples(), 3);
     }
 
     #[test]

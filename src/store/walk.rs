@@ -286,3 +286,89 @@ impl Store {
         walk.series_done = true;
     }
 }
+
+/// A family and how many series it has, as [`Store::top_families`] ranks them.
+#[derive(Clone, Debug)]
+pub struct FamilyRank {
+    /// The family.
+    pub family: Arc<super::Family>,
+    /// Its series in the store when counted.
+    pub series: usize,
+}
+
+impl PartialEq for FamilyRank {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == CmpOrdering::Equal
+    }
+}
+
+impl Eq for FamilyRank {}
+
+impl PartialOrd for FamilyRank {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for FamilyRank {
+    /// More series first, then by name: "greater" ranks higher.
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        self.series
+            .cmp(&other.series)
+            .then_with(|| other.family.name.cmp(&self.family.name))
+    }
+}
+
+impl Store {
+    /// The `k` families with the most series, most first (ties by name),
+    /// and the number of families seen. One pass over the sorted list,
+    /// counting runs of one family, with a heap of `k`: no sort and no
+    /// allocation per family, however many there are.
+    pub fn top_families(&self, k: usize) -> (Vec<FamilyRank>, usize) {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let mut heap: BinaryHeap<Reverse<FamilyRank>> = BinaryHeap::with_capacity(k + 1);
+        let mut families = 0;
+        let mut offer = |family: &Arc<super::Family>, series: usize| {
+            families += 1;
+            let beats_min = heap.peek().is_none_or(|Reverse(min)| {
+                (series, &*min.family.name) > (min.series, &*family.name)
+            });
+            if heap.len() < k || beats_min {
+                heap.push(Reverse(FamilyRank {
+                    family: Arc::clone(family),
+                    series,
+                }));
+                if heap.len() > k {
+                    heap.pop();
+                }
+            }
+        };
+        self.with_sorted(|list| {
+            let mut run: Option<(&Arc<super::Family>, usize)> = None;
+            for (i, s) in list.iter().enumerate() {
+                if let Some(next) = list.get(i + SERIES_AHEAD) {
+                    crate::sys::prefetch(Arc::as_ptr(next).cast::<u8>());
+                }
+                if s.is_retired() {
+                    continue;
+                }
+                match &mut run {
+                    Some((f, n)) if Arc::ptr_eq(f, &s.family) => *n += 1,
+                    _ => {
+                        if let Some((f, n)) = run.take() {
+                            offer(f, n);
+                        }
+                        run = Some((&s.family, 1));
+                    }
+                }
+            }
+            if let Some((f, n)) = run {
+                offer(f, n);
+            }
+        });
+        let mut out: Vec<FamilyRank> = heap.into_iter().map(|Reverse(r)| r).collect();
+        out.sort_by(|a, b| b.cmp(a));
+        (out, families)
+    }
+}
