@@ -494,6 +494,7 @@ mod tests {
             "promstatsd_http_connections_timed_out_total",
             "promstatsd_ingest_cache_flushes_total",
             "promstatsd_lines_total",
+            "promstatsd_listener_lines_total",
             "promstatsd_loaded_mappings",
             "promstatsd_packets_total",
             "promstatsd_push_groups",

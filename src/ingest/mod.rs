@@ -122,7 +122,9 @@ impl Ingester {
     /// Ingest one datagram (or a run of complete lines) received on `listener`.
     pub fn ingest_packet(&mut self, listener: ListenerKind, buf: &[u8]) {
         self.local.packet(listener, buf.len());
+        let before = self.local.lines;
         self.ingest_lines(buf);
+        self.local.lines_since(listener, before);
     }
 
     /// Ingest `\n`-separated lines.

@@ -81,6 +81,7 @@ pub struct IngestStats {
     packets: [AtomicU64; 4],
     bytes: [AtomicU64; 4],
     lines: AtomicU64,
+    listener_lines: [AtomicU64; 4],
     samples: AtomicU64,
     sample_errors: [AtomicU64; N_ERR],
     tags: AtomicU64,
@@ -136,6 +137,13 @@ impl Collector for IngestStats {
                 Counter,
                 "StatsD lines received.",
                 lines,
+            ),
+            SelfFamily::labelled(
+                "promstatsd_listener_lines_total",
+                Counter,
+                "StatsD lines received, by listener (lines_total split; a line too \
+                 long for a stream listener counts too).",
+                per_listener(&self.listener_lines),
             ),
             SelfFamily::single(
                 "promstatsd_samples_total",
@@ -328,6 +336,9 @@ pub struct LocalStats {
     pub bytes: [u64; 4],
     /// Lines.
     pub lines: u64,
+    /// Lines per listener (the listeners add them from `lines`, see
+    /// [`LocalStats::lines_since`]).
+    pub listener_lines: [u64; 4],
     /// Samples.
     pub samples: u64,
     /// Sample errors by [`ParseError::index`].
@@ -359,6 +370,13 @@ impl LocalStats {
     pub fn packet(&mut self, l: ListenerKind, len: usize) {
         self.packets[l as usize] += 1;
         self.bytes[l as usize] += len as u64;
+    }
+
+    /// Attribute the lines counted since `before` (a reading of `lines`) to
+    /// listener `l`.
+    #[inline]
+    pub fn lines_since(&mut self, l: ListenerKind, before: u64) {
+        self.listener_lines[l as usize] += self.lines.wrapping_sub(before);
     }
 
     /// Count a parse error.
@@ -403,6 +421,7 @@ impl LocalStats {
         }
         add_all(&shared.packets, &self.packets);
         add_all(&shared.bytes, &self.bytes);
+        add_all(&shared.listener_lines, &self.listener_lines);
         add(&shared.samples, self.samples);
         add_all(&shared.sample_errors, &self.sample_errors);
         add(&shared.tags, self.tags);

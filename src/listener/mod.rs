@@ -300,18 +300,24 @@ impl Listener {
             match conn.stream.read(&mut self.read_buf) {
                 Ok(0) => {
                     // End of stream: a last line without newline still counts.
+                    let before = self.ingester.local.lines;
                     let ingester = &mut self.ingester;
                     stream::finish(conn, &mut |b| ingester.ingest_lines(b));
+                    ingester.local.lines_since(conn.stream.kind(), before);
                     close = true;
                     break;
                 }
                 Ok(n) => {
                     let data = &self.read_buf[..n];
                     self.ingester.local.packet(conn.stream.kind(), n);
+                    let before = self.ingester.local.lines;
                     let ingester = &mut self.ingester;
                     let too_long = feed(conn, data, max_line, &mut |b| ingester.ingest_lines(b));
                     if too_long > 0 {
                         self.ingester.local.lines += too_long;
+                    }
+                    self.ingester.local.lines_since(conn.stream.kind(), before);
+                    if too_long > 0 {
                         for _ in 0..too_long {
                             self.ingester
                                 .local
