@@ -68,6 +68,44 @@ pub struct Mapper {
     regex_rules: Vec<usize>,
     regex_set: Option<regex::RegexSet>,
     help: Arc<str>,
+    /// What this mapper has matched, for the operator view.
+    tally: Arc<Tally>,
+}
+
+/// Most unmapped names a mapper keeps (about 100 KB at most).
+pub const MAX_UNMAPPED_NAMES: usize = 1000;
+
+/// What a mapper has matched since it was built: each rule's matches, the
+/// names no rule matched and the first [`MAX_UNMAPPED_NAMES`] of them. Only
+/// [`Mapper::map`] counts, and it runs for a key the ingest cache does not
+/// know: a count is of names (new series, and again after a cache flush),
+/// not of samples.
+#[derive(Debug, Default)]
+struct Tally {
+    hits: Box<[AtomicU64]>,
+    unmatched: AtomicU64,
+    /// Raw StatsD name -> the family it escapes to.
+    unmapped: std::sync::Mutex<std::collections::HashMap<Box<str>, Box<str>>>,
+}
+
+impl Tally {
+    fn count(&self, choice: &Choice<'_>, raw_name: &str) {
+        // Relaxed: independent counters, read one by one by the status page.
+        match choice {
+            Choice::Glob { rule, .. } | Choice::Regex { rule, .. } => {
+                if let Some(h) = self.hits.get(*rule) {
+                    h.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Choice::Unmapped => {
+                self.unmatched.fetch_add(1, Ordering::Relaxed);
+                let mut names = self.unmapped.lock().unwrap_or_else(PoisonError::into_inner);
+                if names.len() < MAX_UNMAPPED_NAMES && !names.contains_key(raw_name) {
+                    names.insert(raw_name.into(), escape_name(raw_name).into());
+                }
+            }
+        }
+    }
 }
 
 fn type_filter(t: MetricType) -> MatchMetricType {
@@ -92,6 +130,7 @@ impl Mapper {
 
     /// A mapper for a parsed mapping file.
     pub fn from_file(file: MappingFile) -> Self {
+        let n_rules = file.rules.len();
         let mut globs = glob::GlobSet::new(!file.defaults.glob_disable_ordering);
         let mut regex_rules = Vec::new();
         let mut patterns = Vec::new();
@@ -114,6 +153,10 @@ impl Mapper {
             regex_rules,
             regex_set,
             help: Arc::from(DEFAULT_HELP),
+            tally: Arc::new(Tally {
+                hits: (0..n_rules).map(|_| AtomicU64::new(0)).collect(),
+                ..Tally::default()
+            }),
         }
     }
 
@@ -146,7 +189,42 @@ impl Mapper {
     /// Map a raw StatsD name (tags removed, not yet escaped) of the given type,
     /// with the labels decoded from its tags (sorted, unique).
     pub fn map(&self, raw_name: &str, ty: MetricType, tags: Vec<(String, String)>) -> MapOutcome {
-        self.outcome(self.select(raw_name, ty), raw_name, tags)
+        let choice = self.select(raw_name, ty);
+        self.tally.count(&choice, raw_name);
+        self.outcome(choice, raw_name, tags)
+    }
+
+    /// How many names each rule has mapped (or dropped), in file order, since
+    /// this mapper was built (see [`MAX_UNMAPPED_NAMES`] for what a name is).
+    pub fn rule_hits(&self) -> Vec<u64> {
+        // Relaxed: see `Tally::count`.
+        self.tally
+            .hits
+            .iter()
+            .map(|h| h.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// How many names no rule matched since this mapper was built.
+    pub fn unmatched(&self) -> u64 {
+        // Relaxed: see `Tally::count`.
+        self.tally.unmatched.load(Ordering::Relaxed)
+    }
+
+    /// The first [`MAX_UNMAPPED_NAMES`] names no rule matched, each with the
+    /// family it became, sorted by name.
+    pub fn unmapped_names(&self) -> Vec<(String, String)> {
+        let names = self
+            .tally
+            .unmapped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut out: Vec<(String, String)> = names
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        out.sort();
+        out
     }
 
     /// Whether rule `i` takes samples of type `ty` (its `match_metric_type`).
