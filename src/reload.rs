@@ -94,11 +94,20 @@ pub struct ReloadStats {
     ok: AtomicU64,
     failed: AtomicU64,
     loaded_mappings: AtomicU64,
+    /// Unix seconds of the last reload and its error (`None`: it worked).
+    last: std::sync::Mutex<Option<(f64, Option<String>)>>,
 }
 
 impl ReloadStats {
-    /// Count a reload and note how many rules are in force.
-    pub fn record_reload(&self, ok: bool, rules: usize) {
+    /// Count a reload (`error`: why it failed) and note how many rules are
+    /// in force.
+    pub fn record_reload(&self, error: Option<String>, rules: usize) {
+        let ok = error.is_none();
+        *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((crate::sys::unix_now(), error));
         // Relaxed: see the type's comment.
         if ok {
             self.ok.fetch_add(1, Ordering::Relaxed);
@@ -106,6 +115,14 @@ impl ReloadStats {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
         self.set_loaded_mappings(rules);
+    }
+
+    /// Unix seconds of the last reload and its error, if there was a reload.
+    pub fn last_reload(&self) -> Option<(f64, Option<String>)> {
+        self.last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Note how many rules are in force (at start).
@@ -192,14 +209,14 @@ impl Reloader {
                 self.store
                     .set_mapping_generation(self.handle.generation() + 1);
                 self.handle.replace(mapper);
-                self.stats.record_reload(true, n);
+                self.stats.record_reload(None, n);
                 let msg = format!("reloaded {}: {n} mappings", source.describe());
                 tracing::info!("{msg}");
                 Ok(msg)
             }
             Err(e) => {
                 self.stats
-                    .record_reload(false, self.handle.load().0.rule_count());
+                    .record_reload(Some(e.to_string()), self.handle.load().0.rule_count());
                 tracing::error!(error = %e, "reload failed; the previous mappings stay in force");
                 Err(e.to_string())
             }
