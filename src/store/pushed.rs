@@ -267,7 +267,37 @@ impl Held<'_> {
     }
 }
 
+/// One pushed group in brief, for the operator view.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupBrief {
+    /// The grouping key (`job="x",instance="y"`).
+    pub key: String,
+    /// Unix seconds of the last successful push.
+    pub push_time: f64,
+    /// Unix seconds of the last failed push (0: none).
+    pub failure_time: f64,
+    /// Samples (series) the group holds.
+    pub series: usize,
+}
+
 impl Pushed {
+    /// The first `limit` groups in key order, in brief, and how many there are.
+    pub fn briefs(&self, limit: usize) -> (Vec<GroupBrief>, usize) {
+        let inner = self.lock();
+        let list = inner
+            .groups
+            .iter()
+            .take(limit)
+            .map(|(key, g)| GroupBrief {
+                key: key.to_string(),
+                push_time: g.push_time,
+                failure_time: g.failure_time,
+                series: g.families.values().map(|f| f.samples.len()).sum(),
+            })
+            .collect();
+        (list, inner.groups.len())
+    }
+
     /// Every group, for persistence.
     pub fn export(&self) -> Vec<GroupExport> {
         self.lock()
