@@ -69,6 +69,7 @@ pub mod reload;
 pub mod remote_write;
 pub mod respond;
 pub mod server;
+pub mod status;
 pub mod store;
 pub mod sys;
 pub mod vocab;

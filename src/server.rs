@@ -9,7 +9,7 @@
 //! ([`crate::daemon`]) is signal handling around it. Dropping a `Server` shuts
 //! it down as [`Server::shutdown`] does.
 //!
-//! May import: vocab, sys, model, parser, mapper, store, relay, ingest, listener, reload, push, remote_write, exposition, config.
+//! May import: vocab, sys, model, parser, mapper, store, relay, ingest, listener, reload, push, remote_write, exposition, status, config.
 
 use crate::config::Config;
 use crate::exposition::http;
@@ -119,6 +119,23 @@ pub fn load_mapper(cfg: &Config) -> Result<Mapper, ConfigError> {
     }
     tracing::info!(source = %src.describe(), mappings = m.rule_count(), "mapping loaded");
     Ok(m)
+}
+
+/// `/api/v1/status` and `/status`: the operator view, on the web port.
+fn status_pages(status: Arc<crate::status::Status>) -> Vec<http::ExtraPage> {
+    let json = Arc::clone(&status);
+    vec![
+        http::ExtraPage {
+            path: "/api/v1/status",
+            content_type: "application/json",
+            render: Arc::new(move || crate::status::json::write(&json.report())),
+        },
+        http::ExtraPage {
+            path: "/status",
+            content_type: "text/html; charset=utf-8",
+            render: Arc::new(move || crate::status::html::write(&status.report())),
+        },
+    ]
 }
 
 /// What a running server bound.
@@ -284,8 +301,15 @@ impl Server {
                     }
                 })?);
         }
-        server.house = Some(server.start_housekeeping(&cfg)?);
-        server.web = server.start_web(&cfg, bound.web.take(), bound.push.take())?;
+        let status = Arc::new(crate::status::Status::new(
+            Arc::clone(&server.pipeline.store),
+            Arc::clone(&server.pipeline.handle),
+            cfg.mapping
+                .as_ref()
+                .map_or_else(|| "none (names escaped)".to_owned(), |m| m.describe()),
+        ));
+        server.house = Some(server.start_housekeeping(&cfg, Arc::clone(&status))?);
+        server.web = server.start_web(&cfg, bound.web.take(), bound.push.take(), status)?;
         if !cfg.remote_write.urls.is_empty() {
             let store = Arc::clone(&server.pipeline.store);
             server.remote_write = Some(
@@ -330,8 +354,13 @@ impl Server {
         Ok(out)
     }
 
-    /// TTL expiry once a second; push groups' TTL and persistence.
-    fn start_housekeeping(&self, cfg: &Config) -> Result<Stoppable<mpsc::Sender<()>>, RunError> {
+    /// TTL expiry once a second; push groups' TTL and persistence; the
+    /// status history's readings.
+    fn start_housekeeping(
+        &self,
+        cfg: &Config,
+        status: Arc<crate::status::Status>,
+    ) -> Result<Stoppable<mpsc::Sender<()>>, RunError> {
         let (stop, rx) = mpsc::channel::<()>();
         let store = Arc::clone(&self.pipeline.store);
         let push = cfg.push.clone();
@@ -356,6 +385,7 @@ impl Server {
                 if let Some(p) = &mut persister {
                     p.tick(&store, false);
                 }
+                status.tick();
             }
             if let Some(p) = &mut persister {
                 p.tick(&store, true);
@@ -370,6 +400,7 @@ impl Server {
         cfg: &Config,
         web: Option<std::net::TcpListener>,
         push: Option<std::net::TcpListener>,
+        status: Arc<crate::status::Status>,
     ) -> Result<Option<Stoppable<Arc<tokio::sync::Notify>>>, RunError> {
         if web.is_none() && push.is_none() {
             return Ok(None);
@@ -387,9 +418,13 @@ impl Server {
             let r = Arc::clone(&self.pipeline.reloader);
             Arc::new(move || r.reload()) as http::ReloadFn
         });
+        let hooks = http::Hooks {
+            reload,
+            pages: status_pages(status),
+        };
         let t = spawn("web".into(), move || {
             lower_thread_priority();
-            if let Err(e) = http::serve(web, push, store, opts, thread_stop, reload) {
+            if let Err(e) = http::serve(web, push, store, opts, thread_stop, hooks) {
                 let _ = tx.send(Event::Failed("web", e));
             }
         })?;

@@ -56,6 +56,39 @@ pub struct WebOptions {
 /// Reloads the mapping; `Ok` or `Err` carries a line for the HTTP response.
 pub type ReloadFn = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
 
+/// Renders one page of the web port that this module knows only by path.
+pub type PageFn = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// A page the server adds to the web port (the status page and API), served
+/// to `GET` and `HEAD` behind the same TLS and auth as `/metrics`, rendered
+/// off the serving thread.
+#[derive(Clone)]
+pub struct ExtraPage {
+    /// The path it answers.
+    pub path: &'static str,
+    /// Its `Content-Type`.
+    pub content_type: &'static str,
+    /// Renders its body.
+    pub render: PageFn,
+}
+
+impl std::fmt::Debug for ExtraPage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExtraPage")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+/// What the server plugs into the web port besides the store.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// `/-/reload` (with `--web.enable-lifecycle`).
+    pub reload: Option<ReloadFn>,
+    /// Pages by path.
+    pub pages: Vec<ExtraPage>,
+}
+
 impl Default for WebOptions {
     fn default() -> Self {
         Self {
@@ -73,6 +106,7 @@ struct State {
     store: Arc<Store>,
     opts: WebOptions,
     reload: Option<ReloadFn>,
+    extra: Vec<ExtraPage>,
     push: Option<PushPort>,
     scrapes: Arc<ScrapeStats>,
     auth: Arc<AuthStats>,
@@ -168,7 +202,7 @@ pub fn serve(
     store: Arc<Store>,
     opts: WebOptions,
     shutdown: Arc<Notify>,
-    reload: Option<ReloadFn>,
+    hooks: Hooks,
 ) -> std::io::Result<()> {
     if let Some(l) = &listener {
         l.set_nonblocking(true)?;
@@ -200,7 +234,8 @@ pub fn serve(
             silent: std::sync::Mutex::default(),
             store,
             opts,
-            reload,
+            reload: hooks.reload,
+            extra: hooks.pages,
             push: push_opts.map(PushPort::new),
         });
         let budgets = [
@@ -359,11 +394,36 @@ impl Collector for ConnStats {
     }
 }
 
+/// Render an extra page on a blocking thread: a status report walks the
+/// store, and the serving thread must stay free for scrapes meanwhile.
+async fn extra_page(page: &ExtraPage) -> Response<Full<Bytes>> {
+    let render = Arc::clone(&page.render);
+    match tokio::task::spawn_blocking(move || render()).await {
+        Ok(body) => {
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                HeaderValue::from_static(page.content_type),
+            );
+            r.headers_mut().insert(
+                hyper::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            );
+            r
+        }
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("page failed: {e}\n"),
+        ),
+    }
+}
+
 fn landing(path: &str) -> Response<Full<Bytes>> {
     let body = format!(
         "<!DOCTYPE html>\n<html><head><title>promstatsd</title></head><body>\n\
          <h1>promstatsd</h1>\n<p>StatsD to Prometheus aggregator, version {}.</p>\n<ul>\n\
-         <li><a href=\"{path}\">Metrics</a></li>\n<li><a href=\"/-/healthy\">Health</a></li>\n\
+         <li><a href=\"{path}\">Metrics</a></li>\n<li><a href=\"/status\">Status</a> \
+         (<a href=\"/api/v1/status\">JSON</a>)</li>\n<li><a href=\"/-/healthy\">Health</a></li>\n\
          <li><a href=\"/-/ready\">Readiness</a></li>\n</ul>\n</body></html>\n",
         env!("CARGO_PKG_VERSION"),
         path = html_escape(path),
@@ -678,13 +738,17 @@ async fn handle(
         }
     }
     let get_or_head = req.method() == Method::GET || req.method() == Method::HEAD;
-    let known =
-        path == state.opts.telemetry_path || matches!(path, "/" | "/-/healthy" | "/-/ready");
+    let extra = state.extra.iter().find(|p| p.path == path);
+    let known = path == state.opts.telemetry_path
+        || matches!(path, "/" | "/-/healthy" | "/-/ready")
+        || extra.is_some();
     if known && !get_or_head {
         return Ok(small(method_not_allowed("GET, HEAD")));
     }
     let resp = if path == state.opts.telemetry_path {
         metrics(&state, &req, &conn).await
+    } else if let Some(page) = extra {
+        small(extra_page(page).await)
     } else {
         small(match path {
             "/" => landing(&state.opts.telemetry_path),
