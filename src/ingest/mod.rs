@@ -322,26 +322,12 @@ impl Ingester {
     /// either).
     #[inline]
     fn checked_value(&mut self, s: &Sample<'_>) -> Option<f64> {
-        Some(match s.value {
-            Value::Number(v) => match s.metric_type {
-                MetricType::Counter => {
-                    // Skip the division (tens of cycles) for the usual unsampled line.
-                    let v = if s.sample_rate == 1.0 {
-                        v
-                    } else {
-                        v / s.sample_rate
-                    };
-                    if v < 0.0 {
-                        self.local.negative_counters += 1;
-                        return None;
-                    }
-                    v
-                }
-                MetricType::Timer => v / 1000.0,
-                _ => v,
-            },
-            Value::Member(_) => 0.0,
-        })
+        let v = recorded_value(s);
+        if s.metric_type == MetricType::Counter && v < 0.0 {
+            self.local.negative_counters += 1;
+            return None;
+        }
+        Some(v)
     }
 
     /// The slow path: map and find or create the series, cache the answer, apply
@@ -350,30 +336,17 @@ impl Ingester {
         let decoded = tags::decode(s);
         let mut tag_errors = decoded.errors;
         let has_tags = !decoded.labels.is_empty();
-        let mut name = String::from_utf8_lossy(s.name_head).into_owned();
-        name.push_str(&String::from_utf8_lossy(s.name_tail));
+        let name = sample_name(s);
         let mut scale = 1.0;
         let target = match self.mapper.map(&name, s.metric_type, decoded.labels) {
             MapOutcome::Drop => Err(Miss::Drop),
             MapOutcome::EmptyName => Err(Miss::EmptyName),
             MapOutcome::Map(mut m) => {
                 scale = m.scale.unwrap_or(1.0);
-                let family_kind = match s.metric_type {
-                    MetricType::Counter => FamilyKind::Counter,
-                    MetricType::Gauge => FamilyKind::Gauge,
-                    MetricType::Set => FamilyKind::Set,
-                    _ => match m.observer {
-                        ObserverType::Summary => FamilyKind::Summary,
-                        ObserverType::Histogram => FamilyKind::Histogram,
-                    },
-                };
+                let family_kind = family_kind(s.metric_type, m.observer);
                 // A tag named like the label the exposition adds would make the page
                 // invalid: skip it and count it.
-                let reserved = match family_kind {
-                    FamilyKind::Summary => "quantile",
-                    FamilyKind::Histogram => "le",
-                    _ => "",
-                };
+                let reserved = reserved_label(family_kind);
                 let before = m.labels.len();
                 m.labels.retain(|(k, _)| k != reserved);
                 tag_errors += (before - m.labels.len()) as u32;
@@ -429,6 +402,61 @@ impl Ingester {
     }
 }
 
+/// The StatsD name the mapper sees: the name without embedded tags.
+pub fn sample_name(s: &Sample<'_>) -> String {
+    let mut name = String::from_utf8_lossy(s.name_head).into_owned();
+    name.push_str(&String::from_utf8_lossy(s.name_tail));
+    name
+}
+
+/// The kind of family a sample of type `t` records into; `observer` (the
+/// rule's `observer_type`) decides for `ms`, `h` and `d`.
+pub fn family_kind(t: MetricType, observer: ObserverType) -> FamilyKind {
+    match t {
+        MetricType::Counter => FamilyKind::Counter,
+        MetricType::Gauge => FamilyKind::Gauge,
+        MetricType::Set => FamilyKind::Set,
+        MetricType::Timer | MetricType::Histogram | MetricType::Distribution => match observer {
+            ObserverType::Summary => FamilyKind::Summary,
+            ObserverType::Histogram => FamilyKind::Histogram,
+        },
+    }
+}
+
+/// The label the exposition adds to a family of `kind` (`quantile`, `le`), so
+/// a tag of that name is skipped and counted as a tag error; `""` for none.
+pub fn reserved_label(kind: FamilyKind) -> &'static str {
+    match kind {
+        FamilyKind::Summary => "quantile",
+        FamilyKind::Histogram => "le",
+        _ => "",
+    }
+}
+
+/// A sample's value as recorded, before a rule's `scale`: a counter's divided
+/// by its sample rate, a timer's milliseconds in seconds, a set member 0 (the
+/// member itself is what counts). A negative counter value is refused by the
+/// caller.
+#[inline(always)]
+pub fn recorded_value(s: &Sample<'_>) -> f64 {
+    match s.value {
+        Value::Number(v) => match s.metric_type {
+            // Skip the division (tens of cycles) for the usual unsampled line.
+            MetricType::Counter if s.sample_rate != 1.0 => v / s.sample_rate,
+            MetricType::Timer => v / 1000.0,
+            _ => v,
+        },
+        Value::Member(_) => 0.0,
+    }
+}
+
+/// How many observations an `ms`/`h`/`d` sample stands for: its sample rate
+/// inverted, as statsd_exporter replays `int(1/rate)` copies (at least one).
+#[inline]
+pub fn observations(sample_rate: f64) -> u64 {
+    ((1.0 / sample_rate) as u64).max(1)
+}
+
 /// Apply a sample to what its key resolved to.
 #[inline]
 fn apply(a: Answer<'_>, local: &mut LocalStats, s: &Sample<'_>, value: f64, now: u64, w: Writers) {
@@ -472,8 +500,7 @@ fn apply(a: Answer<'_>, local: &mut LocalStats, s: &Sample<'_>, value: f64, now:
         MetricType::Timer | MetricType::Histogram | MetricType::Distribution => {
             // Weighted by the sample rate: the same result as statsd_exporter's
             // replaying `int(1/rate)` copies, in one update.
-            let n = ((1.0 / s.sample_rate) as u64).max(1);
-            series.observe(value, n, now, w);
+            series.observe(value, observations(s.sample_rate), now, w);
         }
     }
     local.event(kind);
