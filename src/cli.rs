@@ -240,6 +240,14 @@ pub struct Args {
     #[arg(long = "check-config")]
     pub check_config: bool,
 
+    /// Explain StatsD lines without starting the daemon: for each, the mapping
+    /// rule that decides it (FILE:LINE), why earlier rules did not, and the
+    /// family, type, labels and value it makes. `-` reads one line per stdin
+    /// line. Exits 0, or 1 if a line does not parse (2 if the mapping does not
+    /// load). Takes every following argument up to the next flag.
+    #[arg(long = "explain", value_name = "LINE", num_args = 1..)]
+    pub explain: Vec<String>,
+
     /// Bound on the cache of known series per ingest thread (0: no cache). Past it,
     /// about half the entries are dropped and re-mapped on their next sample.
     #[arg(long = "statsd.cache-size", value_name = "N", default_value_t = crate::ingest::DEFAULT_CACHE_ENTRIES)]

@@ -56,6 +56,7 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod explain;
 pub mod exposition;
 pub mod ingest;
 pub mod listener;

@@ -42,6 +42,68 @@ fn check_config(config: &promstatsd::Config) -> ExitCode {
     }
 }
 
+/// `--explain LINE…`: explain each line (or each stdin line, for `-`); exit
+/// 1 if one does not parse, 2 if the mapping does not load.
+fn explain(config: &promstatsd::Config, lines: &[String]) -> ExitCode {
+    use promstatsd::explain::{Explainer, PACK_FILE};
+    use promstatsd::reload::MappingSource;
+    let (mapper, file) = match &config.mapping {
+        None => (
+            promstatsd::mapper::Mapper::new(config.mapper.clone()),
+            String::new(),
+        ),
+        Some(src) => match src.load(&config.mapper) {
+            Ok((m, warnings)) => {
+                for w in warnings {
+                    eprintln!("promstatsd: warning: {w}");
+                }
+                let file = match src {
+                    MappingSource::Airflow => PACK_FILE.to_owned(),
+                    MappingSource::File(_) => src.describe(),
+                };
+                (m, file)
+            }
+            Err(e) => {
+                eprintln!("promstatsd: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let explainer = Explainer {
+        mapper: &mapper,
+        file: &file,
+        opts: config.parse,
+    };
+    let mut parsed = true;
+    let mut one = |line: &str| {
+        let r = explainer.line(line);
+        print!("{}", r.text);
+        parsed &= r.parsed;
+    };
+    for arg in lines {
+        if arg == "-" {
+            for line in std::io::stdin().lines() {
+                match line {
+                    // Blank lines are skipped, as the listeners skip them.
+                    Ok(l) if l.trim_end_matches('\r').is_empty() => {}
+                    Ok(l) => one(l.trim_end_matches('\r')),
+                    Err(e) => {
+                        eprintln!("promstatsd: reading stdin: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+        } else {
+            one(arg);
+        }
+    }
+    if parsed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let (config, warnings) = match args.build() {
@@ -53,6 +115,9 @@ fn main() -> ExitCode {
     };
     if args.check_config {
         return check_config(&config);
+    }
+    if !args.explain.is_empty() {
+        return explain(&config, &args.explain);
     }
     init_logging(args.log_level, args.log_format);
     for w in warnings {

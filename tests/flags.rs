@@ -30,6 +30,7 @@ const FLAG_TESTS: &[(&str, &str, &str)] = &[
     ("--statsd.parse-signalfx-tags", "flags::tag_style_flags_turn_each_style_off", "TAG_STYLES"),
     ("--statsd.mapping-config", "airflow::helm_chart_mapping_file_loads_unchanged_and_maps_real_traffic", ""),
     ("--check-config", "airflow::check_config_validates_without_starting", ""),
+    ("--explain", "explain::explain_takes_lines_as_arguments_and_exits_0", ""),
     ("--statsd.cache-size", "flags::cache_size_bounds_the_ingest_cache", ""),
     ("--statsd.max-series", "lifecycle::series_cap_refuses_new_series_and_bounds_memory", ""),
     ("--statsd.udp-workers", "e2e::two_udp_workers_count_exactly", ""),
