@@ -18,6 +18,8 @@
 //! promstatsd-bench --memory 1000000 --mix labelled --silent-readers 20
 //! promstatsd-bench --churn 1800
 //! promstatsd-bench --churn 60 --churn-ttl 5 --churn-warmup 20
+//! promstatsd-bench --memory 1000000 --status
+//! promstatsd-bench --preload 1000000 --rate 4000000 --secs 10 --status -- --statsd.max-series=2000000
 //! ```
 
 use std::io::{Read, Write};
@@ -32,6 +34,7 @@ mod auth;
 mod churn;
 mod silent;
 mod slowloris;
+mod status;
 mod web;
 
 struct Opts {
@@ -63,13 +66,15 @@ struct Opts {
     churn_ttl: u64,
     /// `--churn-warmup SECS`: when RSS must have stopped growing.
     churn_warmup: u64,
+    /// `--status`: time the operator view (`--memory`) or poll it each second.
+    status: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: promstatsd-bench [--daemon PATH] [--series N] [--lines-per-datagram K] \
          [--mix counter|counter-timer|timer] [--tags none|dogstatsd] [--rate LINES_PER_S] \
-         [--secs S] [--search] [--scrape-during] [--bare] [--memory N] [--preload N] \
+         [--secs S] [--search] [--scrape-during] [--status] [--bare] [--memory N] [--preload N] \
          [--read-buffer BYTES (default 26214400, both targets)] [--auth-flood CLIENTS] [--slowloris CONNECTIONS] [--silent-readers N] \
          [--churn SECS [--churn-ttl SECS (60)] [--churn-warmup SECS (300)]] \
          [-- DAEMON_FLAGS...]\n\
@@ -103,6 +108,7 @@ fn parse_args() -> Opts {
         churn: 0,
         churn_ttl: 60,
         churn_warmup: 300,
+        status: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -118,6 +124,7 @@ fn parse_args() -> Opts {
             "--search" => o.search = true,
             "--scrape-during" => o.scrape_during = true,
             "--bare" => o.bare = true,
+            "--status" => o.status = true,
             "--memory" => o.memory = val().parse().unwrap_or_else(|_| usage()),
             "--render" => o.render = val().parse().unwrap_or_else(|_| usage()),
             "--preload" => o.preload = val().parse().unwrap_or_else(|_| usage()),
@@ -504,6 +511,10 @@ fn trial(t: &Target, dst: SocketAddr, data: &[Vec<u8>], o: &Opts, rate: u64) -> 
         }
         _ => None,
     };
+    let poller = match (o.status, t) {
+        (true, Target::Daemon { web, .. }) => Some(status::poll(*web, Arc::clone(&stop))),
+        _ => None,
+    };
     let started = Instant::now();
     let sent = send(dst, data, o.per_datagram, rate, o.secs);
     let secs = started.elapsed().as_secs_f64();
@@ -511,6 +522,9 @@ fn trial(t: &Target, dst: SocketAddr, data: &[Vec<u8>], o: &Opts, rate: u64) -> 
     if let Some(s) = scraper {
         let n = s.join().unwrap_or(0);
         eprintln!("  ({n} scrapes during the trial)");
+    }
+    if let Some(mut p) = poller.and_then(|p| p.join().ok()) {
+        p.print();
     }
     let after = settle(t);
     let cpu = t.cpu() - cpu0;
@@ -666,6 +680,9 @@ fn memory_and_scrape(o: &Opts, target: &Target, dst: SocketAddr) {
         times[2].1 as f64 / 1e6,
         cpu_per_scrape * 1e3
     );
+    if o.status {
+        status::time_pages(*web, series);
+    }
     if o.silent > 0 {
         silent::run(*web, child.id(), o.silent, rss_kib);
     }
@@ -684,7 +701,12 @@ fn rates(o: &Opts, target: &Target, dst: SocketAddr) {
             } else {
                 "promstatsd"
             },
-            if o.scrape_during { "+scrapes" } else { "" },
+            match (o.scrape_during, o.status) {
+                (true, true) => "+scrapes +status",
+                (true, false) => "+scrapes",
+                (false, true) => "+status",
+                (false, false) => "",
+            },
             o.mix,
             o.tags,
             o.per_datagram,
