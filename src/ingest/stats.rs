@@ -349,7 +349,7 @@ pub struct LocalStats {
     pub tag_errors: u64,
     /// Events recorded, by [`EventKind`].
     pub events: [u64; 4],
-    /// Events refused for a type conflict, by [`ConflictNames`] slot, then
+    /// Events refused for a type conflict, by `ConflictNames` slot, then
     /// by [`EventKind`] (grown as slots are used).
     pub conflicts: Vec<[u64; 4]>,
     /// Negative counter increments refused.
