@@ -3,7 +3,7 @@
 
 use super::budget;
 use super::conn::{Conn, Watched};
-use super::stream::{PageBody, ScrapeStats};
+use super::stream::{PageBody, PageFormat, ScrapeStats};
 use super::text;
 use super::webconfig::Credentials;
 use crate::model::collect::{Collector, SelfFamily};
@@ -463,15 +463,54 @@ fn wants_gzip(req: &Request<Incoming>) -> bool {
     header_accepts(req, ACCEPT_ENCODING, "gzip")
 }
 
-/// True if the client lists OpenMetrics among the types it accepts.
-fn wants_openmetrics(req: &Request<Incoming>) -> bool {
-    header_accepts(req, hyper::header::ACCEPT, "application/openmetrics-text")
+/// The page format an `Accept` header asks for: among the media ranges
+/// promstatsd serves (delimited protobuf `MetricFamily`, OpenMetrics when
+/// `openmetrics` is on, text), the one with the highest `q`, ties to the
+/// first listed; text when none is listed (or no header is sent).
+pub fn negotiate<'h>(accept: impl Iterator<Item = &'h str>, openmetrics: bool) -> PageFormat {
+    let mut best: Option<(f64, PageFormat)> = None;
+    for item in accept.flat_map(|v| v.split(',')) {
+        let mut parts = item.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("");
+        let (mut q, mut proto, mut encoding) = (1.0, "", "");
+        for p in parts {
+            let Some((k, v)) = p.split_once('=') else {
+                continue;
+            };
+            let v = v.trim().trim_matches('"');
+            match k.trim() {
+                "q" => q = v.parse().unwrap_or(0.0),
+                "proto" => proto = v,
+                "encoding" => encoding = v,
+                _ => {}
+            }
+        }
+        let format = if media.eq_ignore_ascii_case("application/vnd.google.protobuf") {
+            if proto != "io.prometheus.client.MetricFamily" || encoding != "delimited" {
+                continue;
+            }
+            PageFormat::Protobuf
+        } else if media.eq_ignore_ascii_case("application/openmetrics-text") && openmetrics {
+            PageFormat::Text(text::Format::OpenMetrics)
+        } else if ["text/plain", "text/*", "*/*"]
+            .iter()
+            .any(|m| media.eq_ignore_ascii_case(m))
+        {
+            PageFormat::Text(text::Format::Text)
+        } else {
+            continue;
+        };
+        if q > 0.0 && best.is_none_or(|(b, _)| q > b) {
+            best = Some((q, format));
+        }
+    }
+    best.map_or(PageFormat::Text(text::Format::Text), |(_, f)| f)
 }
 
 /// What a scrape asked for, read from its request on the serving thread.
 #[derive(Clone, Copy, Debug)]
 struct PageRequest {
-    format: text::Format,
+    format: PageFormat,
     /// `?collect[]=self`: only promstatsd's own metrics.
     self_only: bool,
     gzip: bool,
@@ -479,11 +518,12 @@ struct PageRequest {
 
 impl PageRequest {
     fn of(state: &State, req: &Request<Incoming>) -> Self {
-        let format = if state.opts.enable_openmetrics && wants_openmetrics(req) {
-            text::Format::OpenMetrics
-        } else {
-            text::Format::Text
-        };
+        let accept = req
+            .headers()
+            .get_all(hyper::header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let format = negotiate(accept, state.opts.enable_openmetrics);
         // `?collect[]=self` (node_exporter's parameter): cheap to poll however
         // many series the store holds.
         let self_only = req.uri().query().is_some_and(|q| {
@@ -510,7 +550,10 @@ async fn metrics(
     let mut r = if page.self_only {
         let started = Instant::now();
         let mut out = Vec::with_capacity(16 * 1024);
-        text::render_self(&state.store, &mut out, page.format);
+        match page.format {
+            PageFormat::Text(format) => text::render_self(&state.store, &mut out, format),
+            PageFormat::Protobuf => super::proto::render_self(&state.store, &mut out),
+        }
         let body = if page.gzip { gzip(&out) } else { None };
         let gzipped = body.is_some();
         state.scrapes.record(started.elapsed().as_secs_f64());
@@ -544,10 +587,7 @@ async fn metrics(
     };
     r.headers_mut().insert(
         CONTENT_TYPE,
-        HeaderValue::from_static(match page.format {
-            text::Format::Text => text::CONTENT_TYPE,
-            text::Format::OpenMetrics => text::OPENMETRICS_CONTENT_TYPE,
-        }),
+        HeaderValue::from_static(page.format.content_type()),
     );
     r
 }
@@ -758,4 +798,43 @@ async fn handle(
         })
     };
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use text::Format;
+
+    /// Prometheus 2.42's `Accept` with `--enable-feature=native-histograms`,
+    /// and without (scrape/scrape.go's `scrapeAcceptHeader`).
+    const PROM_NATIVE: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    const PROM_PLAIN: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+    #[test]
+    fn the_accept_header_picks_the_format() {
+        use PageFormat::{Protobuf, Text as T};
+        let om = T(Format::OpenMetrics);
+        let text = T(Format::Text);
+        let cases: &[(&[&str], bool, PageFormat)] = &[
+            (&[], false, text),
+            (&[PROM_NATIVE], false, Protobuf),
+            (&[PROM_NATIVE], true, Protobuf),
+            (&[PROM_PLAIN], false, text),
+            (&[PROM_PLAIN], true, om),
+            (&["application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text"], false, text),
+            (&["application/vnd.google.protobuf;encoding=delimited"], false, text),
+            (&["application/vnd.google.protobuf; proto=\"io.prometheus.client.MetricFamily\"; encoding=delimited"], false, Protobuf),
+            (&["text/plain;q=0.9", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.5"], false, text),
+            (&["application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0"], false, text),
+            (&["application/json"], true, text),
+            (&["text/plain, application/openmetrics-text"], true, text),
+        ];
+        for (headers, openmetrics, want) in cases {
+            assert_eq!(
+                negotiate(headers.iter().copied(), *openmetrics),
+                *want,
+                "{headers:?} {openmetrics}"
+            );
+        }
+    }
 }

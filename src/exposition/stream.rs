@@ -10,7 +10,8 @@
 //! that much rendering).
 
 use super::conn::PagePlace;
-use super::text::{Format, TextEncoder};
+use super::proto::{self, ProtoEncoder};
+use super::text::{self, Format, TextEncoder};
 use crate::model::collect::{Collector, SelfFamily, SelfValue};
 use crate::store::atomic::AtomicF64;
 use crate::store::{Store, Walk};
@@ -40,11 +41,31 @@ pub fn gzip_writer(capacity: usize) -> flate2::write::GzEncoder<Vec<u8>> {
     flate2::write::GzEncoder::new(Vec::with_capacity(capacity), flate2::Compression::fast())
 }
 
+/// The wire format of a page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageFormat {
+    /// Text 0.0.4 or OpenMetrics.
+    Text(Format),
+    /// Delimited protobuf ([`proto`]).
+    Protobuf,
+}
+
+impl PageFormat {
+    /// The `Content-Type` of a page in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Text(Format::Text) => text::CONTENT_TYPE,
+            Self::Text(Format::OpenMetrics) => text::OPENMETRICS_CONTENT_TYPE,
+            Self::Protobuf => proto::CONTENT_TYPE,
+        }
+    }
+}
+
 /// The body of a `/metrics` answer, encoded as it is sent.
 pub struct PageBody {
     store: Arc<Store>,
     walk: Walk,
-    format: Format,
+    format: PageFormat,
     gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
     /// The page's place among the pages in flight, given back once the last
     /// chunk is encoded (or the body is dropped with its connection).
@@ -62,7 +83,7 @@ impl PageBody {
     /// The page of `store` in `format`, gzipped if asked, holding `place`.
     pub fn new(
         store: Arc<Store>,
-        format: Format,
+        format: PageFormat,
         gzip: bool,
         place: PagePlace,
         stats: Arc<ScrapeStats>,
@@ -90,13 +111,24 @@ impl PageBody {
         }
         let started = Instant::now();
         let mut out = Vec::with_capacity(CHUNK + CHUNK / 4);
-        let mut enc = TextEncoder::new(&mut out, self.format);
-        self.store
-            .resume(&mut self.walk, &mut enc, |e| e.written() >= CHUNK);
-        if self.walk.is_done() {
-            enc.finish();
-            self.ended = true;
+        match self.format {
+            PageFormat::Text(format) => {
+                let mut enc = TextEncoder::new(&mut out, format);
+                self.store
+                    .resume(&mut self.walk, &mut enc, |e| e.written() >= CHUNK);
+                if self.walk.is_done() {
+                    enc.finish();
+                }
+            }
+            PageFormat::Protobuf => {
+                // Every chunk ends its open family: a chunk holds whole messages.
+                let mut enc = ProtoEncoder::new(&mut out);
+                self.store
+                    .resume(&mut self.walk, &mut enc, |e| e.written() >= CHUNK);
+                enc.finish();
+            }
         }
+        self.ended = self.walk.is_done();
         let chunk = match &mut self.gzip {
             None => Ok(Bytes::from(out)),
             Some(z) => z

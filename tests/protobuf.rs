@@ -1,0 +1,241 @@
+//! The protobuf exposition, end to end: negotiated by `Accept`, decoded by
+//! Python's protobuf package over `tests/proto/metrics.proto` (Debian's protoc
+//! and pip's protobuf, installed by scripts/test.sh: code that shares nothing
+//! with the encoder), compared sample by sample with the text page,
+//! and scraped by a real Prometheus 2.42 that asks for protobuf first.
+
+mod common;
+
+use common::prom::{wait_query, Prometheus};
+use common::Daemon;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Prometheus 2.42's `Accept` with `--enable-feature=native-histograms`.
+const PROM_NATIVE: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+const PROTO_TYPE: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+fn proto_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/proto")
+}
+
+/// `metrics_pb2.py`, compiled once per test into a temp directory.
+fn compiled(name: &str) -> PathBuf {
+    let out = common::temp_dir(name);
+    let status = Command::new("protoc")
+        .arg(format!("--proto_path={}", proto_dir().display()))
+        .arg(format!("--python_out={}", out.display()))
+        .arg("metrics.proto")
+        .status()
+        .expect("protoc (Debian's protobuf-compiler) runs");
+    assert!(status.success(), "protoc failed");
+    out
+}
+
+/// The page decoded by tests/proto/decode.py: text-format sample lines.
+fn decode(page: &[u8], module: &Path) -> String {
+    let mut child = Command::new("python3")
+        .arg(proto_dir().join("decode.py"))
+        .arg(module)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(page)
+        .expect("the page goes to python");
+    let out = child.wait_with_output().expect("python exits");
+    assert!(
+        out.status.success(),
+        "decode.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `name{labels}` (labels unescaped and sorted) -> value, for every sample
+/// line of a text page (or of decode.py's output).
+fn samples(page: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in page
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').expect("a sample line");
+        let value = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().expect("a number"),
+        };
+        out.insert(normalise(series), value);
+    }
+    out
+}
+
+/// A series key with its labels unescaped, sorted and numbers in `le` and
+/// `quantile` made canonical.
+fn normalise(series: &str) -> String {
+    let Some((name, rest)) = series.split_once('{') else {
+        return format!("{series}{{}}");
+    };
+    let body = rest.strip_suffix('}').expect("labels end in }");
+    let mut pairs = Vec::new();
+    let mut chars = body.chars().peekable();
+    while chars.peek().is_some() {
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        assert_eq!(chars.next(), Some('"'));
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some(o) => value.push(o),
+                    None => {}
+                },
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        if chars.peek() == Some(&',') {
+            chars.next();
+        }
+        if key == "le" || key == "quantile" {
+            if let Ok(v) = value.parse::<f64>() {
+                value = format!("{v:?}");
+            }
+        }
+        pairs.push((key, value));
+    }
+    pairs.sort();
+    let inner: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{name}{{{}}}", inner.join(","))
+}
+
+/// Send lines over TCP: thousands at once, none lost.
+fn send_tcp(d: &Daemon, lines: &[String]) {
+    let addr = d.tcp.expect("a TCP listener");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the TCP listener");
+    let mut text = lines.join("\n");
+    text.push('\n');
+    s.write_all(text.as_bytes()).expect("lines sent");
+}
+
+fn push(d: &Daemon, path: &str, body: &str) {
+    let req = format!(
+        "PUT {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let push = d.push.expect("push port");
+    assert_eq!(common::raw_http(push, req.as_bytes()).status, 200);
+}
+
+const MAPPING: &str = "mappings:\n  - match: lat.*\n    name: lat\n    observer_type: histogram\n    labels:\n      route: $1\n";
+
+#[test]
+fn protobuf_page_decodes_with_python_and_matches_the_text_page() {
+    let dir = common::temp_dir("proto-page");
+    let mapping = dir.join("m.yml");
+    std::fs::write(&mapping, MAPPING).expect("mapping written");
+    let flag = format!("--statsd.mapping-config={}", mapping.display());
+    let d = Daemon::start(&[&flag]);
+    d.send_udp(b"hits:3|c|#k:v\nhits:2|c|#k:w\ntemp:21.5|g\nq,x=a\"b\\c:1|c\nt.sum:100|ms\nt.sum:300|ms\nlat.api:50|ms\nlat.api:700|ms\nlat.web:20|ms\nusers:alice|s\nusers:bob|s");
+    d.wait_lines(11);
+    push(
+        &d,
+        "/metrics/job/batch",
+        "# TYPE pushed_h histogram\npushed_h_bucket{le=\"1\"} 2\npushed_h_bucket{le=\"+Inf\"} 3\npushed_h_sum 4.5\npushed_h_count 3\n# TYPE pushed_s summary\npushed_s{quantile=\"0.5\"} 7\npushed_s_sum 20\npushed_s_count 3\npushed_u 9\n",
+    );
+    let proto = d.get("/metrics", &[("Accept", PROM_NATIVE)]);
+    assert_eq!(proto.status, 200);
+    assert_eq!(proto.header("content-type"), Some(PROTO_TYPE));
+    let text = d.get("/metrics", &[]);
+    assert!(text
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/plain")));
+    let decoded = decode(&proto.body, &compiled("proto-page-py"));
+    let (got, want) = (
+        samples(&decoded),
+        samples(&String::from_utf8_lossy(&text.body)),
+    );
+    // promstatsd's own counters move between the two scrapes.
+    let stable = |m: &BTreeMap<String, f64>| -> BTreeMap<String, f64> {
+        m.iter()
+            .filter(|(k, _)| !k.starts_with("promstatsd_"))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    };
+    assert_eq!(stable(&got), stable(&want), "decoded:\n{decoded}");
+    for key in [
+        "hits{k=\"v\"}",
+        "q{x=\"a\\\"b\\\\c\"}",
+        "lat_bucket{le=\"+Inf\",route=\"api\"}",
+        "t_sum_count{}",
+        "users{}",
+        "pushed_h_count{instance=\"\",job=\"batch\"}",
+        "pushed_s_sum{instance=\"\",job=\"batch\"}",
+    ] {
+        assert!(
+            got.contains_key(&normalise(key)),
+            "{key} missing from\n{decoded}"
+        );
+    }
+    let own = got
+        .keys()
+        .filter(|k| k.starts_with("promstatsd_lines_total"))
+        .count();
+    assert_eq!(own, 1, "self-metrics are on the protobuf page");
+}
+
+#[test]
+fn a_family_longer_than_a_chunk_arrives_whole_in_several_messages() {
+    let d = Daemon::start(&[]);
+    let n = 6_000;
+    let lines: Vec<String> = (0..n).map(|i| format!("big,id=series{i:05}:1|c")).collect();
+    send_tcp(&d, &lines);
+    d.wait_lines(n);
+    let proto = d.get("/metrics", &[("Accept", PROM_NATIVE)]);
+    let decoded = decode(&proto.body, &compiled("proto-big-py"));
+    let messages = decoded
+        .lines()
+        .filter(|l| *l == "# family big counter")
+        .count();
+    assert!(messages > 1, "6,000 series fit one 64 KiB chunk?");
+    let series = samples(&decoded)
+        .keys()
+        .filter(|k| k.starts_with("big{"))
+        .count();
+    assert_eq!(series, n as usize);
+}
+
+#[test]
+fn real_prometheus_with_native_histograms_scrapes_protobuf() {
+    let d = Daemon::start(&["--statsd.observer-type=histogram"]);
+    let mut lines: Vec<String> = (0..6_000)
+        .map(|i| format!("split,id=s{i:05}:1|c"))
+        .collect();
+    lines.extend(["pb.hits:7|c".to_owned(), "pb.lat:300|ms".to_owned()]);
+    send_tcp(&d, &lines);
+    d.wait_lines(lines.len() as u64);
+    let p = Prometheus::start(
+        &format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: airflow\n    static_configs:\n      - targets: [\"{}\"]\n",
+            d.web
+        ),
+        &["--enable-feature=native-histograms"],
+    );
+    assert_eq!(wait_query(&p, "up{job=\"airflow\"}", |v| v == 1.0), 1.0);
+    assert_eq!(wait_query(&p, "pb_hits", |_| true), 7.0);
+    let p50 = wait_query(&p, "histogram_quantile(0.5, pb_lat_bucket)", |_| true);
+    assert!((0.25..=0.5).contains(&p50), "p50 {p50}");
+    // A family split over several messages is one family, every series kept.
+    assert_eq!(wait_query(&p, "count(split)", |v| v == 6000.0), 6000.0);
+    let log = d.log();
+    assert!(!log.contains("level=error"), "{log}");
+}
