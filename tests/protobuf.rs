@@ -186,6 +186,18 @@ fn protobuf_page_decodes_with_python_and_matches_the_text_page() {
             "{key} missing from\n{decoded}"
         );
     }
+    // Native buckets beside the classic ones, schema 3 (factor 1.1): 50 ms is
+    // in bucket ceil(8 log2 0.05) = -34, 700 ms in -4 (a gap of 29: a new
+    // span), 20 ms in -45.
+    for native in [
+        "# native lat 3 2.938735877055719e-39 0 -34:1;29:1 1;0",
+        "# native lat 3 2.938735877055719e-39 0 -45:1 1",
+    ] {
+        assert!(
+            decoded.lines().any(|l| l == native),
+            "{native} missing from\n{decoded}"
+        );
+    }
     let own = got
         .keys()
         .filter(|k| k.starts_with("promstatsd_lines_total"))
@@ -214,28 +226,74 @@ fn a_family_longer_than_a_chunk_arrives_whole_in_several_messages() {
     assert_eq!(series, n as usize);
 }
 
-#[test]
-fn real_prometheus_with_native_histograms_scrapes_protobuf() {
-    let d = Daemon::start(&["--statsd.observer-type=histogram"]);
-    let mut lines: Vec<String> = (0..6_000)
-        .map(|i| format!("split,id=s{i:05}:1|c"))
-        .collect();
-    lines.extend(["pb.hits:7|c".to_owned(), "pb.lat:300|ms".to_owned()]);
-    send_tcp(&d, &lines);
-    d.wait_lines(lines.len() as u64);
-    let p = Prometheus::start(
+fn prometheus_scraping(d: &Daemon) -> Prometheus {
+    Prometheus::start(
         &format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: airflow\n    static_configs:\n      - targets: [\"{}\"]\n",
             d.web
         ),
         &["--enable-feature=native-histograms"],
-    );
+    )
+}
+
+/// Timers of 1, 2, ... 1000 ms, and their exact nearest-rank quantile in seconds.
+fn timers(name: &str) -> (Vec<String>, impl Fn(f64) -> f64) {
+    let lines = (1..=1000).map(|ms| format!("{name}:{ms}|ms")).collect();
+    (lines, |q: f64| (q * 1000.0).ceil() / 1000.0)
+}
+
+#[test]
+fn real_prometheus_reads_native_histograms_and_split_families() {
+    let d = Daemon::start(&["--statsd.observer-type=histogram"]);
+    let mut lines: Vec<String> = (0..6_000)
+        .map(|i| format!("split,id=s{i:05}:1|c"))
+        .collect();
+    lines.push("pb.hits:7|c".to_owned());
+    let (lat, exact) = timers("pb.lat");
+    lines.extend(lat);
+    send_tcp(&d, &lines);
+    d.wait_lines(lines.len() as u64);
+    let p = prometheus_scraping(&d);
     assert_eq!(wait_query(&p, "up{job=\"airflow\"}", |v| v == 1.0), 1.0);
     assert_eq!(wait_query(&p, "pb_hits", |_| true), 7.0);
-    let p50 = wait_query(&p, "histogram_quantile(0.5, pb_lat_bucket)", |_| true);
-    assert!((0.25..=0.5).contains(&p50), "p50 {p50}");
+    assert_eq!(wait_query(&p, "histogram_count(pb_lat)", |_| true), 1000.0);
+    let sum = wait_query(&p, "histogram_sum(pb_lat)", |_| true);
+    assert!((sum - 500.5).abs() < 1e-6, "sum {sum}");
+    // Schema 3 (bucket factor 1.1): a bucket is 2^(1/8) = 1.0905 wide, so an
+    // estimate within the bucket of the exact value is off by at most 9.05 %.
+    for q in [0.5, 0.9, 0.99] {
+        let got = wait_query(&p, &format!("histogram_quantile({q}, pb_lat)"), |_| true);
+        let want = exact(q);
+        assert!(
+            ((got - want) / want).abs() <= 0.0905,
+            "p{q}: {got} against {want}"
+        );
+    }
+    // A native histogram replaces the classic buckets in Prometheus 2.42.
+    assert_eq!(common::prom::query(&p, "count(pb_lat_bucket)"), None);
     // A family split over several messages is one family, every series kept.
     assert_eq!(wait_query(&p, "count(split)", |v| v == 6000.0), 6000.0);
     let log = d.log();
     assert!(!log.contains("level=error"), "{log}");
+}
+
+#[test]
+fn a_bucket_factor_of_1_keeps_histograms_classic() {
+    let dir = common::temp_dir("proto-classic");
+    let mapping = dir.join("m.yml");
+    std::fs::write(
+        &mapping,
+        "defaults:\n  observer_type: histogram\n  histogram_options:\n    native_histogram_bucket_factor: 1\nmappings: []\n",
+    )
+    .expect("mapping written");
+    let flag = format!("--statsd.mapping-config={}", mapping.display());
+    let d = Daemon::start(&[&flag]);
+    let (lat, _) = timers("cl.lat");
+    send_tcp(&d, &lat);
+    d.wait_lines(1000);
+    let p = prometheus_scraping(&d);
+    assert_eq!(wait_query(&p, "cl_lat_count", |_| true), 1000.0);
+    let p50 = wait_query(&p, "histogram_quantile(0.5, cl_lat_bucket)", |_| true);
+    assert!((0.25..=0.5).contains(&p50), "p50 {p50}");
+    assert_eq!(common::prom::query(&p, "histogram_count(cl_lat)"), None);
 }

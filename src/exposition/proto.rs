@@ -15,7 +15,7 @@
 //! (prometheus/client_model); the histogram omits its `+Inf` bucket, which
 //! `sample_count` stands for, as client_golang writes it.
 
-use crate::model::collect::{Encoder, FamilyHead, Labels, Value};
+use crate::model::collect::{Encoder, FamilyHead, Labels, NativeValue, Value};
 use crate::vocab::MetricKind;
 
 /// The content type of the delimited protobuf exposition.
@@ -230,17 +230,17 @@ impl Encoder for ProtoEncoder<'_> {
                 bounds,
                 cumulative,
                 sum,
+                native,
             } => {
-                let count = Value::histogram_count(cumulative);
-                histogram(
-                    &mut self.inner,
-                    count,
-                    sum,
-                    bounds
-                        .iter()
-                        .copied()
-                        .zip(cumulative.iter().map(|c| *c as f64)),
-                );
+                let count = native.map_or(Value::histogram_count(cumulative), |n| n.count);
+                let buckets = bounds
+                    .iter()
+                    .copied()
+                    .zip(cumulative.iter().map(|c| *c as f64));
+                histogram(&mut self.inner, count, sum, buckets);
+                if let Some(n) = native {
+                    native_fields(&mut self.inner, &n, &mut self.pair);
+                }
                 metric::HISTOGRAM
             }
             Value::Sample { name, value } => {
@@ -324,6 +324,36 @@ fn histogram(out: &mut Vec<u8>, count: u64, sum: f64, buckets: impl Iterator<Ite
         uint_field(&mut b, 1, cumulative as u64);
         double_field(&mut b, 2, le);
         bytes_field(out, 3, &b);
+    }
+}
+
+/// `n` zigzag-encoded, as `sint32` and `sint64` fields are.
+fn zigzag(n: i64) -> u64 {
+    ((n << 1) ^ (n >> 63)) as u64
+}
+
+/// The native fields of a `Histogram`: `schema = 5` (sint32),
+/// `zero_threshold = 6`, `zero_count = 7`, `negative_span = 9`,
+/// `negative_delta = 10` (sint64, packed), `positive_span = 12`,
+/// `positive_delta = 13`; each `BucketSpan { offset = 1 (sint32), length = 2 }`.
+fn native_fields(out: &mut Vec<u8>, n: &NativeValue<'_>, scratch: &mut Vec<u8>) {
+    uint_field(out, 5, zigzag(i64::from(n.schema)));
+    double_field(out, 6, n.zero_threshold);
+    uint_field(out, 7, n.zero_count);
+    for (spans_field, (spans, deltas)) in [(9, n.negative), (12, n.positive)] {
+        for &(offset, length) in spans {
+            scratch.clear();
+            uint_field(scratch, 1, zigzag(i64::from(offset)));
+            uint_field(scratch, 2, u64::from(length));
+            bytes_field(out, spans_field, scratch);
+        }
+        if !deltas.is_empty() {
+            scratch.clear();
+            for d in deltas {
+                varint(scratch, zigzag(*d));
+            }
+            bytes_field(out, spans_field + 1, scratch);
+        }
     }
 }
 

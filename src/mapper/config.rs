@@ -7,7 +7,7 @@
 
 use super::template::GlobTemplate;
 use super::{ObserverType, DEFAULT_BUCKETS};
-use crate::model::SummaryOptions;
+use crate::model::{NativeOptions, SummaryOptions};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -196,6 +196,8 @@ pub struct Rule {
     pub observer: ObserverType,
     /// Histogram buckets (defaults applied).
     pub buckets: Arc<[f64]>,
+    /// Native histogram buckets (defaults applied; `None`: classic only).
+    pub native: Option<NativeOptions>,
     /// Summary options (defaults applied).
     pub summary: Arc<SummaryOptions>,
     /// Time to live in seconds; 0 = never expires (defaults applied).
@@ -215,6 +217,8 @@ pub struct Defaults {
     pub observer: ObserverType,
     /// Histogram buckets.
     pub buckets: Arc<[f64]>,
+    /// Native histogram buckets (`None`: classic only).
+    pub native: Option<NativeOptions>,
     /// Summary options.
     pub summary: Arc<SummaryOptions>,
     /// TTL in seconds, 0 = never.
@@ -230,6 +234,7 @@ impl Default for Defaults {
         Self {
             observer: ObserverType::Summary,
             buckets: Arc::from(&DEFAULT_BUCKETS[..]),
+            native: Some(NativeOptions::DEFAULT),
             summary: Arc::new(SummaryOptions::default()),
             ttl_secs: 0,
             glob_disable_ordering: false,
@@ -591,10 +596,7 @@ fn parse_defaults(
     }
     let mut buckets: Option<Vec<f64>> = None;
     if let Some(h) = &d.histogram_options {
-        if h.native_histogram_bucket_factor.is_some() || h.native_histogram_max_buckets.is_some() {
-            warnings
-                .push("native histograms are not supported; classic buckets are used".to_owned());
-        }
+        defaults.native = native_options(&ctx, None, h, defaults.native)?;
         if !h.buckets.is_empty() {
             buckets = Some(h.buckets.clone());
         }
@@ -684,6 +686,10 @@ fn parse_rule(
         explicit_observer.is_some(),
         warnings,
     )?;
+    let native = match &m.histogram_options {
+        Some(h) => native_options(&ctx, line, h, defaults.native).map_err(|e| at(e.message))?,
+        None => defaults.native,
+    };
     let summary = rule_summary(&ctx, index, m, defaults, warnings)?;
     let mut ttl_secs = match &m.ttl {
         Some(t) => duration_secs(&ctx, line, "ttl", t).map_err(|e| at(e.message))?,
@@ -715,6 +721,7 @@ fn parse_rule(
         metric_type,
         observer,
         buckets,
+        native,
         summary,
         ttl_secs,
         honor_labels: m.honor_labels,
@@ -812,12 +819,6 @@ fn rule_buckets(
     let at = |msg: String| rule_error(ctx, index, m, msg);
     let mut rule_buckets: Option<Vec<f64>> = None;
     if let Some(h) = &m.histogram_options {
-        if h.native_histogram_bucket_factor.is_some() || h.native_histogram_max_buckets.is_some() {
-            warnings.push(format!(
-                "mapping {}: native histograms are not supported; classic buckets are used",
-                index + 1
-            ));
-        }
         if !h.buckets.is_empty() {
             rule_buckets = Some(h.buckets.clone());
         }
@@ -853,6 +854,33 @@ fn rule_buckets(
         }
         None => Arc::clone(&defaults.buckets),
     })
+}
+
+/// Native buckets from `histogram_options`, as statsd_exporter reads them: a
+/// factor or bucket limit of 0 (or none) keeps `base`'s (the defaults'), a
+/// factor of at most 1 turns native buckets off, any other factor picks the
+/// schema ([`NativeOptions::schema_for`]).
+fn native_options(
+    ctx: &Ctx<'_>,
+    line: Option<usize>,
+    h: &RawHistogramOptions,
+    base: Option<NativeOptions>,
+) -> Result<Option<NativeOptions>, ConfigError> {
+    let max_buckets = match h.native_histogram_max_buckets {
+        Some(n) if n > 0 => n,
+        _ => base.map_or(NativeOptions::DEFAULT.max_buckets, |b| b.max_buckets),
+    };
+    match h.native_histogram_bucket_factor {
+        None | Some(0.0) => Ok(base.map(|b| NativeOptions { max_buckets, ..b })),
+        Some(f) if !f.is_finite() || f < 0.0 => Err(ctx.err(
+            line,
+            "native_histogram_bucket_factor must be a finite number (at most 1 turns native buckets off)",
+        )),
+        Some(f) => Ok(NativeOptions::schema_for(f).map(|schema| NativeOptions {
+            schema,
+            max_buckets,
+        })),
+    }
 }
 
 /// A rule's summary options: the defaults' unless it sets its own.
@@ -960,6 +988,71 @@ mod tests {
         for (s, want) in cases {
             assert_eq!(parse_go_duration(s), *want, "{s:?}");
         }
+    }
+
+    #[test]
+    fn native_options_as_statsd_exporter_reads_them() {
+        let n = |schema, max_buckets| {
+            Some(NativeOptions {
+                schema,
+                max_buckets,
+            })
+        };
+        let rule = |opts: &str| {
+            format!("mappings:\n- match: a\n  name: a\n  histogram_options: {{{opts}}}\n")
+        };
+        let defaults = |opts: &str| {
+            format!(
+                "defaults:\n  histogram_options: {{{opts}}}\nmappings:\n- match: a\n  name: a\n"
+            )
+        };
+        /// (file, the defaults' native options, the rule's)
+        type Case = (String, Option<NativeOptions>, Option<NativeOptions>);
+        let cases: Vec<Case> = vec![
+            ("mappings: []".into(), n(3, 256), None),
+            (rule("buckets: [1]"), n(3, 256), n(3, 256)),
+            (
+                rule("native_histogram_bucket_factor: 1.5"),
+                n(3, 256),
+                n(1, 256),
+            ),
+            (
+                rule("native_histogram_bucket_factor: 0"),
+                n(3, 256),
+                n(3, 256),
+            ),
+            (rule("native_histogram_bucket_factor: 1"), n(3, 256), None),
+            (
+                rule("native_histogram_max_buckets: 160"),
+                n(3, 256),
+                n(3, 160),
+            ),
+            (
+                rule("native_histogram_max_buckets: 0"),
+                n(3, 256),
+                n(3, 256),
+            ),
+            (
+                defaults("native_histogram_bucket_factor: 1.005, native_histogram_max_buckets: 50"),
+                n(8, 50),
+                n(8, 50),
+            ),
+            (defaults("native_histogram_bucket_factor: 0.5"), None, None),
+        ];
+        for (text, want_defaults, want_rule) in cases {
+            let file = match parse("t", &text, &Defaults::default()) {
+                Ok(f) => f,
+                Err(e) => panic!("{text}: {e}"),
+            };
+            assert_eq!(file.defaults.native, want_defaults, "{text}");
+            assert_eq!(
+                file.rules.first().and_then(|r| r.native),
+                want_rule,
+                "{text}"
+            );
+        }
+        let bad = rule("native_histogram_bucket_factor: -2");
+        assert!(parse("t", &bad, &Defaults::default()).is_err());
     }
 
     #[test]

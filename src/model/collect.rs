@@ -179,7 +179,8 @@ pub enum Value<'a> {
         /// Number of observations.
         count: u64,
     },
-    /// A histogram: cumulative counts per upper bound, `+Inf` last.
+    /// A histogram: cumulative counts per upper bound, `+Inf` last, and
+    /// maybe native buckets too.
     Histogram {
         /// The finite upper bounds, ascending (one fewer than `cumulative`).
         bounds: &'a [f64],
@@ -187,6 +188,10 @@ pub enum Value<'a> {
         cumulative: &'a [u64],
         /// Sum of observations.
         sum: f64,
+        /// The native buckets, read after the classic ones (so their count
+        /// is at least the classic `+Inf`); only the protobuf encoder writes
+        /// them.
+        native: Option<NativeValue<'a>>,
     },
     /// One sample of a pushed family, as it was pushed: its full name (the
     /// family's, or with `_sum`, `_count` or `_bucket`), its labels carrying
@@ -197,6 +202,24 @@ pub enum Value<'a> {
         /// The value.
         value: f64,
     },
+}
+
+/// A native (sparse, exponential) histogram, as the protobuf exposition
+/// writes it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NativeValue<'a> {
+    /// Resolution: boundaries are powers of `2^(2^-schema)`.
+    pub schema: i8,
+    /// Observations with `|v|` at most this are in the zero bucket.
+    pub zero_threshold: f64,
+    /// Observations (NaN included).
+    pub count: u64,
+    /// Observations in the zero bucket.
+    pub zero_count: u64,
+    /// Buckets above zero: spans `(offset, length)` and delta-encoded counts.
+    pub positive: (&'a [(i32, u32)], &'a [i64]),
+    /// Buckets below zero, the same way.
+    pub negative: (&'a [(i32, u32)], &'a [i64]),
 }
 
 impl Value<'_> {
@@ -233,6 +256,7 @@ impl Value<'_> {
                 bounds,
                 cumulative,
                 sum,
+                ..
             } => {
                 for (i, c) in cumulative.iter().enumerate() {
                     let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);

@@ -53,6 +53,51 @@ pub struct Mapping {
     pub ttl_secs: u64,
     /// Multiply every value by this.
     pub scale: Option<f64>,
+    /// A histogram's native buckets beside its classic ones (`None`: classic
+    /// only).
+    pub native: Option<NativeOptions>,
+}
+
+/// A histogram family's native (sparse, exponential) buckets: statsd_exporter's
+/// `native_histogram_bucket_factor`, as the schema client_golang picks for it,
+/// and `native_histogram_max_buckets`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NativeOptions {
+    /// Resolution: bucket boundaries are powers of `2^(2^-schema)`, -4..=8.
+    pub schema: i8,
+    /// Most populated buckets before the resolution is halved (0: no limit).
+    pub max_buckets: u32,
+}
+
+impl NativeOptions {
+    /// statsd_exporter's defaults: bucket factor 1.1 (schema 3), 256 buckets.
+    pub const DEFAULT: Self = Self {
+        schema: 3,
+        max_buckets: 256,
+    };
+
+    /// Lowest schema.
+    pub const MIN_SCHEMA: i8 = -4;
+    /// Highest schema.
+    pub const MAX_SCHEMA: i8 = 8;
+
+    /// The schema for a bucket factor, as client_golang's `pickSchema`: the
+    /// largest in -4..=8 whose growth factor `2^(2^-schema)` does not exceed
+    /// `factor` (8 for any factor just above 1); `None`, no native buckets,
+    /// for a factor of 1 or less.
+    pub fn schema_for(factor: f64) -> Option<i8> {
+        if factor.is_nan() || factor <= 1.0 {
+            return None;
+        }
+        let floor = factor.log2().log2().floor();
+        Some(if floor <= -8.0 {
+            Self::MAX_SCHEMA
+        } else if floor >= 4.0 {
+            Self::MIN_SCHEMA
+        } else {
+            -(floor as i8)
+        })
+    }
 }
 
 /// Most histogram bounds a family may have: a histogram series keeps one cell

@@ -314,6 +314,7 @@ mod tests {
                 bounds: &[1.0],
                 cumulative: &[1, 2],
                 sum: 3.5,
+                native: None,
             },
         );
         let g = FamilyHead {

@@ -5,7 +5,7 @@ use super::inline::InlineStr;
 use super::summary::SummaryOptions;
 use super::FamilyKind;
 use crate::model::collect::FamilyHead;
-use crate::model::Mapping;
+use crate::model::{Mapping, NativeOptions};
 use hashbrown::HashTable;
 use std::collections::HashSet;
 use std::hash::BuildHasher;
@@ -46,6 +46,8 @@ pub(super) struct FamilyDef {
     pub(super) help: Arc<str>,
     /// Histogram upper bounds (ascending, finite).
     pub(super) buckets: Arc<[f64]>,
+    /// A histogram's native buckets (`None`: classic only).
+    pub(super) native: Option<NativeOptions>,
     /// Summary window and quantiles.
     pub(super) summary: Arc<SummaryOptions>,
     /// Seconds without an update after which a series is removed; 0 = never.
@@ -58,6 +60,7 @@ impl FamilyDef {
         self.kind == kind
             && *self.help == *m.help
             && *self.buckets == *m.buckets
+            && (kind != FamilyKind::Histogram || self.native == m.native)
             && *self.summary == *m.summary
             && self.ttl_secs == m.ttl_secs
     }
@@ -113,6 +116,9 @@ impl Families {
             kind,
             help: Arc::clone(&m.help),
             buckets: Arc::clone(&m.buckets),
+            native: (kind == FamilyKind::Histogram)
+                .then_some(m.native)
+                .flatten(),
             summary: Arc::clone(&m.summary),
             ttl_secs: m.ttl_secs,
         });
@@ -178,6 +184,11 @@ impl Family {
     #[inline]
     pub fn buckets(&self) -> &[f64] {
         &self.def.buckets
+    }
+
+    /// A histogram's native buckets (`None`: classic only).
+    pub fn native(&self) -> Option<NativeOptions> {
+        self.def.native
     }
 
     /// Summary window and quantiles.

@@ -25,6 +25,7 @@
 pub mod atomic;
 mod family;
 pub mod inline;
+pub mod native;
 pub mod pushed;
 mod series;
 pub mod set;
@@ -335,7 +336,8 @@ impl Store {
             FamilyKind::Histogram => {
                 // More bounds than a series can count (the mapping file refuses
                 // them; only a hand-built `Mapping` gets here).
-                SeriesValue::histogram_of(family.buckets().len()).ok_or(Refusal::Conflict)?
+                SeriesValue::histogram_with(family.buckets().len(), family.native())
+                    .ok_or(Refusal::Conflict)?
             }
         };
         // Clamped to 2^31 - 1 seconds (68 years): the top bit is the retired flag.

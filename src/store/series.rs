@@ -5,9 +5,11 @@
 use super::atomic::{self, AtomicF64, Writers};
 use super::family::Family;
 use super::inline::InlineStr;
+use super::native::{Native, ZERO_THRESHOLD};
 use super::set::DistinctSet;
 use super::summary::Summary;
-use crate::model::collect::{Encoder, FamilyHead, Labels, Value};
+use crate::model::collect::{Encoder, FamilyHead, Labels, NativeValue, Value};
+use crate::model::NativeOptions;
 use std::alloc::Layout;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -49,6 +51,52 @@ impl CellsPtr {
             Some(p) => Some(Self(p)),
             None => std::alloc::handle_alloc_error(layout),
         }
+    }
+}
+
+/// The cells at `cells`, `len` of them, as a view.
+///
+/// # Safety
+/// `cells` and `len` must come from one [`SeriesValue::histogram_of`] (or
+/// [`NativeSeries`]) that still owns them.
+unsafe fn view_of(cells: &CellsPtr, len: u16) -> HistogramView<'_> {
+    // SAFETY: the caller passes a live allocation of `len` zeroed cells made
+    // by `CellsPtr::alloc` (`len >= 2`), aligned and initialised (all-zero
+    // bits are a valid `AtomicU64`). It is freed only when its owner drops,
+    // which needs `&mut`, so it outlives this shared borrow; the cells are
+    // only accessed through shared references to atomics, so aliasing
+    // `&[AtomicU64]`s is fine.
+    let cells = unsafe { std::slice::from_raw_parts(cells.0.as_ptr(), usize::from(len)) };
+    HistogramView { cells }
+}
+
+/// Free `len` cells at `cells`.
+///
+/// # Safety
+/// `cells` must come from `CellsPtr::alloc(len)` and not be used afterwards.
+unsafe fn free_cells(cells: &CellsPtr, len: u16) {
+    if let Ok(layout) = Layout::array::<AtomicU64>(usize::from(len)) {
+        // SAFETY: the caller passes cells from `alloc_zeroed` with this very
+        // layout (`CellsPtr::alloc` computed it from the same `len`) that
+        // nothing uses after this call.
+        unsafe { std::alloc::dealloc(cells.0.as_ptr().cast::<u8>(), layout) };
+    }
+}
+
+/// A histogram series with native buckets: its classic cells and its
+/// native histogram, behind a small mutex as a summary is.
+#[derive(Debug)]
+pub struct NativeSeries {
+    cells: CellsPtr,
+    len: u16,
+    native: Mutex<Native>,
+}
+
+impl Drop for NativeSeries {
+    fn drop(&mut self) {
+        // SAFETY: `NativeSeries::new` allocated `len` cells at `cells`; this
+        // value owns them and is being dropped.
+        unsafe { free_cells(&self.cells, self.len) };
     }
 }
 
@@ -102,6 +150,8 @@ pub enum SeriesValue {
         /// How many cells `cells` holds: the number of bounds plus 2.
         len: u16,
     },
+    /// A histogram with native buckets too.
+    NativeHistogram(Box<NativeSeries>),
 }
 
 impl SeriesValue {
@@ -116,22 +166,40 @@ impl SeriesValue {
         })
     }
 
+    /// A histogram of `bounds` bounds with native buckets as `native` says
+    /// (classic only when `None`).
+    pub(super) fn histogram_with(bounds: usize, native: Option<NativeOptions>) -> Option<Self> {
+        let Some(n) = native else {
+            return Self::histogram_of(bounds);
+        };
+        let len = u16::try_from(bounds.checked_add(2)?).ok()?;
+        Some(Self::NativeHistogram(Box::new(NativeSeries {
+            cells: CellsPtr::alloc(len)?,
+            len,
+            native: Mutex::new(Native::new(n.schema, n.max_buckets)),
+        })))
+    }
+
     /// The histogram's counts and sum, when this is a histogram.
     #[inline]
     pub fn histogram(&self) -> Option<HistogramView<'_>> {
         match self {
-            Self::Histogram { cells, len } => {
-                // SAFETY: only `histogram_of` builds this variant (`CellsPtr` has a
-                // private field and the store never hands out `&mut SeriesValue`),
-                // with `len` zeroed cells at `cells` (`len >= 2`), aligned and
-                // initialised (all-zero bits are a valid `AtomicU64`). They are
-                // freed only by `drop`, which needs `&mut self`, so they outlive
-                // this borrow; they are only ever accessed through shared
-                // references to atomics, so aliasing `&[AtomicU64]`s is fine.
-                let cells =
-                    unsafe { std::slice::from_raw_parts(cells.0.as_ptr(), usize::from(*len)) };
-                Some(HistogramView { cells })
-            }
+            // SAFETY: only `histogram_of` builds this variant (`CellsPtr` has a
+            // private field and the store never hands out `&mut SeriesValue`),
+            // with `len` cells at `cells`, freed only when this value drops.
+            Self::Histogram { cells, len } => Some(unsafe { view_of(cells, *len) }),
+            // SAFETY: only `histogram_with` builds a `NativeSeries`, with `len`
+            // cells at `cells`, freed only when it drops.
+            Self::NativeHistogram(n) => Some(unsafe { view_of(&n.cells, n.len) }),
+            _ => None,
+        }
+    }
+
+    /// The native histogram, when this histogram has one.
+    #[inline]
+    pub fn native(&self) -> Option<&Mutex<Native>> {
+        match self {
+            Self::NativeHistogram(n) => Some(&n.native),
             _ => None,
         }
     }
@@ -140,13 +208,10 @@ impl SeriesValue {
 impl Drop for SeriesValue {
     fn drop(&mut self) {
         if let Self::Histogram { cells, len } = self {
-            if let Ok(layout) = Layout::array::<AtomicU64>(usize::from(*len)) {
-                // SAFETY: `cells` came from `alloc_zeroed` with this very layout
-                // (`CellsPtr::alloc` computed it from the same `len`, which never
-                // changes and is not 0), nothing else owns the cells, and this
-                // value is being dropped, so no view of them outlives this call.
-                unsafe { std::alloc::dealloc(cells.0.as_ptr().cast::<u8>(), layout) };
-            }
+            // SAFETY: `cells` came from `CellsPtr::alloc(len)` (`len` never
+            // changes), nothing else owns the cells, and this value is being
+            // dropped, so no view of them outlives this call.
+            unsafe { free_cells(cells, *len) };
         }
     }
 }
@@ -158,11 +223,12 @@ impl std::fmt::Debug for SeriesValue {
             Self::Gauge(g) => f.debug_tuple("Gauge").field(g).finish(),
             Self::Set(s) => f.debug_tuple("Set").field(s).finish(),
             Self::Summary(s) => f.debug_tuple("Summary").field(s).finish(),
-            Self::Histogram { .. } => {
+            Self::Histogram { .. } | Self::NativeHistogram(_) => {
                 let h = self.histogram();
                 f.debug_struct("Histogram")
                     .field("counts", &h.map(|h| h.counts()))
                     .field("sum", &h.map(|h| h.sum()))
+                    .field("native", &self.native())
                     .finish()
             }
         }
@@ -267,6 +333,12 @@ impl Series {
                 atomic::add_u64(c, n, w);
             }
             h.add_sum(v * n as f64, w);
+            if let Some(native) = self.value.native() {
+                native
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .observe(v, n);
+            }
         } else if let SeriesValue::Summary(s) = &self.value {
             let mut s = s.lock().unwrap_or_else(PoisonError::into_inner);
             s.observe(self.family.summary(), now, v, n);
@@ -280,6 +352,9 @@ impl Series {
 pub struct Cells {
     pub(super) estimates: Vec<f64>,
     pub(super) cumulative: Vec<u64>,
+    /// A native histogram's spans and deltas, positive then negative.
+    pub(super) spans: [Vec<(i32, u32)>; 2],
+    pub(super) deltas: [Vec<i64>; 2],
 }
 
 impl Series {
@@ -314,7 +389,7 @@ impl Series {
                     count,
                 }
             }
-            SeriesValue::Histogram { .. } => {
+            SeriesValue::Histogram { .. } | SeriesValue::NativeHistogram(_) => {
                 let Some(h) = self.value.histogram() else {
                     return;
                 };
@@ -325,10 +400,28 @@ impl Series {
                     total += c.load(Ordering::Relaxed);
                     cells.cumulative.push(total);
                 }
+                let sum = h.sum();
+                // After the classic cells: the native count is at least their total.
+                let native = self.value.native().map(|m| {
+                    let n = m.lock().unwrap_or_else(PoisonError::into_inner);
+                    let [ps, ns] = &mut cells.spans;
+                    let [pd, nd] = &mut cells.deltas;
+                    n.positive().spans_and_deltas(ps, pd);
+                    n.negative().spans_and_deltas(ns, nd);
+                    (n.schema(), n.count(), n.zero_count())
+                });
                 Value::Histogram {
                     bounds: f.buckets(),
                     cumulative: &cells.cumulative,
-                    sum: h.sum(),
+                    sum,
+                    native: native.map(|(schema, count, zero_count)| NativeValue {
+                        schema,
+                        zero_threshold: ZERO_THRESHOLD,
+                        count,
+                        zero_count,
+                        positive: (&cells.spans[0], &cells.deltas[0]),
+                        negative: (&cells.spans[1], &cells.deltas[1]),
+                    }),
                 }
             }
         };

@@ -77,6 +77,34 @@ struct Histogram {
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
+struct NativeHistogram {
+    #[prost(uint64, tag = "1")]
+    sample_count: u64,
+    #[prost(sint32, tag = "5")]
+    schema: i32,
+    #[prost(double, tag = "6")]
+    zero_threshold: f64,
+    #[prost(uint64, tag = "7")]
+    zero_count: u64,
+    #[prost(message, repeated, tag = "9")]
+    negative_span: Vec<Span>,
+    #[prost(sint64, repeated, tag = "10")]
+    negative_delta: Vec<i64>,
+    #[prost(message, repeated, tag = "12")]
+    positive_span: Vec<Span>,
+    #[prost(sint64, repeated, tag = "13")]
+    positive_delta: Vec<i64>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Span {
+    #[prost(sint32, tag = "1")]
+    offset: i32,
+    #[prost(uint32, tag = "2")]
+    length: u32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
 struct Bucket {
     #[prost(uint64, tag = "1")]
     cumulative_count: u64,
@@ -172,6 +200,7 @@ fn each_kind_decodes_as_its_message() {
             bounds: &[0.1, 1.0],
             cumulative: &[1, 3, 4],
             sum: 2.5,
+            native: None,
         },
     );
     enc.finish();
@@ -292,4 +321,61 @@ fn pushed_summary_and_histogram_samples_become_one_metric_per_series() {
         fams[2].metric[0].counter.as_ref().map(|v| v.value),
         Some(9.0)
     );
+}
+
+#[test]
+fn native_fields_decode_with_their_signs() {
+    let mut out = Vec::new();
+    let mut enc = ProtoEncoder::new(&mut out);
+    let h = head("n", MetricKind::Histogram);
+    enc.family(h);
+    let native = crate::model::collect::NativeValue {
+        schema: -2,
+        zero_threshold: 1e-9,
+        count: 9,
+        zero_count: 2,
+        positive: (&[(-3, 2), (4, 1)], &[1, 2, -3]),
+        negative: (&[(5, 1)], &[3]),
+    };
+    enc.series(
+        h,
+        Labels::Pairs(&[]),
+        Value::Histogram {
+            bounds: &[],
+            cumulative: &[9],
+            sum: 1.0,
+            native: Some(native),
+        },
+    );
+    enc.finish();
+    // Metric.histogram (7) inside MetricFamily.metric (4): decode by hand
+    // down to the histogram's bytes, then as the native message.
+    let fams = decode(&out);
+    assert_eq!(fams[0].metric.len(), 1);
+    let mut bytes = out.as_slice();
+    let _len = prost::encoding::decode_varint(&mut bytes);
+    let family = RawFamily::decode(bytes).unwrap_or_default();
+    let metric = RawMetric::decode(family.metric[0].as_slice()).unwrap_or_default();
+    let n = NativeHistogram::decode(metric.histogram.as_slice()).unwrap_or_default();
+    assert_eq!(
+        (n.sample_count, n.schema, n.zero_threshold, n.zero_count),
+        (9, -2, 1e-9, 2)
+    );
+    let spans = |s: &[Span]| s.iter().map(|s| (s.offset, s.length)).collect::<Vec<_>>();
+    assert_eq!(spans(&n.positive_span), [(-3, 2), (4, 1)]);
+    assert_eq!(n.positive_delta, [1, 2, -3]);
+    assert_eq!(spans(&n.negative_span), [(5, 1)]);
+    assert_eq!(n.negative_delta, [3]);
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawFamily {
+    #[prost(bytes = "vec", repeated, tag = "4")]
+    metric: Vec<Vec<u8>>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawMetric {
+    #[prost(bytes = "vec", tag = "7")]
+    histogram: Vec<u8>,
 }
