@@ -68,19 +68,21 @@ struct Opts {
     churn_warmup: u64,
     /// `--status`: time the operator view (`--memory`) or poll it each second.
     status: bool,
+    /// `--protobuf`: the `--memory` scrapes ask for the protobuf page.
+    protobuf: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: promstatsd-bench [--daemon PATH] [--series N] [--lines-per-datagram K] \
          [--mix counter|counter-timer|timer] [--tags none|dogstatsd] [--rate LINES_PER_S] \
-         [--secs S] [--search] [--scrape-during] [--status] [--bare] [--memory N] [--preload N] \
+         [--secs S] [--search] [--scrape-during] [--status] [--protobuf] [--bare] [--memory N] [--preload N] \
          [--read-buffer BYTES (default 26214400, both targets)] [--auth-flood CLIENTS] [--slowloris CONNECTIONS] [--silent-readers N] \
          [--churn SECS [--churn-ttl SECS (60)] [--churn-warmup SECS (300)]] \
          [-- DAEMON_FLAGS...]\n\
          with --memory, --mix is one of counter (a family per series), labelled \
          (one family, a label per series), timer, histogram, labelled-timer, \
-         labelled-histogram"
+         labelled-histogram, spread-timer (40 timings from 1 ms to 10 min a series)"
     );
     std::process::exit(2)
 }
@@ -109,6 +111,7 @@ fn parse_args() -> Opts {
         churn_ttl: 60,
         churn_warmup: 300,
         status: false,
+        protobuf: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -125,6 +128,7 @@ fn parse_args() -> Opts {
             "--scrape-during" => o.scrape_during = true,
             "--bare" => o.bare = true,
             "--status" => o.status = true,
+            "--protobuf" => o.protobuf = true,
             "--memory" => o.memory = val().parse().unwrap_or_else(|_| usage()),
             "--render" => o.render = val().parse().unwrap_or_else(|_| usage()),
             "--preload" => o.preload = val().parse().unwrap_or_else(|_| usage()),
@@ -181,13 +185,21 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
 
 /// The whole answer to a GET, as read (to its last byte; nothing converted).
 fn http_get_raw(addr: SocketAddr, path: &str) -> Vec<u8> {
+    http_get_accept(addr, path, "*/*")
+}
+
+/// Prometheus' `Accept` with native histograms: protobuf first.
+const ACCEPT_PROTOBUF: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,text/plain;version=0.0.4;q=0.5";
+
+/// [`http_get_raw`] with an `Accept` header.
+fn http_get_accept(addr: SocketAddr, path: &str, accept: &str) -> Vec<u8> {
     let Ok(mut s) = TcpStream::connect(addr) else {
         return Vec::new();
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
     let _ = write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
     );
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
@@ -301,6 +313,13 @@ fn load_series(target: &Target, dst: SocketAddr, n: usize, mix: &str) {
             "labelled" => line.push_str(&format!("mem.requests:1|c|#id:{i}\n")),
             "labelled-timer" => line.push_str(&format!("mem.latency:{}|ms|#id:{i}\n", i % 100)),
             "labelled-histogram" => line.push_str(&format!("mem.latency:{}|h|#id:{i}\n", i % 100)),
+            // 40 timings spread evenly in log scale over 1 ms .. 10 min.
+            "spread-timer" => {
+                for j in 0..40 {
+                    let ms = 600_000f64.powf(f64::from(j) / 39.0);
+                    line.push_str(&format!("mem.latency:{ms:.3}|ms|#id:{i}\n"));
+                }
+            }
             _ => line.push_str(&format!("mem.series_{i}:1|c\n")),
         }
         if line.len() > 1300 || i + 1 == n {
@@ -658,7 +677,8 @@ fn memory_and_scrape(o: &Opts, target: &Target, dst: SocketAddr) {
         // Timed to the page's last byte: the harness's own work on it after
         // (dechunking, counting) is not the daemon's.
         let t0 = Instant::now();
-        let answer = http_get_raw(*web, "/metrics");
+        let accept = if o.protobuf { ACCEPT_PROTOBUF } else { "*/*" };
+        let answer = http_get_accept(*web, "/metrics", accept);
         let ms = t0.elapsed().as_secs_f64() * 1e3;
         times.push((ms, body_of(&answer).len()));
     }
@@ -672,7 +692,8 @@ fn memory_and_scrape(o: &Opts, target: &Target, dst: SocketAddr) {
         peak
     );
     println!(
-        "| scrape of {} series | median {:.0} ms (min {:.0}, max {:.0}) | {:.1} MB page | daemon CPU {:.0} ms a scrape |",
+        "| {}scrape of {} series | median {:.0} ms (min {:.0}, max {:.0}) | {:.1} MB page | daemon CPU {:.0} ms a scrape |",
+        if o.protobuf { "protobuf " } else { "" },
         series,
         times[2].0,
         times[0].0,
