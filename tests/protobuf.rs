@@ -297,3 +297,74 @@ fn a_bucket_factor_of_1_keeps_histograms_classic() {
     assert!((0.25..=0.5).contains(&p50), "p50 {p50}");
     assert_eq!(common::prom::query(&p, "histogram_count(cl_lat)"), None);
 }
+
+/// A push body built by Python's protobuf package: a gauge and a histogram,
+/// delimited, as the Go Pushgateway client sends by default.
+const PY_PUSH_BODY: &str = r#"
+import sys
+sys.path.insert(0, sys.argv[1])
+import metrics_pb2
+from google.protobuf.internal.encoder import _VarintBytes
+g = metrics_pb2.MetricFamily(name="pushed_pb", help="a pushed gauge", type=metrics_pb2.GAUGE)
+m = g.metric.add()
+m.label.add(name="stage", value="load")
+m.gauge.value = 42
+h = metrics_pb2.MetricFamily(name="pushed_pb_seconds", type=metrics_pb2.HISTOGRAM)
+hm = h.metric.add()
+hm.histogram.sample_count = 3
+hm.histogram.sample_sum = 2.5
+b = hm.histogram.bucket.add()
+b.upper_bound = 1
+b.cumulative_count = 2
+out = b""
+for f in (g, h):
+    data = f.SerializeToString()
+    out += _VarintBytes(len(data)) + data
+sys.stdout.buffer.write(out)
+"#;
+
+#[test]
+fn a_protobuf_push_is_taken_like_a_text_push() {
+    let d = Daemon::start(&[]);
+    let module = compiled("proto-push-py");
+    let out = Command::new("python3")
+        .args(["-c", PY_PUSH_BODY])
+        .arg(&module)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let push = |body: &[u8]| {
+        let mut req = format!(
+            "PUT /metrics/job/pb HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: {PROTO_TYPE}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        common::raw_http(d.push.expect("push port"), &req)
+    };
+    assert_eq!(push(&out.stdout).status, 200);
+    let page = String::from_utf8_lossy(&d.get("/metrics", &[]).body).into_owned();
+    for line in [
+        "# HELP pushed_pb a pushed gauge",
+        "pushed_pb{instance=\"\",job=\"pb\",stage=\"load\"} 42",
+        "pushed_pb_seconds_bucket{instance=\"\",job=\"pb\",le=\"1\"} 2",
+        "pushed_pb_seconds_bucket{instance=\"\",job=\"pb\",le=\"+Inf\"} 3",
+        "pushed_pb_seconds_sum{instance=\"\",job=\"pb\"} 2.5",
+    ] {
+        assert!(
+            page.lines().any(|l| l == line),
+            "{line} missing from\n{page}"
+        );
+    }
+    // A body cut short is refused, and the group keeps what it had.
+    let cut = &out.stdout[..out.stdout.len() - 3];
+    let refused = push(cut);
+    assert_eq!(refused.status, 400);
+    assert!(String::from_utf8_lossy(&refused.body).contains("invalid protobuf body"));
+    let page = String::from_utf8_lossy(&d.get("/metrics", &[]).body).into_owned();
+    assert!(page.contains("pushed_pb{instance=\"\",job=\"pb\",stage=\"load\"} 42"));
+}

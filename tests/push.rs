@@ -287,6 +287,8 @@ fn bad_pushes_get_400_with_the_reason() {
             "{method} {path} {body:?}: {text:?} lacks {why:?}"
         );
     }
+    // Delimited protobuf is read (an empty message has no valid name); other
+    // protobuf encodings are not.
     let proto = send(
         &d,
         "PUT",
@@ -296,6 +298,18 @@ fn bad_pushes_get_400_with_the_reason() {
             "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
         )],
         b"\x00",
+    );
+    assert_eq!(proto.status, 400);
+    assert!(String::from_utf8_lossy(&proto.body).contains("invalid protobuf body"));
+    let proto = send(
+        &d,
+        "PUT",
+        "/metrics/job/a",
+        &[(
+            "Content-Type",
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=text",
+        )],
+        b"x 1\n",
     );
     assert_eq!(proto.status, 415);
     let page = d.scrape();
@@ -311,7 +325,7 @@ fn bad_pushes_get_400_with_the_reason() {
             &page,
             "promstatsd_push_requests_total{method=\"put\",result=\"invalid\"}"
         ),
-        Some(7.0),
+        Some(8.0),
         "{page}"
     );
 }

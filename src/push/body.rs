@@ -34,7 +34,7 @@ pub type Labels<'a> = Vec<(&'a str, Cow<'a, str>)>;
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParsedSample<'a> {
     /// The sample name (the family name, or with `_sum`/`_count`/`_bucket`).
-    pub name: &'a str,
+    pub name: Cow<'a, str>,
     /// Label pairs in the order written.
     pub labels: Labels<'a>,
     /// The value.
@@ -254,7 +254,7 @@ impl<'a> Parser<'a> {
             _ => {}
         }
         fam.samples.push(ParsedSample {
-            name,
+            name: Cow::Borrowed(name),
             labels,
             value,
             timestamp,

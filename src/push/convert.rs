@@ -69,11 +69,11 @@ pub fn convert(key: &GroupKey, parsed: &[ParsedFamily<'_>]) -> Result<Vec<Conver
                     labels
                         .iter()
                         .copied()
-                        .filter(|(k, _)| is_series_label(kind, name, s.name, k)),
+                        .filter(|(k, _)| is_series_label(kind, name, &s.name, k)),
                 ));
             }
             samples.push(PushedSample {
-                name: s.name.into(),
+                name: (*s.name).into(),
                 labels: render_label_pairs(labels.iter().copied()),
                 value: s.value,
             });

@@ -4,7 +4,8 @@
 //! ending in `@base64` marks a URL-safe base64 value, the only way to push a value
 //! with a `/` or an empty one): the path becomes a grouping key ([`path`]), the
 //! port's HTTP handler holds the body within a budget ([`http`]), the body is
-//! parsed ([`body`], the Prometheus text format), converted and checked against
+//! parsed ([`body`], the Prometheus text format, or [`proto`], delimited
+//! protobuf, into the same samples), converted and checked against
 //! itself ([`convert`]), and the store checks it against the other groups and the
 //! StatsD families and applies it ([`crate::store::pushed`]: storage and the
 //! groups' lock only). Groups are kept across restarts by [`mod@persist`]; requests
@@ -22,6 +23,7 @@ mod group_tests;
 pub mod http;
 pub mod path;
 pub mod persist;
+pub mod proto;
 
 pub use path::parse_group_path;
 pub use persist::{load, persist, restore, serialize, Persister};
@@ -285,16 +287,17 @@ fn apply(store: &Store, opts: &PushOptions, req: PushRequest<'_>) -> PushOutcome
         store.delete_group(key);
         return PushOutcome::Applied;
     }
-    if content_type.is_some_and(|ct| {
-        ct.trim_start()
-            .to_ascii_lowercase()
-            .starts_with("application/vnd.google.protobuf")
-    }) {
-        return PushOutcome::Unsupported(
-            "protobuf push bodies are not supported; push the text format (text/plain; version=0.0.4)"
-                .to_owned(),
-        );
-    }
+    let protobuf = match content_type.map(body_format) {
+        Some(BodyFormat::Protobuf) => true,
+        Some(BodyFormat::UnsupportedProtobuf) => {
+            return PushOutcome::Unsupported(
+                "protobuf push bodies must be delimited io.prometheus.client.MetricFamily \
+                 messages (proto=io.prometheus.client.MetricFamily; encoding=delimited)"
+                    .to_owned(),
+            )
+        }
+        _ => false,
+    };
     let decoded;
     let body = match content_encoding.map(str::trim) {
         None | Some("") | Some("identity") => body,
@@ -314,18 +317,59 @@ fn apply(store: &Store, opts: &PushOptions, req: PushRequest<'_>) -> PushOutcome
     if body.len() > opts.max_body_bytes {
         return PushOutcome::TooLarge;
     }
-    let Ok(text) = std::str::from_utf8(body) else {
-        return PushOutcome::Invalid("the body is not UTF-8".to_owned());
+    let parsed = if protobuf {
+        proto::parse(body).map_err(|e| format!("invalid protobuf body: {e}"))
+    } else {
+        std::str::from_utf8(body)
+            .map_err(|_| "the body is not UTF-8".to_owned())
+            .and_then(|text| body::parse(text).map_err(|e| format!("invalid text format: {e}")))
     };
-    let families = match body::parse(text) {
+    let families = match parsed {
         Ok(f) => f,
-        Err(e) => return PushOutcome::Invalid(format!("invalid text format: {e}")),
+        Err(e) => return PushOutcome::Invalid(e),
     };
     match apply_parsed(store, key, &families, method == PushMethod::Put, unix_now()) {
         Ok(()) => PushOutcome::Applied,
         Err(e) => PushOutcome::Invalid(format!(
             "pushed metrics are invalid or inconsistent with existing metrics: {e}"
         )),
+    }
+}
+
+/// How a push body is encoded, from its `Content-Type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyFormat {
+    /// The text format (anything that is not protobuf, as the Pushgateway).
+    Text,
+    /// Delimited `io.prometheus.client.MetricFamily` messages.
+    Protobuf,
+    /// Protobuf of another message or encoding.
+    UnsupportedProtobuf,
+}
+
+fn body_format(content_type: &str) -> BodyFormat {
+    let mut parts = content_type.split(';').map(str::trim);
+    if !parts
+        .next()
+        .is_some_and(|m| m.eq_ignore_ascii_case("application/vnd.google.protobuf"))
+    {
+        return BodyFormat::Text;
+    }
+    let (mut proto, mut encoding) = ("", "");
+    for p in parts {
+        match p
+            .split_once('=')
+            .map(|(k, v)| (k.trim(), v.trim().trim_matches('"')))
+        {
+            Some(("proto", v)) => proto = v,
+            Some(("encoding", v)) => encoding = v,
+            _ => {}
+        }
+    }
+    if proto == "io.prometheus.client.MetricFamily" && encoding == "delimited" {
+        BodyFormat::Protobuf
+    } else {
+        BodyFormat::UnsupportedProtobuf
     }
 }
 
@@ -452,7 +496,7 @@ mod tests {
         );
         assert_eq!(big, PushOutcome::TooLarge);
         let proto = PushRequest {
-            content_type: Some("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"),
+            content_type: Some("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=text"),
             ..PushRequest::new(PushMethod::Put, &k, b"")
         };
         let proto = handle(&store, &opts, proto);

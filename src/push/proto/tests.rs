@@ -1,0 +1,336 @@
+//! Bodies built with prost from messages declared here (field numbers of
+//! `metrics.proto`), read by the hand-written reader, and compared with the
+//! text parser's reading of the same metrics written as text.
+
+use super::*;
+use crate::push::body;
+use prost::Message;
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct MetricFamily {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    help: String,
+    #[prost(int32, tag = "3")]
+    r#type: i32,
+    #[prost(message, repeated, tag = "4")]
+    metric: Vec<Metric>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Metric {
+    #[prost(message, repeated, tag = "1")]
+    label: Vec<LabelPair>,
+    #[prost(message, optional, tag = "2")]
+    gauge: Option<Single>,
+    #[prost(message, optional, tag = "3")]
+    counter: Option<Single>,
+    #[prost(message, optional, tag = "4")]
+    summary: Option<Summary>,
+    #[prost(message, optional, tag = "5")]
+    untyped: Option<Single>,
+    #[prost(message, optional, tag = "7")]
+    histogram: Option<Histogram>,
+    #[prost(int64, optional, tag = "6")]
+    timestamp_ms: Option<i64>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct LabelPair {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    value: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Single {
+    #[prost(double, tag = "1")]
+    value: f64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Summary {
+    #[prost(uint64, tag = "1")]
+    sample_count: u64,
+    #[prost(double, tag = "2")]
+    sample_sum: f64,
+    #[prost(message, repeated, tag = "3")]
+    quantile: Vec<Quantile>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Quantile {
+    #[prost(double, tag = "1")]
+    quantile: f64,
+    #[prost(double, tag = "2")]
+    value: f64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Histogram {
+    #[prost(uint64, tag = "1")]
+    sample_count: u64,
+    #[prost(double, tag = "2")]
+    sample_sum: f64,
+    #[prost(message, repeated, tag = "3")]
+    bucket: Vec<Bucket>,
+    #[prost(sint32, optional, tag = "5")]
+    schema: Option<i32>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Bucket {
+    #[prost(uint64, tag = "1")]
+    cumulative_count: u64,
+    #[prost(double, tag = "2")]
+    upper_bound: f64,
+}
+
+fn delimited(families: &[MetricFamily]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in families {
+        if let Err(e) = f.encode_length_delimited(&mut out) {
+            panic!("encode: {e}");
+        }
+    }
+    out
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Vec<LabelPair> {
+    pairs
+        .iter()
+        .map(|(k, v)| LabelPair {
+            name: (*k).into(),
+            value: (*v).into(),
+        })
+        .collect()
+}
+
+fn family(name: &str, t: i32, metric: Vec<Metric>) -> MetricFamily {
+    MetricFamily {
+        name: name.into(),
+        help: format!("{name} help"),
+        r#type: t,
+        metric,
+    }
+}
+
+/// What a parse says, comparable across the two parsers (label values as
+/// numbers where they are `le` or `quantile`).
+/// `(type, sample name, sorted labels, value)`.
+type Flat = (String, String, Vec<(String, String)>, f64);
+
+fn flat(fams: &[ParsedFamily<'_>]) -> Vec<Flat> {
+    let mut out = Vec::new();
+    for f in fams {
+        for s in &f.samples {
+            let mut l: Vec<(String, String)> = s
+                .labels
+                .iter()
+                .map(|(k, v)| {
+                    let v = match *k {
+                        "le" | "quantile" => format!(
+                            "{:?}",
+                            v.replace("+Inf", "inf").parse::<f64>().unwrap_or(f64::NAN)
+                        ),
+                        _ => v.to_string(),
+                    };
+                    ((*k).to_owned(), v)
+                })
+                .collect();
+            l.sort();
+            out.push((
+                f.kind.type_word().to_owned(),
+                s.name.to_string(),
+                l,
+                s.value,
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_kind_reads_as_its_text_twin() {
+    let single = |v| Some(Single { value: v });
+    let body = delimited(&[
+        family(
+            "c_total",
+            0,
+            vec![Metric {
+                label: labels(&[("a", "x\"y")]),
+                counter: single(3.0),
+                ..Metric::default()
+            }],
+        ),
+        family(
+            "g",
+            1,
+            vec![Metric {
+                gauge: single(-2.5),
+                ..Metric::default()
+            }],
+        ),
+        family(
+            "s",
+            2,
+            vec![Metric {
+                label: labels(&[("k", "v")]),
+                summary: Some(Summary {
+                    sample_count: 4,
+                    sample_sum: 10.0,
+                    quantile: vec![Quantile {
+                        quantile: 0.5,
+                        value: 2.0,
+                    }],
+                }),
+                ..Metric::default()
+            }],
+        ),
+        family(
+            "u",
+            3,
+            vec![Metric {
+                untyped: single(7.0),
+                ..Metric::default()
+            }],
+        ),
+        family(
+            "h",
+            4,
+            vec![Metric {
+                histogram: Some(Histogram {
+                    sample_count: 5,
+                    sample_sum: 6.5,
+                    bucket: vec![
+                        Bucket {
+                            cumulative_count: 2,
+                            upper_bound: 0.5,
+                        },
+                        Bucket {
+                            cumulative_count: 4,
+                            upper_bound: 1.0,
+                        },
+                    ],
+                    schema: None,
+                }),
+                ..Metric::default()
+            }],
+        ),
+    ]);
+    let text = "# TYPE c_total counter\nc_total{a=\"x\\\"y\"} 3\n# TYPE g gauge\ng -2.5\n\
+        # TYPE s summary\ns{k=\"v\",quantile=\"0.5\"} 2\ns_sum{k=\"v\"} 10\ns_count{k=\"v\"} 4\n\
+        # TYPE u untyped\nu 7\n# TYPE h histogram\nh_bucket{le=\"0.5\"} 2\nh_bucket{le=\"1\"} 4\n\
+        h_bucket{le=\"+Inf\"} 5\nh_sum 6.5\nh_count 5\n";
+    let got = match parse(&body) {
+        Ok(f) => f,
+        Err(e) => panic!("{e}"),
+    };
+    let want = match body::parse(text) {
+        Ok(f) => f,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(flat(&got), flat(&want));
+    assert_eq!(got[0].help.as_deref(), Some("c_total help"));
+}
+
+#[test]
+fn bad_bodies_are_refused_with_a_reason() {
+    let native_only = delimited(&[family(
+        "n",
+        4,
+        vec![Metric {
+            histogram: Some(Histogram {
+                sample_count: 1,
+                sample_sum: 1.0,
+                bucket: vec![],
+                schema: Some(3),
+            }),
+            ..Metric::default()
+        }],
+    )]);
+    let twice = delimited(&[
+        family(
+            "g",
+            1,
+            vec![Metric {
+                gauge: Some(Single { value: 1.0 }),
+                ..Metric::default()
+            }],
+        ),
+        family(
+            "g",
+            1,
+            vec![Metric {
+                gauge: Some(Single { value: 2.0 }),
+                ..Metric::default()
+            }],
+        ),
+    ]);
+    let wrong_kind = delimited(&[family(
+        "g",
+        1,
+        vec![Metric {
+            counter: Some(Single { value: 1.0 }),
+            ..Metric::default()
+        }],
+    )]);
+    let bad_name = delimited(&[family(
+        "1x",
+        1,
+        vec![Metric {
+            gauge: Some(Single { value: 1.0 }),
+            ..Metric::default()
+        }],
+    )]);
+    let bad_label = delimited(&[family(
+        "g",
+        1,
+        vec![Metric {
+            label: labels(&[("a-b", "1")]),
+            gauge: Some(Single { value: 1.0 }),
+            ..Metric::default()
+        }],
+    )]);
+    let gauge_histogram = delimited(&[family("gh", 5, vec![])]);
+    let mut truncated = twice.clone();
+    truncated.truncate(5);
+    let cases: &[(&[u8], &str)] = &[
+        (&native_only, "native histogram"),
+        (&twice, "appears twice"),
+        (&wrong_kind, "does not match its type"),
+        (&bad_name, "invalid metric name"),
+        (&bad_label, "invalid label name"),
+        (&gauge_histogram, "unsupported metric type 5"),
+        (&truncated, "truncated"),
+        (
+            &[
+                0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ],
+            "varint",
+        ),
+    ];
+    for (body, want) in cases {
+        match parse(body) {
+            Ok(f) => panic!("{want}: parsed {f:?}"),
+            Err(e) => assert!(e.contains(want), "{want}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_timestamp_is_carried_for_the_push_check_to_refuse() {
+    let body = delimited(&[family(
+        "g",
+        1,
+        vec![Metric {
+            gauge: Some(Single { value: 1.0 }),
+            timestamp_ms: Some(5),
+            ..Metric::default()
+        }],
+    )]);
+    let got = parse(&body).unwrap_or_default();
+    assert_eq!(got[0].samples[0].timestamp, Some(5));
+}
