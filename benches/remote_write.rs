@@ -72,7 +72,7 @@ fn status_kib(field: &str) -> u64 {
 /// One snapshot of `agg`: batches, samples and snappy bytes.
 fn snapshot(agg: &Aggregator) -> (usize, usize, usize) {
     let (mut batches, mut samples, mut bytes) = (0usize, 0usize, 0usize);
-    snapshot_batches(agg.store(), &[], 1_700_000_000_000, 2000, &mut |b| {
+    snapshot_batches(agg.store(), &[], 1_700_000_000_000, 2000, false, &mut |b| {
         batches += 1;
         samples += b.samples;
         bytes += b.body.len();

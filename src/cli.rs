@@ -389,6 +389,12 @@ pub struct Args {
     /// Do not verify the receiver's certificate (testing only).
     #[arg(long = "remote-write.tls.insecure-skip-verify")]
     pub remote_write_insecure: bool,
+
+    /// Send each histogram's native buckets as a native histogram sample
+    /// too, beside its classic series; only for receivers that take them
+    /// (Prometheus with --enable-feature=native-histograms, Mimir, ...).
+    #[arg(long = "remote-write.native-histograms")]
+    pub remote_write_native: bool,
     /// Forward every valid line to this StatsD (host:port) as well.
     #[arg(long = "statsd.relay.address", value_name = "ADDR")]
     pub relay_address: Option<String>,
@@ -469,6 +475,7 @@ impl Args {
             || self.remote_write_cert.is_some()
             || self.remote_write_key.is_some()
             || self.remote_write_insecure
+            || self.remote_write_native
             || !self.remote_write_external_labels.is_empty()
             || !self.remote_write_headers.is_empty();
         rw.urls = self
@@ -606,6 +613,7 @@ impl Args {
             }
         };
         rw.tls_insecure_skip_verify = self.remote_write_insecure;
+        rw.native_histograms = self.remote_write_native;
         // Fail at start, not at the first send, on unreadable TLS files.
         crate::remote_write::agent(rw).map_err(|e| FlagError(format!("remote write TLS: {e}")))?;
         Ok(())

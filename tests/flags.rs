@@ -69,6 +69,7 @@ const FLAG_TESTS: &[(&str, &str, &str)] = &[
     ("--remote-write.tls.cert-file", "remote_write::mutual_tls_with_a_client_certificate", ""),
     ("--remote-write.tls.key-file", "remote_write::mutual_tls_with_a_client_certificate", ""),
     ("--remote-write.tls.insecure-skip-verify", "remote_write::mutual_tls_with_a_client_certificate", ""),
+    ("--remote-write.native-histograms", "remote_write::native_histograms_arrive_in_a_receiver_that_takes_them", ""),
     ("--log.level", "flags::log_level_hides_lower_levels", ""),
     ("--log.format", "flags::log_format_is_logfmt_by_default_or_json", ""),
 ];

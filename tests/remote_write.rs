@@ -921,3 +921,49 @@ fn a_request_past_the_timeout_is_abandoned_and_retried() {
     drop(silent);
     assert!(d.log().contains("send failed"), "{}", d.log());
 }
+
+#[test]
+fn native_histograms_arrive_in_a_receiver_that_takes_them() {
+    let p = Prometheus::start(
+        "global:\n  scrape_interval: 15s\n",
+        &[
+            "--web.enable-remote-write-receiver",
+            "--enable-feature=native-histograms",
+        ],
+    );
+    p.wait_ready();
+    let d = daemon(
+        &p,
+        "rw-native",
+        &[
+            "--remote-write.native-histograms",
+            "--statsd.observer-type=histogram",
+        ],
+    );
+    let lines: Vec<String> = (1..=1000).map(|ms| format!("rw.lat:{ms}|ms")).collect();
+    for chunk in lines.chunks(50) {
+        d.send_udp(chunk.join("\n").as_bytes());
+    }
+    d.wait_lines(1000);
+    let count = wait_query(&p, "histogram_count(rw_lat{instance=\"rw-native\"})", |v| {
+        v == 1000.0
+    });
+    assert_eq!(count, 1000.0);
+    let sum = wait_query(&p, "histogram_sum(rw_lat)", |_| true);
+    assert!((sum - 500.5).abs() < 1e-6, "sum {sum}");
+    // Schema 3: within 9.05 % of the exact nearest-rank quantile.
+    for q in [0.5, 0.9, 0.99] {
+        let got = wait_query(&p, &format!("histogram_quantile({q}, rw_lat)"), |_| true);
+        let want = (q * 1000.0f64).ceil() / 1000.0;
+        assert!(
+            ((got - want) / want).abs() <= 0.0905,
+            "p{q}: {got} against {want}"
+        );
+    }
+    // The classic series go out beside it.
+    assert_eq!(wait_query(&p, "rw_lat_count", |_| true), 1000.0);
+    assert_eq!(
+        self_metric(&d, "promstatsd_remote_write_samples_failed_total"),
+        0.0
+    );
+}

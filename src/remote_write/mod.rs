@@ -210,6 +210,7 @@ fn snapshot(store: &Store, endpoints: &[Arc<Endpoint>], opts: &RemoteWriteOption
         &opts.external_labels,
         timestamp_ms,
         opts.max_samples_per_send,
+        opts.native_histograms,
         &mut emit,
     );
     tracing::debug!(batches, samples, took = ?started.elapsed(), "remote write: snapshot queued");
@@ -223,9 +224,11 @@ pub fn snapshot_batches(
     external_labels: &[(String, String)],
     timestamp_ms: i64,
     max_samples: usize,
+    native_histograms: bool,
     emit: &mut impl FnMut(Batch),
 ) {
-    let mut batcher = Batcher::new(external_labels, timestamp_ms, max_samples, emit);
+    let mut batcher = Batcher::new(external_labels, timestamp_ms, max_samples, emit)
+        .with_native_histograms(native_histograms);
     store.collect(&mut batcher);
     batcher.flush();
 }

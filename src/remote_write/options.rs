@@ -40,6 +40,8 @@ pub struct RemoteWriteOptions {
     pub min_backoff: Duration,
     /// Longest retry delay.
     pub max_backoff: Duration,
+    /// Send histograms' native buckets as native histogram samples too.
+    pub native_histograms: bool,
 }
 
 impl Default for RemoteWriteOptions {
@@ -59,6 +61,7 @@ impl Default for RemoteWriteOptions {
             tls_insecure_skip_verify: false,
             min_backoff: Duration::from_millis(30),
             max_backoff: Duration::from_secs(5),
+            native_histograms: false,
         }
     }
 }

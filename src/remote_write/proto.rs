@@ -22,6 +22,55 @@ pub struct TimeSeries {
     /// Samples, oldest first.
     #[prost(message, repeated, tag = "2")]
     pub samples: Vec<Sample>,
+    /// Native histogram samples (`--remote-write.native-histograms`).
+    #[prost(message, repeated, tag = "4")]
+    pub histograms: Vec<Histogram>,
+}
+
+/// `prometheus.Histogram`: a native histogram sample, with integer counts.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Histogram {
+    /// Observations (`count_int` of the `count` oneof).
+    #[prost(uint64, tag = "1")]
+    pub count_int: u64,
+    /// Sum of observations.
+    #[prost(double, tag = "3")]
+    pub sum: f64,
+    /// Resolution: boundaries are powers of `2^(2^-schema)`.
+    #[prost(sint32, tag = "4")]
+    pub schema: i32,
+    /// Width of the zero bucket.
+    #[prost(double, tag = "5")]
+    pub zero_threshold: f64,
+    /// Observations in the zero bucket (`zero_count_int`).
+    #[prost(uint64, tag = "6")]
+    pub zero_count_int: u64,
+    /// Spans of the buckets below zero.
+    #[prost(message, repeated, tag = "8")]
+    pub negative_spans: Vec<BucketSpan>,
+    /// Their counts, delta-encoded.
+    #[prost(sint64, repeated, tag = "9")]
+    pub negative_deltas: Vec<i64>,
+    /// Spans of the buckets above zero.
+    #[prost(message, repeated, tag = "11")]
+    pub positive_spans: Vec<BucketSpan>,
+    /// Their counts, delta-encoded.
+    #[prost(sint64, repeated, tag = "12")]
+    pub positive_deltas: Vec<i64>,
+    /// Milliseconds since the Unix epoch.
+    #[prost(int64, tag = "15")]
+    pub timestamp: i64,
+}
+
+/// `prometheus.BucketSpan`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BucketSpan {
+    /// Gap to the previous span, or the first bucket's index.
+    #[prost(sint32, tag = "1")]
+    pub offset: i32,
+    /// Buckets in the span.
+    #[prost(uint32, tag = "2")]
+    pub length: u32,
 }
 
 /// `prometheus.Label`.

@@ -7,8 +7,8 @@
 //! `TimeSeries`, with no text page in between. Only one batch is alive at a
 //! time.
 
-use super::proto::{MetricMetadata, MetricType};
-use crate::model::collect::{Encoder, FamilyHead, Labels, Value};
+use super::proto::{BucketSpan, Histogram, Label, MetricMetadata, MetricType, TimeSeries};
+use crate::model::collect::{Encoder, FamilyHead, Labels, NativeValue, Value};
 use crate::vocab::{write_float, MetricKind};
 use prost::Message as _;
 
@@ -103,6 +103,8 @@ pub struct Batcher<'a, F: FnMut(Batch)> {
     ranges: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
     /// Scratch for a formatted `le` or `quantile` value.
     number: Vec<u8>,
+    /// Whether histograms' native buckets go out as native histogram samples.
+    native: bool,
     emit: F,
 }
 
@@ -126,7 +128,79 @@ impl<'a, F: FnMut(Batch)> Batcher<'a, F> {
             text: String::new(),
             ranges: Vec::new(),
             number: Vec::new(),
+            native: false,
             emit,
+        }
+    }
+
+    /// Send histograms' native buckets too, as native histogram samples
+    /// (remote write 1.0 `TimeSeries.histograms`), beside the classic series.
+    pub fn with_native_histograms(mut self, on: bool) -> Self {
+        self.native = on;
+        self
+    }
+
+    /// The family's metadata, once per family per request.
+    fn announce(&mut self, head: FamilyHead<'_>) {
+        if !self.announced {
+            self.metadata.push(MetricMetadata {
+                r#type: MetricType::of(head.kind) as i32,
+                metric_family_name: head.name.to_owned(),
+                help: head.help.to_owned(),
+                unit: String::new(),
+            });
+            self.announced = true;
+        }
+    }
+
+    /// One native histogram sample under the family's own name. Rare (one
+    /// per histogram series), so it goes through prost.
+    fn native_histogram(
+        &mut self,
+        head: FamilyHead<'_>,
+        labels: Labels<'_>,
+        n: &NativeValue<'_>,
+        sum: f64,
+    ) {
+        self.announce(head);
+        self.labels((head.name, ""), labels, None);
+        let text = &self.text;
+        let part = |r: &std::ops::Range<usize>| text.get(r.clone()).unwrap_or_default().to_owned();
+        let spans = |s: &[(i32, u32)]| {
+            s.iter()
+                .map(|&(offset, length)| BucketSpan { offset, length })
+                .collect()
+        };
+        let series = TimeSeries {
+            labels: self
+                .ranges
+                .iter()
+                .map(|(k, v)| Label {
+                    name: part(k),
+                    value: part(v),
+                })
+                .collect(),
+            samples: Vec::new(),
+            histograms: vec![Histogram {
+                count_int: n.count,
+                sum,
+                schema: i32::from(n.schema),
+                zero_threshold: n.zero_threshold,
+                zero_count_int: n.zero_count,
+                negative_spans: spans(n.negative.0),
+                negative_deltas: n.negative.1.to_vec(),
+                positive_spans: spans(n.positive.0),
+                positive_deltas: n.positive.1.to_vec(),
+                timestamp: self.timestamp_ms,
+            }],
+        };
+        put_key(&mut self.encoded, 1, LEN);
+        put_varint(&mut self.encoded, series.encoded_len() as u64);
+        // Encoding into a Vec cannot run out of room.
+        let _ = series.encode(&mut self.encoded);
+        self.samples += 1;
+        if self.samples >= self.max_samples {
+            self.flush();
         }
     }
 
@@ -188,15 +262,7 @@ impl<'a, F: FnMut(Batch)> Batcher<'a, F> {
         extra: Option<(&str, f64)>,
         value: f64,
     ) {
-        if !self.announced {
-            self.metadata.push(MetricMetadata {
-                r#type: MetricType::of(head.kind) as i32,
-                metric_family_name: head.name.to_owned(),
-                help: head.help.to_owned(),
-                unit: String::new(),
-            });
-            self.announced = true;
-        }
+        self.announce(head);
         self.labels(name, labels, extra);
         self.write_series(value);
         self.samples += 1;
@@ -279,9 +345,21 @@ impl<F: FnMut(Batch)> Encoder for Batcher<'_, F> {
     fn series(&mut self, head: FamilyHead<'_>, labels: Labels<'_>, value: Value<'_>) {
         match value {
             Value::Sample { name, value } => self.sample(head, (name, ""), labels, None, value),
-            v => v.for_each_sample(|suffix, extra, x| {
-                self.sample(head, (head.name, suffix), labels, extra, x);
-            }),
+            v => {
+                v.for_each_sample(|suffix, extra, x| {
+                    self.sample(head, (head.name, suffix), labels, extra, x);
+                });
+                if let Value::Histogram {
+                    native: Some(n),
+                    sum,
+                    ..
+                } = v
+                {
+                    if self.native {
+                        self.native_histogram(head, labels, &n, sum);
+                    }
+                }
+            }
         }
     }
 }
@@ -294,6 +372,70 @@ mod tests {
     fn decode(b: &Batch) -> WriteRequest {
         let raw = snap::raw::Decoder::new().decompress_vec(&b.body).unwrap();
         WriteRequest::decode(&raw[..]).unwrap()
+    }
+
+    #[test]
+    fn native_histograms_go_out_only_when_asked_beside_the_classic_series() {
+        let native = NativeValue {
+            schema: 3,
+            zero_threshold: 1e-9,
+            count: 3,
+            zero_count: 1,
+            positive: (&[(-34, 1), (29, 1)], &[1, 0]),
+            negative: (&[], &[]),
+        };
+        let h = FamilyHead {
+            name: "lat",
+            kind: MetricKind::Histogram,
+            help: "",
+        };
+        for on in [false, true] {
+            let mut out = Vec::new();
+            let mut b =
+                Batcher::new(&[], 5, 100, |batch| out.push(batch)).with_native_histograms(on);
+            b.family(h);
+            let value = Value::Histogram {
+                bounds: &[1.0],
+                cumulative: &[2, 2],
+                sum: 0.75,
+                native: Some(native),
+            };
+            b.series(h, Labels::Rendered("route=\"a\""), value);
+            b.flush();
+            drop(b);
+            let req = decode(&out[0]);
+            let natives: Vec<_> = req
+                .timeseries
+                .iter()
+                .filter(|t| !t.histograms.is_empty())
+                .collect();
+            // _bucket x2, _sum, _count always.
+            assert_eq!(req.timeseries.len(), 4 + usize::from(on), "native {on}");
+            assert_eq!(out[0].samples, 4 + usize::from(on));
+            if !on {
+                assert!(natives.is_empty());
+                continue;
+            }
+            let t = natives[0];
+            let names: Vec<(&str, &str)> = t
+                .labels
+                .iter()
+                .map(|l| (l.name.as_str(), l.value.as_str()))
+                .collect();
+            assert_eq!(names, [("__name__", "lat"), ("route", "a")]);
+            let g = &t.histograms[0];
+            assert_eq!(
+                (g.count_int, g.sum, g.schema, g.zero_count_int, g.timestamp),
+                (3, 0.75, 3, 1, 5)
+            );
+            let spans: Vec<(i32, u32)> = g
+                .positive_spans
+                .iter()
+                .map(|s| (s.offset, s.length))
+                .collect();
+            assert_eq!(spans, [(-34, 1), (29, 1)]);
+            assert_eq!(g.positive_deltas, [1, 0]);
+        }
     }
 
     #[test]
