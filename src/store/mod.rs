@@ -760,6 +760,68 @@ mod tests {
         }
     }
 
+    /// A mapping file on statsd_exporter's keys, observations through the
+    /// store, and what client_golang would hold for them, worked out by hand
+    /// (each case says how).
+    #[test]
+    fn a_mapping_file_gives_client_golangs_schema_zero_bucket_and_counts() {
+        use crate::mapper::{MapOutcome, Mapper, MapperDefaults};
+        use crate::parser::MetricType;
+        let yaml = "defaults:\n  observer_type: histogram\nmappings:\n\
+            - match: fine.*\n  name: fine\n  histogram_options:\n    native_histogram_bucket_factor: 1.005\n\
+            - match: coarse.*\n  name: coarse\n  histogram_options:\n    native_histogram_bucket_factor: 2\n    native_histogram_max_buckets: 2\n";
+        let Ok((mapper, _)) = Mapper::from_yaml("t", yaml, &MapperDefaults::default()) else {
+            panic!("the mapping loads")
+        };
+        /// (name, observations, schema, zero count, positive (index, count), negative)
+        type Case<'a> = (
+            &'a str,
+            &'a [f64],
+            i8,
+            u64,
+            &'a [(i32, u64)],
+            &'a [(i32, u64)],
+        );
+        let cases: &[Case<'_>] = &[
+            // Default factor 1.1 -> schema 3: 1 in bucket 0, 1.05 in 1, 0 and
+            // 1e-40 (under 2^-128) in the zero bucket, -2 in negative 8.
+            (
+                "plain.x",
+                &[1.0, 1.05, 0.0, 1e-40, -2.0],
+                3,
+                2,
+                &[(0, 1), (1, 1)],
+                &[(8, 1)],
+            ),
+            // Factor 1.005 -> schema 8: 2 = base^256.
+            ("fine.x", &[2.0, 2.0], 8, 0, &[(256, 2)], &[]),
+            // Factor 2 -> schema 0, at most 2 buckets: 1, 2, 4 are buckets 0,
+            // 1, 2; the third halves once to schema -1: 0->0, 1->1, 2->1.
+            ("coarse.x", &[1.0, 2.0, 4.0], -1, 0, &[(0, 1), (1, 2)], &[]),
+        ];
+        for (name, values, schema, zero, pos, neg) in cases {
+            let MapOutcome::Map(m) = mapper.map(name, MetricType::Timer, Vec::new()) else {
+                panic!("{name} maps")
+            };
+            let store = Store::default();
+            let Ok(s) = store.get_or_create(&m, FamilyKind::Histogram) else {
+                panic!("{name}: a series")
+            };
+            for v in *values {
+                s.observe(*v, 1, 0, Writers::Sole);
+            }
+            let Some(n) = s.value().native() else {
+                panic!("{name}: native buckets")
+            };
+            let n = n.lock().unwrap_or_else(PoisonError::into_inner);
+            assert_eq!(n.schema(), *schema, "{name}");
+            assert_eq!(n.zero_count(), *zero, "{name}");
+            assert_eq!(n.count(), values.len() as u64, "{name}");
+            assert_eq!(n.positive().iter().collect::<Vec<_>>(), *pos, "{name}");
+            assert_eq!(n.negative().iter().collect::<Vec<_>>(), *neg, "{name}");
+        }
+    }
+
     fn counts(s: &Series) -> Vec<u64> {
         let h = s.value().histogram().expect("a histogram");
         h.counts()
