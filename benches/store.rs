@@ -1,5 +1,5 @@
-//! Store updates: an existing counter, gauge, histogram and summary, and the first
-//! insert of a series.
+//! Store updates: an existing counter, gauge, histogram (with native buckets,
+//! the default, and classic only) and summary, and the first insert of a series.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use promstatsd::mapper::{MapOutcome, Mapper, MapperDefaults, Mapping};
@@ -33,6 +33,12 @@ fn bench(c: &mut Criterion) {
     let hist = store
         .get_or_create(&mapping("h", &[]), FamilyKind::Histogram)
         .unwrap();
+    // The same histogram without native buckets (a bucket factor of 1).
+    let mut classic_only = mapping("hc", &[]);
+    classic_only.native = None;
+    let hist_classic = store
+        .get_or_create(&classic_only, FamilyKind::Histogram)
+        .unwrap();
     let summ = store
         .get_or_create(&mapping("s", &[]), FamilyKind::Summary)
         .unwrap();
@@ -54,6 +60,12 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             v = (v + 0.37) % 12.0;
             hist.observe(black_box(v), 1, 0, Writers::Shared)
+        })
+    });
+    g.bench_function("histogram_observe_classic_only", |b| {
+        b.iter(|| {
+            v = (v + 0.37) % 12.0;
+            hist_classic.observe(black_box(v), 1, 0, Writers::Shared)
         })
     });
     g.bench_function("summary_observe", |b| {
