@@ -19,7 +19,7 @@
 //!
 //! Counts are kept dense per sign from the lowest to the highest populated
 //! index (a timer spread over 1 ms .. 10 min at schema 3 spans about 155
-//! buckets), each in as few bytes as the largest needs ([`Counts`]). A
+//! buckets), each in as few bytes as the largest needs (`Counts`). A
 //! series' native histogram sits behind its own small mutex, as a summary
 //! does.
 
