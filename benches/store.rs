@@ -62,6 +62,13 @@ fn bench(c: &mut Criterion) {
             hist.observe(black_box(v), 1, 0, Writers::Shared)
         })
     });
+    // The daemon with one ingest loop: no lock for the native buckets.
+    g.bench_function("histogram_observe_sole_writer", |b| {
+        b.iter(|| {
+            v = (v + 0.37) % 12.0;
+            hist.observe(black_box(v), 1, 0, Writers::Sole)
+        })
+    });
     g.bench_function("histogram_observe_classic_only", |b| {
         b.iter(|| {
             v = (v + 0.37) % 12.0;

@@ -813,7 +813,7 @@ mod tests {
             let Some(n) = s.value().native() else {
                 panic!("{name}: native buckets")
             };
-            let n = n.lock().unwrap_or_else(PoisonError::into_inner);
+            let n = n.snapshot();
             assert_eq!(n.schema(), *schema, "{name}");
             assert_eq!(n.zero_count(), *zero, "{name}");
             assert_eq!(n.count(), values.len() as u64, "{name}");

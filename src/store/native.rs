@@ -19,9 +19,10 @@
 //!
 //! Counts are kept dense per sign from the lowest to the highest populated
 //! index (a timer spread over 1 ms .. 10 min at schema 3 spans about 155
-//! buckets), each in as few bytes as the largest needs (`Counts`). A
-//! series' native histogram sits behind its own small mutex, as a summary
-//! does.
+//! buckets), each in as few bytes as the largest needs (`Counts`). This
+//! plain [`Native`] is the model; a series holds a [`SharedNative`], which
+//! readers read and a sole writer updates without a lock, and which a
+//! property test keeps in agreement with the model.
 
 use crate::model::NativeOptions;
 
@@ -219,24 +220,42 @@ impl Buckets {
             .filter(|(_, c)| *c > 0)
     }
 
-    /// Spans `(offset, length)` and delta-encoded counts, as client_golang
-    /// writes them: a gap of at most two buckets is filled with zeros.
+    /// Spans and deltas of these buckets ([`spans_and_deltas`]).
     pub fn spans_and_deltas(&self, spans: &mut Vec<(i32, u32)>, deltas: &mut Vec<i64>) {
-        spans.clear();
-        deltas.clear();
-        let (mut prev, mut next) = (0i64, 0i32);
-        for (n, (i, count)) in self.iter().enumerate() {
-            let gap = i - next;
-            if n == 0 || gap > 2 {
-                spans.push((gap, 0));
-            } else {
-                for _ in 0..gap {
-                    push_delta(spans, deltas, &mut prev, 0);
-                }
+        spans_and_deltas(self.iter(), spans, deltas);
+    }
+
+    /// The first index and every count from it to the last populated one.
+    fn dense(&self) -> (i32, Vec<u64>) {
+        (
+            self.first,
+            (0..self.counts.len()).map(|k| self.counts.get(k)).collect(),
+        )
+    }
+}
+
+/// Spans `(offset, length)` and delta-encoded counts of populated buckets
+/// `(index, count)` in ascending order, as client_golang writes them: a gap
+/// of at most two buckets is filled with zeros.
+pub fn spans_and_deltas(
+    populated: impl Iterator<Item = (i32, u64)>,
+    spans: &mut Vec<(i32, u32)>,
+    deltas: &mut Vec<i64>,
+) {
+    spans.clear();
+    deltas.clear();
+    let (mut prev, mut next) = (0i64, 0i32);
+    for (n, (i, count)) in populated.enumerate() {
+        let gap = i - next;
+        if n == 0 || gap > 2 {
+            spans.push((gap, 0));
+        } else {
+            for _ in 0..gap {
+                push_delta(spans, deltas, &mut prev, 0);
             }
-            push_delta(spans, deltas, &mut prev, count as i64);
-            next = i + 1;
         }
+        push_delta(spans, deltas, &mut prev, count as i64);
+        next = i + 1;
     }
 }
 
@@ -281,27 +300,53 @@ impl Native {
         }
         if v.abs() <= ZERO_THRESHOLD {
             self.zero_count += n;
-            return;
-        }
-        let side = if v > 0.0 {
-            &mut self.positive
         } else {
-            &mut self.negative
-        };
-        side.add(bucket_index(v.abs(), self.schema), n);
-        // client_golang checks after each observation and halves once; a
-        // weighted sample stands for `n` of them.
+            let side = if v > 0.0 {
+                &mut self.positive
+            } else {
+                &mut self.negative
+            };
+            side.add(bucket_index(v.abs(), self.schema), n);
+        }
+        // client_golang checks after every observation but NaN, and halves
+        // once while over the limit; a weighted sample stands for `n` of them.
         for _ in 0..n.min(16) {
-            if self.max_buckets == 0
-                || self.positive.populated + self.negative.populated <= self.max_buckets
-                || self.schema == MIN_SCHEMA
-            {
+            if !self.over_limit() || self.schema == MIN_SCHEMA {
                 break;
             }
             self.schema -= 1;
             self.positive.halve();
             self.negative.halve();
         }
+    }
+
+    /// More populated buckets than the limit allows.
+    pub fn over_limit(&self) -> bool {
+        self.max_buckets != 0 && self.populated() > self.max_buckets
+    }
+
+    /// A histogram in the given state (what a shared buffer holds).
+    fn from_parts(
+        schema: i8,
+        max_buckets: u32,
+        count: u64,
+        zero_count: u64,
+        positive: Buckets,
+        negative: Buckets,
+    ) -> Self {
+        Self {
+            schema,
+            max_buckets,
+            count,
+            zero_count,
+            positive,
+            negative,
+        }
+    }
+
+    /// Populated buckets of both signs.
+    pub fn populated(&self) -> u32 {
+        self.positive.populated + self.negative.populated
     }
 
     /// The current schema.
@@ -334,6 +379,9 @@ impl Native {
         self.positive.counts.bytes.capacity() + self.negative.counts.bytes.capacity()
     }
 }
+
+mod shared;
+pub use shared::SharedNative;
 
 #[cfg(test)]
 mod tests;

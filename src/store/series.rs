@@ -5,7 +5,7 @@
 use super::atomic::{self, AtomicF64, Writers};
 use super::family::Family;
 use super::inline::InlineStr;
-use super::native::{Native, ZERO_THRESHOLD};
+use super::native::{SharedNative, ZERO_THRESHOLD};
 use super::set::DistinctSet;
 use super::summary::Summary;
 use crate::model::collect::{Encoder, FamilyHead, Labels, NativeValue, Value};
@@ -84,12 +84,12 @@ unsafe fn free_cells(cells: &CellsPtr, len: u16) {
 }
 
 /// A histogram series with native buckets: its classic cells and its
-/// native histogram, behind a small mutex as a summary is.
+/// native histogram (lock-free for a sole writer, see [`SharedNative`]).
 #[derive(Debug)]
 pub struct NativeSeries {
     cells: CellsPtr,
     len: u16,
-    native: Mutex<Native>,
+    native: SharedNative,
 }
 
 impl Drop for NativeSeries {
@@ -176,7 +176,7 @@ impl SeriesValue {
         Some(Self::NativeHistogram(Box::new(NativeSeries {
             cells: CellsPtr::alloc(len)?,
             len,
-            native: Mutex::new(Native::new(n.schema, n.max_buckets)),
+            native: SharedNative::new(n),
         })))
     }
 
@@ -197,7 +197,7 @@ impl SeriesValue {
 
     /// The native histogram, when this histogram has one.
     #[inline]
-    pub fn native(&self) -> Option<&Mutex<Native>> {
+    pub fn native(&self) -> Option<&SharedNative> {
         match self {
             Self::NativeHistogram(n) => Some(&n.native),
             _ => None,
@@ -334,10 +334,7 @@ impl Series {
             }
             h.add_sum(v * n as f64, w);
             if let Some(native) = self.value.native() {
-                native
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .observe(v, n);
+                native.observe(v, n, w);
             }
         } else if let SeriesValue::Summary(s) = &self.value {
             let mut s = s.lock().unwrap_or_else(PoisonError::into_inner);
@@ -402,14 +399,10 @@ impl Series {
                 }
                 let sum = h.sum();
                 // After the classic cells: the native count is at least their total.
-                let native = self.value.native().map(|m| {
-                    let n = m.lock().unwrap_or_else(PoisonError::into_inner);
-                    let [ps, ns] = &mut cells.spans;
-                    let [pd, nd] = &mut cells.deltas;
-                    n.positive().spans_and_deltas(ps, pd);
-                    n.negative().spans_and_deltas(ns, nd);
-                    (n.schema(), n.count(), n.zero_count())
-                });
+                let native = self
+                    .value
+                    .native()
+                    .map(|n| n.read(&mut cells.spans, &mut cells.deltas));
                 Value::Histogram {
                     bounds: f.buckets(),
                     cumulative: &cells.cumulative,

@@ -159,3 +159,98 @@ fn counts_widen_as_they_grow_and_keep_their_values() {
     }
     assert_eq!(b.counts.bytes.len(), 4 * 8, "four counts of eight bytes");
 }
+
+fn observation() -> impl Strategy<Value = (f64, u64)> {
+    let value = prop_oneof![
+        8 => (1e-4f64..1e4).prop_map(|v| v),
+        2 => (1e-4f64..1e4).prop_map(|v| -v),
+        1 => Just(0.0),
+        1 => Just(f64::NAN),
+        1 => Just(f64::INFINITY),
+    ];
+    // Mostly single observations; sometimes a sampled one, sometimes one
+    // weight large enough to widen a count.
+    let weight = prop_oneof![8 => Just(1u64), 2 => 1u64..20, 1 => 200u64..70_000];
+    (value, weight)
+}
+
+proptest! {
+    /// Oracle: the shared, lock-free histogram holds what the plain model
+    /// holds after the same observations, whatever the limit.
+    #[test]
+    fn the_shared_histogram_agrees_with_the_model(
+        obs in proptest::collection::vec(observation(), 0..200),
+        schema in -2i8..=8,
+        max_buckets in prop_oneof![Just(0u32), 2u32..12, Just(256)],
+    ) {
+        let opts = NativeOptions { schema, max_buckets };
+        let shared = SharedNative::new(opts);
+        let mut model = Native::new(schema, max_buckets);
+        for (v, n) in &obs {
+            shared.observe(*v, *n, crate::store::atomic::Writers::Sole);
+            model.observe(*v, *n);
+        }
+        let got = shared.snapshot();
+        prop_assert_eq!(got.schema(), model.schema());
+        prop_assert_eq!(got.count(), model.count());
+        prop_assert_eq!(got.zero_count(), model.zero_count());
+        prop_assert_eq!(got.positive().iter().collect::<Vec<_>>(), model.positive().iter().collect::<Vec<_>>());
+        prop_assert_eq!(got.negative().iter().collect::<Vec<_>>(), model.negative().iter().collect::<Vec<_>>());
+        let (mut spans, mut deltas) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+        let (s, count, zero) = shared.read(&mut spans, &mut deltas);
+        prop_assert_eq!((s, count, zero), (model.schema(), model.count(), model.zero_count()));
+        let (mut ms, mut md) = (Vec::new(), Vec::new());
+        model.positive().spans_and_deltas(&mut ms, &mut md);
+        prop_assert_eq!(&spans[0], &ms);
+        prop_assert_eq!(&deltas[0], &md);
+    }
+}
+
+#[test]
+fn a_reader_never_sees_more_in_the_buckets_than_the_count() {
+    use crate::store::atomic::Writers;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let shared = std::sync::Arc::new(SharedNative::new(NativeOptions {
+        schema: 3,
+        max_buckets: 40,
+    }));
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (shared, stop) = (std::sync::Arc::clone(&shared), std::sync::Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let (mut spans, mut deltas) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+            let mut reads = 0u64;
+            // Relaxed: a stop flag; nothing else is published through it.
+            while !stop.load(Ordering::Relaxed) {
+                let (_, count, zero) = shared.read(&mut spans, &mut deltas);
+                let in_buckets: i64 = deltas
+                    .iter()
+                    .map(|d| {
+                        d.iter()
+                            .scan(0i64, |c, x| {
+                                *c += x;
+                                Some(*c)
+                            })
+                            .sum::<i64>()
+                    })
+                    .sum();
+                assert!(
+                    in_buckets as u64 + zero <= count,
+                    "{in_buckets} + {zero} > {count}"
+                );
+                reads += 1;
+            }
+            reads
+        })
+    };
+    // Values over many octaves: the span grows, counts widen, and past 40
+    // buckets the resolution halves, all while the reader reads.
+    for i in 0..200_000u64 {
+        let v = 1.0001f64.powi((i % 100_000) as i32) * if i % 7 == 0 { -1.0 } else { 1.0 };
+        shared.observe(if i % 1000 == 0 { 0.0 } else { v }, 1, Writers::Sole);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let reads = reader.join().unwrap_or(0);
+    assert!(reads > 0);
+    assert_eq!(shared.snapshot().count(), 200_000);
+}
