@@ -12,6 +12,8 @@
 
 pub mod collect;
 pub mod group;
+#[cfg(test)]
+pub mod proto_oracle;
 
 use std::sync::Arc;
 

@@ -6,111 +6,7 @@ use super::*;
 use crate::model::collect::{FamilyHead, Labels, Value};
 use prost::Message;
 
-#[derive(Clone, PartialEq, prost::Message)]
-struct MetricFamily {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(string, tag = "2")]
-    help: String,
-    #[prost(int32, tag = "3")]
-    r#type: i32,
-    #[prost(message, repeated, tag = "4")]
-    metric: Vec<Metric>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Metric {
-    #[prost(message, repeated, tag = "1")]
-    label: Vec<LabelPair>,
-    #[prost(message, optional, tag = "2")]
-    gauge: Option<Single>,
-    #[prost(message, optional, tag = "3")]
-    counter: Option<Single>,
-    #[prost(message, optional, tag = "4")]
-    summary: Option<Summary>,
-    #[prost(message, optional, tag = "5")]
-    untyped: Option<Single>,
-    #[prost(message, optional, tag = "7")]
-    histogram: Option<Histogram>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct LabelPair {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(string, tag = "2")]
-    value: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Single {
-    #[prost(double, tag = "1")]
-    value: f64,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Summary {
-    #[prost(uint64, tag = "1")]
-    sample_count: u64,
-    #[prost(double, tag = "2")]
-    sample_sum: f64,
-    #[prost(message, repeated, tag = "3")]
-    quantile: Vec<Quantile>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Quantile {
-    #[prost(double, tag = "1")]
-    quantile: f64,
-    #[prost(double, tag = "2")]
-    value: f64,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Histogram {
-    #[prost(uint64, tag = "1")]
-    sample_count: u64,
-    #[prost(double, tag = "2")]
-    sample_sum: f64,
-    #[prost(message, repeated, tag = "3")]
-    bucket: Vec<Bucket>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct NativeHistogram {
-    #[prost(uint64, tag = "1")]
-    sample_count: u64,
-    #[prost(sint32, tag = "5")]
-    schema: i32,
-    #[prost(double, tag = "6")]
-    zero_threshold: f64,
-    #[prost(uint64, tag = "7")]
-    zero_count: u64,
-    #[prost(message, repeated, tag = "9")]
-    negative_span: Vec<Span>,
-    #[prost(sint64, repeated, tag = "10")]
-    negative_delta: Vec<i64>,
-    #[prost(message, repeated, tag = "12")]
-    positive_span: Vec<Span>,
-    #[prost(sint64, repeated, tag = "13")]
-    positive_delta: Vec<i64>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Span {
-    #[prost(sint32, tag = "1")]
-    offset: i32,
-    #[prost(uint32, tag = "2")]
-    length: u32,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Bucket {
-    #[prost(uint64, tag = "1")]
-    cumulative_count: u64,
-    #[prost(double, tag = "2")]
-    upper_bound: f64,
-}
+use crate::model::proto_oracle::{Metric, MetricFamily, Span};
 
 /// Every delimited message in `bytes`.
 fn decode(mut bytes: &[u8]) -> Vec<MetricFamily> {
@@ -348,34 +244,16 @@ fn native_fields_decode_with_their_signs() {
         },
     );
     enc.finish();
-    // Metric.histogram (7) inside MetricFamily.metric (4): decode by hand
-    // down to the histogram's bytes, then as the native message.
     let fams = decode(&out);
     assert_eq!(fams[0].metric.len(), 1);
-    let mut bytes = out.as_slice();
-    let _len = prost::encoding::decode_varint(&mut bytes);
-    let family = RawFamily::decode(bytes).unwrap_or_default();
-    let metric = RawMetric::decode(family.metric[0].as_slice()).unwrap_or_default();
-    let n = NativeHistogram::decode(metric.histogram.as_slice()).unwrap_or_default();
+    let n = fams[0].metric[0].histogram.clone().unwrap_or_default();
     assert_eq!(
         (n.sample_count, n.schema, n.zero_threshold, n.zero_count),
-        (9, -2, 1e-9, 2)
+        (9, Some(-2), 1e-9, 2)
     );
     let spans = |s: &[Span]| s.iter().map(|s| (s.offset, s.length)).collect::<Vec<_>>();
     assert_eq!(spans(&n.positive_span), [(-3, 2), (4, 1)]);
     assert_eq!(n.positive_delta, [1, 2, -3]);
     assert_eq!(spans(&n.negative_span), [(5, 1)]);
     assert_eq!(n.negative_delta, [3]);
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct RawFamily {
-    #[prost(bytes = "vec", repeated, tag = "4")]
-    metric: Vec<Vec<u8>>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct RawMetric {
-    #[prost(bytes = "vec", tag = "7")]
-    histogram: Vec<u8>,
 }

@@ -6,87 +6,9 @@ use super::*;
 use crate::push::body;
 use prost::Message;
 
-#[derive(Clone, PartialEq, prost::Message)]
-struct MetricFamily {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(string, tag = "2")]
-    help: String,
-    #[prost(int32, tag = "3")]
-    r#type: i32,
-    #[prost(message, repeated, tag = "4")]
-    metric: Vec<Metric>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Metric {
-    #[prost(message, repeated, tag = "1")]
-    label: Vec<LabelPair>,
-    #[prost(message, optional, tag = "2")]
-    gauge: Option<Single>,
-    #[prost(message, optional, tag = "3")]
-    counter: Option<Single>,
-    #[prost(message, optional, tag = "4")]
-    summary: Option<Summary>,
-    #[prost(message, optional, tag = "5")]
-    untyped: Option<Single>,
-    #[prost(message, optional, tag = "7")]
-    histogram: Option<Histogram>,
-    #[prost(int64, optional, tag = "6")]
-    timestamp_ms: Option<i64>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct LabelPair {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(string, tag = "2")]
-    value: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Single {
-    #[prost(double, tag = "1")]
-    value: f64,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Summary {
-    #[prost(uint64, tag = "1")]
-    sample_count: u64,
-    #[prost(double, tag = "2")]
-    sample_sum: f64,
-    #[prost(message, repeated, tag = "3")]
-    quantile: Vec<Quantile>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Quantile {
-    #[prost(double, tag = "1")]
-    quantile: f64,
-    #[prost(double, tag = "2")]
-    value: f64,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Histogram {
-    #[prost(uint64, tag = "1")]
-    sample_count: u64,
-    #[prost(double, tag = "2")]
-    sample_sum: f64,
-    #[prost(message, repeated, tag = "3")]
-    bucket: Vec<Bucket>,
-    #[prost(sint32, optional, tag = "5")]
-    schema: Option<i32>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Bucket {
-    #[prost(uint64, tag = "1")]
-    cumulative_count: u64,
-    #[prost(double, tag = "2")]
-    upper_bound: f64,
-}
+use crate::model::proto_oracle::{
+    Bucket, Histogram, LabelPair, Metric, MetricFamily, Quantile, Single, Summary,
+};
 
 fn delimited(families: &[MetricFamily]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -214,7 +136,7 @@ fn every_kind_reads_as_its_text_twin() {
                             upper_bound: 1.0,
                         },
                     ],
-                    schema: None,
+                    ..Histogram::default()
                 }),
                 ..Metric::default()
             }],
@@ -247,6 +169,7 @@ fn bad_bodies_are_refused_with_a_reason() {
                 sample_sum: 1.0,
                 bucket: vec![],
                 schema: Some(3),
+                ..Histogram::default()
             }),
             ..Metric::default()
         }],
