@@ -244,7 +244,17 @@ fn timers(name: &str) -> (Vec<String>, impl Fn(f64) -> f64) {
 
 #[test]
 fn real_prometheus_reads_native_histograms_and_split_families() {
-    let d = Daemon::start(&["--statsd.observer-type=histogram"]);
+    // Timers through a mapping with observer_type: histogram, default native
+    // options (statsd_exporter's: bucket factor 1.1, 256 buckets).
+    let dir = common::temp_dir("proto-native");
+    let mapping = dir.join("m.yml");
+    std::fs::write(
+        &mapping,
+        "mappings:\n- match: pb.lat\n  name: pb_lat\n  observer_type: histogram\n",
+    )
+    .expect("mapping written");
+    let flag = format!("--statsd.mapping-config={}", mapping.display());
+    let d = Daemon::start(&[&flag]);
     let mut lines: Vec<String> = (0..6_000)
         .map(|i| format!("split,id=s{i:05}:1|c"))
         .collect();

@@ -932,13 +932,18 @@ fn native_histograms_arrive_in_a_receiver_that_takes_them() {
         ],
     );
     p.wait_ready();
+    let dir = common::temp_dir("rw-native");
+    let mapping = dir.join("m.yml");
+    std::fs::write(
+        &mapping,
+        "mappings:\n- match: rw.lat\n  name: rw_lat\n  observer_type: histogram\n",
+    )
+    .expect("mapping written");
+    let flag = format!("--statsd.mapping-config={}", mapping.display());
     let d = daemon(
         &p,
         "rw-native",
-        &[
-            "--remote-write.native-histograms",
-            "--statsd.observer-type=histogram",
-        ],
+        &["--remote-write.native-histograms", &flag],
     );
     let lines: Vec<String> = (1..=1000).map(|ms| format!("rw.lat:{ms}|ms")).collect();
     for chunk in lines.chunks(50) {
