@@ -287,6 +287,8 @@ impl SharedNative {
     }
 
     fn model(&self, buf: &Buf) -> Native {
+        // Relaxed: the serialised writer reading its own buffer (or `snapshot`
+        // reading a histogram no one writes).
         Native::from_parts(
             buf.schema,
             self.max_buckets,
@@ -315,7 +317,8 @@ impl SharedNative {
         (buf.schema, buf.count.load(Ordering::Relaxed), zero)
     }
 
-    /// The histogram as the plain model (tests, the status page).
+    /// The histogram as the plain model, for one no writer is updating
+    /// (tests): unlike [`SharedNative::read`], it reads the count first.
     pub fn snapshot(&self) -> Native {
         self.model(&self.current.load())
     }
@@ -344,6 +347,8 @@ fn grown(buf: &Buf, v: f64, index: i32, n: u64) -> Buf {
         &buf.negative
     };
     let new_bucket = side.slot(index).is_none_or(|i| side.cells.get(i) == 0);
+    // Relaxed: the serialised writer's own counters; the ArcSwap store that
+    // publishes the new buffer orders everything written into it.
     Buf {
         schema: buf.schema,
         count: AtomicU64::new(buf.count.load(Ordering::Relaxed).saturating_add(n)),
