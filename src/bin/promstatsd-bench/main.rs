@@ -70,13 +70,16 @@ struct Opts {
     status: bool,
     /// `--protobuf`: the `--memory` scrapes ask for the protobuf page.
     protobuf: bool,
+    /// `--against-bare`: with `--search`, the bare loop's search first, in the
+    /// same run, and the daemon's figures as a share of it.
+    against_bare: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: promstatsd-bench [--daemon PATH] [--series N] [--lines-per-datagram K] \
          [--mix counter|counter-timer|timer] [--tags none|dogstatsd] [--rate LINES_PER_S] \
-         [--secs S] [--search] [--scrape-during] [--status] [--protobuf] [--bare] [--memory N] [--preload N] \
+         [--secs S] [--search] [--scrape-during] [--status] [--protobuf] [--against-bare] [--bare] [--memory N] [--preload N] \
          [--read-buffer BYTES (default 26214400, both targets)] [--auth-flood CLIENTS] [--slowloris CONNECTIONS] [--silent-readers N] \
          [--churn SECS [--churn-ttl SECS (60)] [--churn-warmup SECS (300)]] \
          [-- DAEMON_FLAGS...]\n\
@@ -112,6 +115,7 @@ fn parse_args() -> Opts {
         churn_warmup: 300,
         status: false,
         protobuf: false,
+        against_bare: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -129,6 +133,7 @@ fn parse_args() -> Opts {
             "--bare" => o.bare = true,
             "--status" => o.status = true,
             "--protobuf" => o.protobuf = true,
+            "--against-bare" => o.against_bare = true,
             "--memory" => o.memory = val().parse().unwrap_or_else(|_| usage()),
             "--render" => o.render = val().parse().unwrap_or_else(|_| usage()),
             "--preload" => o.preload = val().parse().unwrap_or_else(|_| usage()),
@@ -584,6 +589,10 @@ fn main() -> std::process::ExitCode {
     }
     let (udp, web) = (18_125u16, 19_102u16);
     let dst = SocketAddr::from(([127, 0, 0, 1], udp));
+    if o.against_bare && o.search && !o.bare {
+        against_bare(&o, udp, web);
+        return std::process::ExitCode::SUCCESS;
+    }
     let target = if o.bare {
         start_bare(udp, o.read_buffer)
     } else {
@@ -604,6 +613,56 @@ fn main() -> std::process::ExitCode {
     }
     finish(target);
     std::process::ExitCode::SUCCESS
+}
+
+/// `--against-bare --search`: the bare `recvmmsg` loop's search, then the
+/// daemon's, in one run, and the daemon's zero-loss rate and lines per
+/// CPU-second as a share of the loop's (the scale issue's goal: at least 50 %
+/// per CPU-second).
+fn against_bare(o: &Opts, udp: u16, web: u16) {
+    let data = datagrams(o);
+    println!("| case | sent rate | lines sent | lost | target CPU | lines per CPU-second |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    let label = |what: &'static str| {
+        move |rate: u64| {
+            format!(
+                "{what} mix={} K={} N={} rate={:.2}M",
+                o.mix,
+                o.per_datagram,
+                o.series,
+                rate as f64 / 1e6
+            )
+        }
+    };
+    // The bare loop on the next port, so the daemon's bind never waits for it.
+    let bare_dst = SocketAddr::from(([127, 0, 0, 1], udp + 1));
+    let bare = start_bare(udp + 1, o.read_buffer);
+    let b = search(&bare, bare_dst, &data, o, &label("bare recvmmsg"));
+    finish(bare);
+    let daemon = start_daemon(o, udp, web);
+    let d = search(
+        &daemon,
+        SocketAddr::from(([127, 0, 0, 1], udp)),
+        &data,
+        o,
+        &label("promstatsd"),
+    );
+    finish(daemon);
+    let (Some(b), Some(d)) = (b, d) else {
+        eprintln!("no zero-loss rate found for one of the two; no ratio");
+        return;
+    };
+    let rate = |t: &Trial| t.sent as f64 / t.secs;
+    let per_cpu = |t: &Trial| t.received as f64 / t.cpu.max(1e-9);
+    println!(
+        "| **promstatsd / bare loop, same run** | zero-loss {:.0} % ({:.2} / {:.2} M lines/s) | | | | **{:.0} %** ({:.2} / {:.2} M lines per CPU-second) |",
+        100.0 * rate(&d) / rate(&b),
+        rate(&d) / 1e6,
+        rate(&b) / 1e6,
+        100.0 * per_cpu(&d) / per_cpu(&b),
+        per_cpu(&d) / 1e6,
+        per_cpu(&b) / 1e6,
+    );
 }
 
 /// `--churn`: the daemon with every series on a TTL, then the soak.
@@ -740,7 +799,7 @@ fn rates(o: &Opts, target: &Target, dst: SocketAddr) {
         )
     };
     if o.search {
-        search(target, dst, &data, o, &label);
+        let _ = search(target, dst, &data, o, &label);
     } else {
         let t = trial(target, dst, &data, o, o.rate);
         report(&label(o.rate), &t);
@@ -754,7 +813,7 @@ fn search(
     data: &[Vec<u8>],
     o: &Opts,
     label: &dyn Fn(u64) -> String,
-) {
+) -> Option<Trial> {
     let open = trial(target, dst, data, o, 0);
     report(&label(0), &open);
     let mut hi = (open.sent as f64 / open.secs) as u64;
@@ -784,7 +843,9 @@ fn search(
             b.sent as f64 / b.secs / 1e6
         );
         report(&format!("**zero-loss** {}", label(b.rate)), &b);
+        return Some(b);
     }
+    None
 }
 
 /// The daemon's own counts, its peak memory, and stop it.
