@@ -16,6 +16,7 @@
 //! `sample_count` stands for, as client_golang writes it.
 
 use crate::model::collect::{Encoder, FamilyHead, Labels, NativeValue, Value};
+use crate::model::wire::{put_key, put_varint, FIXED64, LEN, VARINT};
 use crate::vocab::MetricKind;
 
 /// The content type of the delimited protobuf exposition.
@@ -30,11 +31,6 @@ pub fn render_self(store: &crate::store::Store, out: &mut Vec<u8>) {
     }
     enc.finish();
 }
-
-/// Wire types.
-const VARINT: u8 = 0;
-const FIXED64: u8 = 1;
-const LEN: u8 = 2;
 
 /// `MetricFamily` fields.
 mod family {
@@ -65,33 +61,20 @@ fn type_value(kind: MetricKind) -> u64 {
     }
 }
 
-/// Append `v` as a base-128 varint.
-pub fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn key(out: &mut Vec<u8>, field: u32, wire: u8) {
-    varint(out, (u64::from(field) << 3) | u64::from(wire));
-}
-
 fn bytes_field(out: &mut Vec<u8>, field: u32, b: &[u8]) {
-    key(out, field, LEN);
-    varint(out, b.len() as u64);
+    put_key(out, field, LEN);
+    put_varint(out, b.len() as u64);
     out.extend_from_slice(b);
 }
 
 fn double_field(out: &mut Vec<u8>, field: u32, v: f64) {
-    key(out, field, FIXED64);
+    put_key(out, field, FIXED64);
     out.extend_from_slice(&v.to_bits().to_le_bytes());
 }
 
 fn uint_field(out: &mut Vec<u8>, field: u32, v: u64) {
-    key(out, field, VARINT);
-    varint(out, v);
+    put_key(out, field, VARINT);
+    put_varint(out, v);
 }
 
 /// The protobuf exposition as an [`Encoder`], appending delimited
@@ -157,7 +140,7 @@ impl<'o> ProtoEncoder<'o> {
     fn close(&mut self) {
         self.flush_pushed();
         if self.metrics > 0 {
-            varint(self.out, self.family.len() as u64);
+            put_varint(self.out, self.family.len() as u64);
             self.out.extend_from_slice(&self.family);
         }
         self.family.clear();
@@ -350,7 +333,7 @@ fn native_fields(out: &mut Vec<u8>, n: &NativeValue<'_>, scratch: &mut Vec<u8>) 
         if !deltas.is_empty() {
             scratch.clear();
             for d in deltas {
-                varint(scratch, zigzag(*d));
+                put_varint(scratch, zigzag(*d));
             }
             bytes_field(out, spans_field + 1, scratch);
         }

@@ -14,6 +14,7 @@ pub mod collect;
 pub mod group;
 #[cfg(test)]
 pub mod proto_oracle;
+pub mod wire;
 
 use std::sync::Arc;
 

@@ -9,6 +9,7 @@
 
 use super::proto::{BucketSpan, Histogram, Label, MetricMetadata, MetricType, TimeSeries};
 use crate::model::collect::{Encoder, FamilyHead, Labels, NativeValue, Value};
+use crate::model::wire::{put_key, put_varint, varint_len, FIXED64, LEN, VARINT};
 use crate::vocab::{write_float, MetricKind};
 use prost::Message as _;
 
@@ -34,29 +35,6 @@ impl MetricType {
     }
 }
 
-/// Protobuf wire types used here.
-const LEN: u8 = 2;
-const FIXED64: u8 = 1;
-const VARINT: u8 = 0;
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn varint_len(v: u64) -> usize {
-    // One byte per 7 bits, at least one.
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-/// The key of field `tag` (1..=15: one byte).
-fn put_key(out: &mut Vec<u8>, tag: u8, wire: u8) {
-    out.push(tag << 3 | wire);
-}
-
 /// Bytes of a length-delimited field of one-byte key holding `len` bytes.
 fn field_len(len: usize) -> usize {
     1 + varint_len(len as u64) + len
@@ -71,7 +49,7 @@ fn string_len(s: &str) -> usize {
     }
 }
 
-fn put_string(out: &mut Vec<u8>, tag: u8, s: &str) {
+fn put_string(out: &mut Vec<u8>, tag: u32, s: &str) {
     if !s.is_empty() {
         put_key(out, tag, LEN);
         put_varint(out, s.len() as u64);
