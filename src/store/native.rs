@@ -373,11 +373,6 @@ impl Native {
     pub fn negative(&self) -> &Buckets {
         &self.negative
     }
-
-    /// Heap bytes held.
-    pub fn heap_bytes(&self) -> usize {
-        self.positive.counts.bytes.capacity() + self.negative.counts.bytes.capacity()
-    }
 }
 
 mod shared;
