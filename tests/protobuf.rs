@@ -140,10 +140,7 @@ const MAPPING: &str = "mappings:\n  - match: lat.*\n    name: lat\n    observer_
 
 #[test]
 fn protobuf_page_decodes_with_python_and_matches_the_text_page() {
-    let dir = common::temp_dir("proto-page");
-    let mapping = dir.join("m.yml");
-    std::fs::write(&mapping, MAPPING).expect("mapping written");
-    let flag = format!("--statsd.mapping-config={}", mapping.display());
+    let flag = common::mapping_flag("proto-page", MAPPING);
     let d = Daemon::start(&[&flag]);
     d.send_udp(b"hits:3|c|#k:v\nhits:2|c|#k:w\ntemp:21.5|g\nq,x=a\"b\\c:1|c\nt.sum:100|ms\nt.sum:300|ms\nlat.api:50|ms\nlat.api:700|ms\nlat.web:20|ms\nusers:alice|s\nusers:bob|s");
     d.wait_lines(11);
@@ -246,14 +243,10 @@ fn timers(name: &str) -> (Vec<String>, impl Fn(f64) -> f64) {
 fn real_prometheus_reads_native_histograms_and_split_families() {
     // Timers through a mapping with observer_type: histogram, default native
     // options (statsd_exporter's: bucket factor 1.1, 256 buckets).
-    let dir = common::temp_dir("proto-native");
-    let mapping = dir.join("m.yml");
-    std::fs::write(
-        &mapping,
+    let flag = common::mapping_flag(
+        "proto-native",
         "mappings:\n- match: pb.lat\n  name: pb_lat\n  observer_type: histogram\n",
-    )
-    .expect("mapping written");
-    let flag = format!("--statsd.mapping-config={}", mapping.display());
+    );
     let d = Daemon::start(&[&flag]);
     let mut lines: Vec<String> = (0..6_000)
         .map(|i| format!("split,id=s{i:05}:1|c"))
@@ -289,14 +282,7 @@ fn real_prometheus_reads_native_histograms_and_split_families() {
 
 #[test]
 fn a_bucket_factor_of_1_keeps_histograms_classic() {
-    let dir = common::temp_dir("proto-classic");
-    let mapping = dir.join("m.yml");
-    std::fs::write(
-        &mapping,
-        "defaults:\n  observer_type: histogram\n  histogram_options:\n    native_histogram_bucket_factor: 1\nmappings: []\n",
-    )
-    .expect("mapping written");
-    let flag = format!("--statsd.mapping-config={}", mapping.display());
+    let flag = common::mapping_flag("proto-classic", "defaults:\n  observer_type: histogram\n  histogram_options:\n    native_histogram_bucket_factor: 1\nmappings: []\n");
     let d = Daemon::start(&[&flag]);
     let (lat, _) = timers("cl.lat");
     send_tcp(&d, &lat);

@@ -932,14 +932,10 @@ fn native_histograms_arrive_in_a_receiver_that_takes_them() {
         ],
     );
     p.wait_ready();
-    let dir = common::temp_dir("rw-native");
-    let mapping = dir.join("m.yml");
-    std::fs::write(
-        &mapping,
+    let flag = common::mapping_flag(
+        "rw-native",
         "mappings:\n- match: rw.lat\n  name: rw_lat\n  observer_type: histogram\n",
-    )
-    .expect("mapping written");
-    let flag = format!("--statsd.mapping-config={}", mapping.display());
+    );
     let d = daemon(
         &p,
         "rw-native",

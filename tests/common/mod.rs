@@ -286,6 +286,14 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Write `yaml` as a mapping file in a fresh temporary directory `name` and
+/// return the flag that loads it.
+pub fn mapping_flag(name: &str, yaml: &str) -> String {
+    let file = temp_dir(name).join("mapping.yml");
+    std::fs::write(&file, yaml).unwrap();
+    format!("--statsd.mapping-config={}", file.display())
+}
+
 /// The outside data the tests replay (`tests/data/`, provenance in its README).
 pub fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data")
