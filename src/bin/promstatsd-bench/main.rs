@@ -20,6 +20,8 @@
 //! promstatsd-bench --churn 60 --churn-ttl 5 --churn-warmup 20
 //! promstatsd-bench --memory 1000000 --status
 //! promstatsd-bench --preload 1000000 --rate 4000000 --secs 10 --status -- --statsd.max-series=2000000
+//! promstatsd-bench --memory 10000 --mix timer --observations 10
+//! promstatsd-bench --table
 //! ```
 
 use std::io::{Read, Write};
@@ -35,8 +37,10 @@ mod churn;
 mod silent;
 mod slowloris;
 mod status;
+mod table;
 mod web;
 
+#[derive(Clone)]
 struct Opts {
     daemon: String,
     extra: Vec<String>,
@@ -73,6 +77,10 @@ struct Opts {
     /// `--against-bare`: with `--search`, the bare loop's search first, in the
     /// same run, and the daemon's figures as a share of it.
     against_bare: bool,
+    /// `--observations K` (with `--memory`): lines sent to each series.
+    observations: usize,
+    /// `--table`: every row of the scale issue's table, in one run.
+    table: bool,
 }
 
 fn usage() -> ! {
@@ -82,6 +90,7 @@ fn usage() -> ! {
          [--secs S] [--search] [--scrape-during] [--status] [--protobuf] [--against-bare] [--bare] [--memory N] [--preload N] \
          [--read-buffer BYTES (default 26214400, both targets)] [--auth-flood CLIENTS] [--slowloris CONNECTIONS] [--silent-readers N] \
          [--churn SECS [--churn-ttl SECS (60)] [--churn-warmup SECS (300)]] \
+         [--observations K (lines a series, with --memory)] [--table] \
          [-- DAEMON_FLAGS...]\n\
          with --memory, --mix is one of counter (a family per series), labelled \
          (one family, a label per series), timer, histogram, labelled-timer, \
@@ -116,6 +125,8 @@ fn parse_args() -> Opts {
         status: false,
         protobuf: false,
         against_bare: false,
+        observations: 1,
+        table: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -134,6 +145,8 @@ fn parse_args() -> Opts {
             "--status" => o.status = true,
             "--protobuf" => o.protobuf = true,
             "--against-bare" => o.against_bare = true,
+            "--table" => o.table = true,
+            "--observations" => o.observations = val().parse().unwrap_or_else(|_| usage()),
             "--memory" => o.memory = val().parse().unwrap_or_else(|_| usage()),
             "--render" => o.render = val().parse().unwrap_or_else(|_| usage()),
             "--preload" => o.preload = val().parse().unwrap_or_else(|_| usage()),
@@ -305,40 +318,51 @@ impl RssPeak {
     }
 }
 
-/// Send `n` distinct series of the mix's type, paced so none is lost.
-fn load_series(target: &Target, dst: SocketAddr, n: usize, mix: &str) {
+/// Send `n` distinct series of the mix's type, `per_series` lines each (one
+/// after the other, values varying), paced so none is lost.
+fn load_series(target: &Target, dst: SocketAddr, n: usize, mix: &str, per_series: usize) {
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let base = target.lines() as usize;
     let mut line = String::new();
-    let mut sent = 0usize;
+    let (mut sent, mut paced) = (0usize, 0usize);
     for i in 0..n {
-        match mix {
-            "timer" => line.push_str(&format!("mem.series_{i}:{}|ms\n", i % 100)),
-            "histogram" => line.push_str(&format!("mem.series_{i}:{}|h\n", i % 100)),
-            "labelled" => line.push_str(&format!("mem.requests:1|c|#id:{i}\n")),
-            "labelled-timer" => line.push_str(&format!("mem.latency:{}|ms|#id:{i}\n", i % 100)),
-            "labelled-histogram" => line.push_str(&format!("mem.latency:{}|h|#id:{i}\n", i % 100)),
-            // 40 timings spread evenly in log scale over 1 ms .. 10 min.
-            "spread-timer" => {
-                for j in 0..40 {
-                    let ms = 600_000f64.powf(f64::from(j) / 39.0);
-                    line.push_str(&format!("mem.latency:{ms:.3}|ms|#id:{i}\n"));
-                }
-            }
-            _ => line.push_str(&format!("mem.series_{i}:1|c\n")),
+        for j in 0..per_series.max(1) {
+            let v = (i + j) % 100;
+            sent += series_line(&mut line, mix, i, v);
         }
         if line.len() > 1300 || i + 1 == n {
             let _ = sock.send_to(line.trim_end().as_bytes(), dst);
             line.clear();
-            let before = sent;
-            sent = i + 1;
-            if sent / 20_000 != before / 20_000 {
+            if sent - paced >= 20_000 {
+                paced = sent;
                 while (target.lines() as usize) < base + sent - 2_000 {
                     std::thread::sleep(Duration::from_millis(5));
                 }
             }
         }
     }
+}
+
+/// Append the lines of series `i` with value `v` for `--memory`'s mix; returns
+/// how many lines.
+fn series_line(line: &mut String, mix: &str, i: usize, v: usize) -> usize {
+    match mix {
+        "timer" => line.push_str(&format!("mem.series_{i}:{v}|ms\n")),
+        "histogram" => line.push_str(&format!("mem.series_{i}:{v}|h\n")),
+        "labelled" => line.push_str(&format!("mem.requests:1|c|#id:{i}\n")),
+        "labelled-timer" => line.push_str(&format!("mem.latency:{v}|ms|#id:{i}\n")),
+        "labelled-histogram" => line.push_str(&format!("mem.latency:{v}|h|#id:{i}\n")),
+        // 40 timings spread evenly in log scale over 1 ms .. 10 min.
+        "spread-timer" => {
+            for j in 0..40 {
+                let ms = 600_000f64.powf(f64::from(j) / 39.0);
+                line.push_str(&format!("mem.latency:{ms:.3}|ms|#id:{i}\n"));
+            }
+            return 40;
+        }
+        _ => line.push_str(&format!("mem.series_{i}:1|c\n")),
+    }
+    1
 }
 
 /// What is being measured: the daemon, or the bare receiver in this process.
@@ -589,8 +613,12 @@ fn main() -> std::process::ExitCode {
     }
     let (udp, web) = (18_125u16, 19_102u16);
     let dst = SocketAddr::from(([127, 0, 0, 1], udp));
+    if o.table {
+        table::run(&o, udp, web);
+        return std::process::ExitCode::SUCCESS;
+    }
     if o.against_bare && o.search && !o.bare {
-        against_bare(&o, udp, web);
+        let _ = against_bare(&o, udp, web);
         return std::process::ExitCode::SUCCESS;
     }
     let target = if o.bare {
@@ -602,12 +630,12 @@ fn main() -> std::process::ExitCode {
         eprintln!("idle RSS {} KiB", rss_kib(child.id()));
     }
     if o.preload > 0 {
-        load_series(&target, dst, o.preload, "counter");
+        load_series(&target, dst, o.preload, "counter", 1);
         let got = settle(&target);
         eprintln!("preloaded {} series ({got} lines)", o.preload);
     }
     if o.memory > 0 || o.render > 0 {
-        memory_and_scrape(&o, &target, dst);
+        let _ = memory_and_scrape(&o, &target, dst);
     } else {
         rates(&o, &target, dst);
     }
@@ -619,7 +647,7 @@ fn main() -> std::process::ExitCode {
 /// daemon's, in one run, and the daemon's zero-loss rate and lines per
 /// CPU-second as a share of the loop's (the scale issue's goal: at least 50 %
 /// per CPU-second).
-fn against_bare(o: &Opts, udp: u16, web: u16) {
+fn against_bare(o: &Opts, udp: u16, web: u16) -> Option<(Trial, Trial)> {
     let data = datagrams(o);
     println!("| case | sent rate | lines sent | lost | target CPU | lines per CPU-second |");
     println!("| --- | --- | --- | --- | --- | --- |");
@@ -650,7 +678,7 @@ fn against_bare(o: &Opts, udp: u16, web: u16) {
     finish(daemon);
     let (Some(b), Some(d)) = (b, d) else {
         eprintln!("no zero-loss rate found for one of the two; no ratio");
-        return;
+        return None;
     };
     let rate = |t: &Trial| t.sent as f64 / t.secs;
     let per_cpu = |t: &Trial| t.received as f64 / t.cpu.max(1e-9);
@@ -663,6 +691,7 @@ fn against_bare(o: &Opts, udp: u16, web: u16) {
         per_cpu(&d) / 1e6,
         per_cpu(&b) / 1e6,
     );
+    Some((d, b))
 }
 
 /// `--churn`: the daemon with every series on a TTL, then the soak.
@@ -705,28 +734,36 @@ fn soak(o: &mut Opts) -> std::process::ExitCode {
     }
 }
 
+/// What `--memory` measured.
+pub struct Memory {
+    /// Series in the store.
+    series: f64,
+    /// RSS growth per series while loading.
+    bytes_per_series: f64,
+    /// Highest RSS during the five scrapes over the RSS before them, MiB.
+    peak_added_mib: f64,
+    /// The median scrape, to the page's last byte, ms.
+    scrape_ms: f64,
+}
+
 /// `--memory`/`--render`: RSS per series after loading them, then five
 /// timed scrapes of the whole page.
-fn memory_and_scrape(o: &Opts, target: &Target, dst: SocketAddr) {
+fn memory_and_scrape(o: &Opts, target: &Target, dst: SocketAddr) -> Memory {
     let Target::Daemon { child, web } = target else {
         usage()
     };
     let n = o.memory.max(o.render);
     let before = rss_kib(child.id());
-    load_series(target, dst, n, &o.mix);
+    load_series(target, dst, n, &o.mix, o.observations);
     let got = settle(target);
     // Only the self-metrics: a full page would add its own buffers to the RSS.
     let page = http_get(*web, "/metrics?collect[]=self");
     let series = metric(&page, "promstatsd_series");
     let after = rss_kib(child.id());
+    let bytes_per_series = (after.saturating_sub(before)) as f64 * 1024.0 / series.max(1.0);
     println!(
-        "| {} {} series | {} lines received | RSS {} KiB -> {} KiB | {:.0} bytes/series |",
-        series,
-        o.mix,
-        got,
-        before,
-        after,
-        (after.saturating_sub(before)) as f64 * 1024.0 / series.max(1.0)
+        "| {} {} series, {} lines each | {} lines received | RSS {} KiB -> {} KiB | {:.0} bytes/series |",
+        series, o.mix, o.observations, got, before, after, bytes_per_series
     );
     // Scrape timing: a full GET of the page, while RSS is sampled.
     let peak = RssPeak::watch(child.id());
@@ -744,11 +781,9 @@ fn memory_and_scrape(o: &Opts, target: &Target, dst: SocketAddr) {
     let peak = peak.stop();
     let cpu_per_scrape = (target.cpu() - cpu_before) / times.len() as f64;
     times.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let peak_added_mib = peak.saturating_sub(after) as f64 / 1024.0;
     println!(
-        "| peak RSS added by scraping | +{:.1} MiB ({} KiB before, {} KiB at most) |",
-        peak.saturating_sub(after) as f64 / 1024.0,
-        after,
-        peak
+        "| peak RSS added by scraping | +{peak_added_mib:.1} MiB ({after} KiB before, {peak} KiB at most) |"
     );
     println!(
         "| {}scrape of {} series | median {:.0} ms (min {:.0}, max {:.0}) | {:.1} MB page | daemon CPU {:.0} ms a scrape |",
@@ -765,6 +800,12 @@ fn memory_and_scrape(o: &Opts, target: &Target, dst: SocketAddr) {
     }
     if o.silent > 0 {
         silent::run(*web, child.id(), o.silent, rss_kib);
+    }
+    Memory {
+        series,
+        bytes_per_series,
+        peak_added_mib,
+        scrape_ms: times[2].0,
     }
 }
 
