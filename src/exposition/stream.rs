@@ -257,13 +257,13 @@ mod tests {
     use crate::model::{Mapping, ObserverType};
     use crate::parser::MetricType;
     use crate::store::atomic::Writers;
-    use crate::store::{FamilyKind, Series};
+    use crate::store::{FamilyKind, SeriesArc};
     use proptest::prelude::*;
     use std::collections::{BTreeMap, BTreeSet};
 
     /// Family `f` (counters, gauges and histograms in turn) with `l="<label>"`,
     /// HELP text `v<version>`.
-    fn add(store: &Store, f: u8, label: u8, version: u64) -> Arc<Series> {
+    fn add(store: &Store, f: u8, label: u8, version: u64) -> SeriesArc {
         let name = format!("fam_{f}");
         let labels = vec![("l".to_owned(), label.to_string())];
         let MapOutcome::Map(mut m): MapOutcome =

@@ -4,9 +4,8 @@
 
 use crate::parser::Sample;
 use crate::store::inline::InlineBytes;
-use crate::store::Series;
+use crate::store::{Series, SeriesArc};
 use crate::sys::prefetch;
-use std::sync::Arc;
 
 /// Why a key resolved to no series.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +34,7 @@ pub(super) const MAX_SCALES: usize = 256;
 /// A key's resolution, before it is cached.
 #[derive(Debug)]
 pub(super) struct Resolved {
-    pub(super) target: Result<Arc<Series>, Miss>,
+    pub(super) target: Result<SeriesArc, Miss>,
     /// The mapping's `scale` (1 when none).
     pub(super) scale: f64,
     /// Malformed tags in the key, counted again for every sample.
@@ -67,7 +66,7 @@ impl Resolved {
 /// the index, see [`Cache`]). A [`Resolved`] with its key, narrowed.
 #[derive(Debug)]
 pub(super) struct Entry {
-    pub(super) series: Option<Arc<Series>>,
+    pub(super) series: Option<SeriesArc>,
     /// Why there is no series (when `series` is `None`).
     pub(super) miss: Miss,
     /// The name section, DogStatsD tags and container id, one after the other

@@ -218,7 +218,7 @@ impl Ingester {
             // A key too long to sit in the entry is compared at the next stage.
             prefetch(e.key.as_bytes().as_ptr());
             if let Some(series) = &e.series {
-                prefetch(Arc::as_ptr(series));
+                prefetch(series.as_ptr());
             }
         }
     }

@@ -12,7 +12,7 @@
 //! a walk keeps its old series on that page and shows the new ones on the next.
 
 use super::pushed::PushedView;
-use super::{Cells, Family, Series, Store};
+use super::{Cells, Family, SeriesArc, Store};
 use crate::model::collect::{Encoder, FamilyHead, SelfFamily};
 use std::cmp::Ordering as CmpOrdering;
 use std::sync::{Arc, MutexGuard, PoisonError};
@@ -25,7 +25,7 @@ pub(super) struct Sorted {
     /// Bumped whenever the list changes, so a walk knows to find its place.
     generation: u64,
     /// Every series, sorted by [`cmp_series`].
-    list: Vec<Arc<Series>>,
+    list: Vec<SeriesArc>,
 }
 
 /// How far ahead of the series being encoded a walk asks the CPU for the next
@@ -41,9 +41,9 @@ const LABELS_AHEAD: usize = 4;
 /// those misses by itself. Measured with `cargo bench --bench render`
 /// (BENCHMARKS.md, 2026-12-06).
 #[inline(always)]
-fn prefetch_ahead(series: &[Arc<Series>], i: usize) {
+fn prefetch_ahead(series: &[SeriesArc], i: usize) {
     if let Some(next) = series.get(i + SERIES_AHEAD) {
-        let p = Arc::as_ptr(next).cast::<u8>();
+        let p = next.as_ptr().cast::<u8>();
         crate::sys::prefetch(p);
         crate::sys::prefetch(p.wrapping_add(64));
     }
@@ -53,7 +53,7 @@ fn prefetch_ahead(series: &[Arc<Series>], i: usize) {
 }
 
 /// Page order: family name, then labels.
-pub(super) fn cmp_series(a: &Arc<Series>, b: &Arc<Series>) -> CmpOrdering {
+pub(super) fn cmp_series(a: &SeriesArc, b: &SeriesArc) -> CmpOrdering {
     a.family
         .name
         .cmp(&b.family.name)
@@ -124,7 +124,7 @@ pub struct Walk {
     next: usize,
     generation: u64,
     /// The series encoded last, to find the place again in a changed list.
-    last: Option<Arc<Series>>,
+    last: Option<SeriesArc>,
     /// The StatsD family whose series are being encoded.
     current: Option<Arc<Family>>,
     /// The pushed family of the same name, encoded when `current` ends.
@@ -170,7 +170,7 @@ impl Store {
 
     /// Call `f` with every series, sorted by family name then labels (some
     /// may have been retired since the list was filtered).
-    pub fn with_sorted<R>(&self, f: impl FnOnce(&[Arc<Series>]) -> R) -> R {
+    pub fn with_sorted<R>(&self, f: impl FnOnce(&[SeriesArc]) -> R) -> R {
         f(&self.sorted_now().list)
     }
 
@@ -254,7 +254,7 @@ impl Store {
         let mut first = true;
         while let Some(s) = list.get(walk.next) {
             if !first && full(enc) {
-                walk.last = Some(Arc::clone(&list[walk.next - 1]));
+                walk.last = Some(SeriesArc::clone(&list[walk.next - 1]));
                 return;
             }
             first = false;
@@ -348,7 +348,7 @@ impl Store {
             let mut run: Option<(&Arc<super::Family>, usize)> = None;
             for (i, s) in list.iter().enumerate() {
                 if let Some(next) = list.get(i + SERIES_AHEAD) {
-                    crate::sys::prefetch(Arc::as_ptr(next).cast::<u8>());
+                    crate::sys::prefetch(next.as_ptr().cast::<u8>());
                 }
                 if s.is_retired() {
                     continue;
