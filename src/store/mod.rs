@@ -1,6 +1,6 @@
 //! Store: the series, shared between the ingest thread(s) and the render thread.
 //!
-//! This is the only state shared across threads. Each series is an `SeriesArc`
+//! This is the only state shared across threads. Each series is a [`SeriesArc`]
 //! whose value is updated in place: counters and gauges are atomic `f64`s,
 //! histogram buckets are atomic counts, sets are atomic HyperLogLog registers,
 //! and summaries are a small per-series mutex (taken by one ingest thread and, for
@@ -9,7 +9,7 @@
 //! Finding a series by name and labels goes through a sharded map (a power-of-two
 //! number of `RwLock`ed hash tables, one hash per key). Only the first sample of a
 //! series takes that path: ingest threads keep their own cache from the raw StatsD
-//! key to the `SeriesArc` (see [`crate::ingest`]), so a known series is updated
+//! key to the [`SeriesArc`] (see [`crate::ingest`]), so a known series is updated
 //! with no lock and no allocation.
 //!
 //! **Scrape consistency.** A scrape reads each value atomically but not the store
@@ -36,19 +36,17 @@ use crate::model::collect::{Registry, SelfFamily};
 use crate::model::Mapping;
 pub use crate::model::MAX_HISTOGRAM_BUCKETS;
 use crate::vocab::MetricKind;
-use atomic::{AtomicF64, Clock};
+use atomic::Clock;
 pub use family::Family;
 use family::{ByName, Families};
 use hashbrown::HashTable;
 use inline::InlineStr;
+use series::RETIRED;
 pub use series::{Cells, CellsPtr, HistogramView, Series, SeriesValue};
-use series::{RETIRED, TTL_MASK};
-use set::DistinctSet;
 use std::collections::HashSet;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use summary::Summary;
 pub use walk::{FamilyRank, Walk};
 
 use crate::vocab::label_pairs;
@@ -331,31 +329,12 @@ impl Store {
         if self.total_series() >= self.max_series {
             return Err(Refusal::Limit);
         }
-        let value = match kind {
-            FamilyKind::Counter => SeriesValue::Counter(AtomicF64::new(0.0)),
-            FamilyKind::Gauge => SeriesValue::Gauge(AtomicF64::new(0.0)),
-            FamilyKind::Set => SeriesValue::Set(DistinctSet::default()),
-            FamilyKind::Summary => {
-                SeriesValue::Summary(Box::new(Mutex::new(Summary::new(family.summary()))))
-            }
-            FamilyKind::Histogram => {
-                // More bounds than a series can count (the mapping file refuses
-                // them; only a hand-built `Mapping` gets here).
-                SeriesValue::histogram_with(family.buckets().len(), family.native())
-                    .ok_or(Refusal::Conflict)?
-            }
-        };
-        // Clamped to 2^31 - 1 seconds (68 years): the top bit is the retired flag.
-        let ttl_secs = u32::try_from(family.ttl_secs())
-            .unwrap_or(TTL_MASK)
-            .min(TTL_MASK);
-        let series = SeriesArc::new(Series {
-            family,
-            labels,
-            value,
-            state: AtomicU32::new(ttl_secs),
-            last_seen: AtomicU32::new(self.clock.now() as u32),
-        });
+        let ttl_secs = family.ttl_secs();
+        // `None`: more bounds than a series can count (the mapping file
+        // refuses them; only a hand-built `Mapping` gets here).
+        let series = Series::new(family, labels, ttl_secs, self.clock.now())
+            .map(SeriesArc::new)
+            .ok_or(Refusal::Conflict)?;
         let hasher = &self.hasher;
         map.insert_unique(hash, SeriesArc::clone(&series), |s| {
             hasher.hash_one((&*s.family.name, s.labels.as_str()))
@@ -536,7 +515,7 @@ mod tests {
     use crate::mapper::{MapOutcome, Mapper, MapperDefaults};
     use crate::parser::MetricType;
 
-    fn mapping(name: &str, labels: &[(&str, &str)]) -> Mapping {
+    pub(super) fn mapping(name: &str, labels: &[(&str, &str)]) -> Mapping {
         let labels = labels
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -1043,7 +1022,7 @@ mod tests {
         m.ttl_secs = u64::MAX;
         let s = store.get_or_create(&m, FamilyKind::Counter).unwrap();
         assert!(!s.is_retired());
-        assert_eq!(s.ttl_secs(), TTL_MASK);
+        assert_eq!(s.ttl_secs(), series::TTL_MASK);
         let mut m = mapping("y", &[]);
         m.ttl_secs = 30;
         let t = store.get_or_create(&m, FamilyKind::Counter).unwrap();
@@ -1055,19 +1034,30 @@ mod tests {
         assert_eq!(store.expire(now + 30), 1);
         assert!(t.is_retired());
         assert_eq!(t.ttl_secs(), 30, "retiring keeps the TTL");
+        assert!(
+            matches!(t.value(), SeriesValue::Counter(_)),
+            "retiring keeps the kind"
+        );
         assert!(!s.is_retired());
     }
 }
 #[cfg(test)]
 mod size_guard {
     /// Memory per series is a budget (BENCHMARKS.md): a field added to `Series`
-    /// or a bigger value variant must be a decision, not an accident. 56 bytes
-    /// plus the `Arc`'s two counts is 72, one 80-byte glibc chunk (a chunk holds
-    /// its size plus 8, rounded up to 16); 8 more bytes would make it 96.
+    /// must be a decision, not an accident. 48 bytes plus the `SeriesArc`'s one
+    /// count is 56, one 64-byte glibc chunk (a chunk holds its size plus 8,
+    /// rounded up to 16); 8 more bytes would make it 80.
     #[test]
-    fn a_series_fits_in_56_bytes() {
-        assert!(std::mem::size_of::<super::Series>() <= 56);
-        assert!(std::mem::size_of::<super::SeriesValue>() <= 16);
+    fn a_series_fits_in_48_bytes() {
+        assert!(std::mem::size_of::<super::Series>() <= 48);
+        let store = super::Store::default();
+        let m = super::tests::mapping("x", &[]);
+        let s = store.get_or_create(&m, super::FamilyKind::Counter).unwrap();
+        assert_eq!(
+            s.as_ptr() as usize - s.heap_ptr() as usize,
+            8,
+            "one count before the series"
+        );
     }
 
     /// A family per series is common (StatsD names without tags): 40 bytes plus

@@ -8,19 +8,21 @@ use super::inline::InlineStr;
 use super::native::{SharedNative, ZERO_THRESHOLD};
 use super::set::DistinctSet;
 use super::summary::Summary;
+use super::FamilyKind;
 use crate::model::collect::{Encoder, FamilyHead, Labels, NativeValue, Value};
 use crate::model::NativeOptions;
 use std::alloc::Layout;
+use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// The heap cells of one histogram series: one atomic count per bound, one for
-/// `+Inf`, then the bits of the `f64` sum.
+/// The heap cells of one histogram series: a header cell holding how many
+/// cells follow, then one atomic count per bound, one for `+Inf`, then the
+/// bits of the `f64` sum.
 ///
-/// Only the store makes one (the field is private), always together with the
-/// number of cells it allocated, and frees it when the [`SeriesValue`] holding
-/// it drops. It is neither `Clone` nor `Copy`: it owns its cells.
+/// It owns its cells: only [`CellsPtr::alloc`] makes one (the field is
+/// private) and its `Drop` frees them. It is neither `Clone` nor `Copy`.
 pub struct CellsPtr(NonNull<AtomicU64>);
 
 // SAFETY: a `CellsPtr` owns its cells as a `Box<[AtomicU64]>` would (nothing
@@ -37,49 +39,61 @@ impl std::fmt::Debug for CellsPtr {
     }
 }
 
+/// The layout of `len` cells and their header.
+fn cells_layout(len: u16) -> Option<Layout> {
+    // At most 65,536 cells of 8 bytes: never past `isize::MAX`.
+    Layout::array::<AtomicU64>(usize::from(len) + 1).ok()
+}
+
 impl CellsPtr {
-    /// `len` zeroed cells; `None` when `len` is 0.
+    /// `len` zeroed cells after a header saying `len`; `None` when `len` is 0.
     pub(super) fn alloc(len: u16) -> Option<Self> {
         if len == 0 {
             return None;
         }
-        // At most 65,535 cells of 8 bytes: never past `isize::MAX`.
-        let layout = Layout::array::<AtomicU64>(usize::from(len)).ok()?;
-        // SAFETY: `layout` has a non-zero size (at least one 8-byte cell).
+        let layout = cells_layout(len)?;
+        // SAFETY: `layout` has a non-zero size (at least two 8-byte cells).
         let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-        match NonNull::new(ptr.cast::<AtomicU64>()) {
-            Some(p) => Some(Self(p)),
-            None => std::alloc::handle_alloc_error(layout),
-        }
+        let Some(p) = NonNull::new(ptr.cast::<AtomicU64>()) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        // SAFETY: `p` is the first of `len + 1` zeroed, aligned cells just
+        // allocated (all-zero bits are a valid `AtomicU64`); nothing else
+        // points to them yet.
+        unsafe { p.as_ref() }.store(u64::from(len), Ordering::Relaxed);
+        Some(Self(p))
+    }
+
+    /// The number of cells after the header, as `alloc` wrote it.
+    fn len(&self) -> u16 {
+        // SAFETY: `self.0` is the header cell of a live allocation made by
+        // `alloc` (freed only when `self` drops, which needs `&mut self`).
+        let header = unsafe { self.0.as_ref() };
+        // Relaxed: written once in `alloc`, before the cells were shared.
+        header.load(Ordering::Relaxed) as u16
+    }
+
+    /// The cells as a view.
+    fn view(&self) -> HistogramView<'_> {
+        // SAFETY: `alloc` made `len + 1` zeroed, aligned cells at `self.0`:
+        // the header, then the `len` read here. They are freed only when
+        // `self` drops, which needs `&mut self`, so they outlive this shared
+        // borrow; they are only accessed through shared references to
+        // atomics, so aliasing `&[AtomicU64]`s is fine.
+        let cells =
+            unsafe { std::slice::from_raw_parts(self.0.as_ptr().add(1), usize::from(self.len())) };
+        HistogramView { cells }
     }
 }
 
-/// The cells at `cells`, `len` of them, as a view.
-///
-/// # Safety
-/// `cells` and `len` must come from one [`SeriesValue::histogram_of`] (or
-/// [`NativeSeries`]) that still owns them.
-unsafe fn view_of(cells: &CellsPtr, len: u16) -> HistogramView<'_> {
-    // SAFETY: the caller passes a live allocation of `len` zeroed cells made
-    // by `CellsPtr::alloc` (`len >= 2`), aligned and initialised (all-zero
-    // bits are a valid `AtomicU64`). It is freed only when its owner drops,
-    // which needs `&mut`, so it outlives this shared borrow; the cells are
-    // only accessed through shared references to atomics, so aliasing
-    // `&[AtomicU64]`s is fine.
-    let cells = unsafe { std::slice::from_raw_parts(cells.0.as_ptr(), usize::from(len)) };
-    HistogramView { cells }
-}
-
-/// Free `len` cells at `cells`.
-///
-/// # Safety
-/// `cells` must come from `CellsPtr::alloc(len)` and not be used afterwards.
-unsafe fn free_cells(cells: &CellsPtr, len: u16) {
-    if let Ok(layout) = Layout::array::<AtomicU64>(usize::from(len)) {
-        // SAFETY: the caller passes cells from `alloc_zeroed` with this very
-        // layout (`CellsPtr::alloc` computed it from the same `len`) that
-        // nothing uses after this call.
-        unsafe { std::alloc::dealloc(cells.0.as_ptr().cast::<u8>(), layout) };
+impl Drop for CellsPtr {
+    fn drop(&mut self) {
+        if let Some(layout) = cells_layout(self.len()) {
+            // SAFETY: `alloc` allocated these cells with this very layout
+            // (computed from the `len` it wrote in the header), and nothing
+            // uses them after this owner drops.
+            unsafe { std::alloc::dealloc(self.0.as_ptr().cast::<u8>(), layout) };
+        }
     }
 }
 
@@ -88,16 +102,7 @@ unsafe fn free_cells(cells: &CellsPtr, len: u16) {
 #[derive(Debug)]
 pub struct NativeSeries {
     cells: CellsPtr,
-    len: u16,
     native: SharedNative,
-}
-
-impl Drop for NativeSeries {
-    fn drop(&mut self) {
-        // SAFETY: `NativeSeries::new` allocated `len` cells at `cells`; this
-        // value owns them and is being dropped.
-        unsafe { free_cells(&self.cells, self.len) };
-    }
 }
 
 /// A read view of a histogram series' cells.
@@ -129,123 +134,92 @@ impl<'a> HistogramView<'a> {
     }
 }
 
-/// The value of one series.
-///
-/// 16 bytes: every variant holds at most one thin pointer or one 8-byte atomic
-/// (the histogram's cell count fits beside the tag). Read a histogram through
-/// [`SeriesValue::histogram`].
-pub enum SeriesValue {
+/// The value of one series, borrowed from it ([`Series::value`]).
+#[derive(Clone, Copy, Debug)]
+pub enum SeriesValue<'a> {
     /// A counter.
-    Counter(AtomicF64),
+    Counter(&'a AtomicF64),
     /// A gauge.
-    Gauge(AtomicF64),
+    Gauge(&'a AtomicF64),
     /// A set.
-    Set(DistinctSet),
+    Set(&'a DistinctSet),
     /// A summary.
-    Summary(Box<Mutex<Summary>>),
-    /// A histogram: `len` cells at `cells` (see [`CellsPtr`]).
-    Histogram {
-        /// The cells, allocated by the store.
-        cells: CellsPtr,
-        /// How many cells `cells` holds: the number of bounds plus 2.
-        len: u16,
-    },
-    /// A histogram with native buckets too.
-    NativeHistogram(Box<NativeSeries>),
+    Summary(&'a Mutex<Summary>),
+    /// A histogram: its classic cells, and its native buckets when it has them.
+    Histogram(HistogramView<'a>, Option<&'a SharedNative>),
 }
 
-impl SeriesValue {
-    /// A histogram of `bounds` bounds, all counts and the sum zero; `None` when
-    /// `bounds` exceeds [`MAX_HISTOGRAM_BUCKETS`].
-    pub(super) fn histogram_of(bounds: usize) -> Option<Self> {
-        // `bounds + 2` fits in a `u16` exactly when `bounds <= MAX_HISTOGRAM_BUCKETS`.
-        let len = u16::try_from(bounds.checked_add(2)?).ok()?;
-        Some(Self::Histogram {
-            cells: CellsPtr::alloc(len)?,
-            len,
-        })
-    }
-
-    /// A histogram of `bounds` bounds with native buckets as `native` says
-    /// (classic only when `None`).
-    pub(super) fn histogram_with(bounds: usize, native: Option<NativeOptions>) -> Option<Self> {
-        let Some(n) = native else {
-            return Self::histogram_of(bounds);
-        };
-        let len = u16::try_from(bounds.checked_add(2)?).ok()?;
-        Some(Self::NativeHistogram(Box::new(NativeSeries {
-            cells: CellsPtr::alloc(len)?,
-            len,
-            native: SharedNative::new(n),
-        })))
-    }
-
+impl<'a> SeriesValue<'a> {
     /// The histogram's counts and sum, when this is a histogram.
     #[inline]
-    pub fn histogram(&self) -> Option<HistogramView<'_>> {
+    pub fn histogram(self) -> Option<HistogramView<'a>> {
         match self {
-            // SAFETY: only `histogram_of` builds this variant (`CellsPtr` has a
-            // private field and the store never hands out `&mut SeriesValue`),
-            // with `len` cells at `cells`, freed only when this value drops.
-            Self::Histogram { cells, len } => Some(unsafe { view_of(cells, *len) }),
-            // SAFETY: only `histogram_with` builds a `NativeSeries`, with `len`
-            // cells at `cells`, freed only when it drops.
-            Self::NativeHistogram(n) => Some(unsafe { view_of(&n.cells, n.len) }),
+            Self::Histogram(h, _) => Some(h),
             _ => None,
         }
     }
 
     /// The native histogram, when this histogram has one.
     #[inline]
-    pub fn native(&self) -> Option<&SharedNative> {
+    pub fn native(self) -> Option<&'a SharedNative> {
         match self {
-            Self::NativeHistogram(n) => Some(&n.native),
+            Self::Histogram(_, n) => n,
             _ => None,
         }
     }
 }
 
-impl Drop for SeriesValue {
-    fn drop(&mut self) {
-        if let Self::Histogram { cells, len } = self {
-            // SAFETY: `cells` came from `CellsPtr::alloc(len)` (`len` never
-            // changes), nothing else owns the cells, and this value is being
-            // dropped, so no view of them outlives this call.
-            unsafe { free_cells(cells, *len) };
+/// Which field of a series' [`Cell`] is live; kept in its state word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Counter = 0,
+    Gauge = 1,
+    Set = 2,
+    Summary = 3,
+    Histogram = 4,
+    Native = 5,
+}
+
+impl Kind {
+    fn from_bits(bits: u32) -> Self {
+        match bits {
+            1 => Self::Gauge,
+            2 => Self::Set,
+            3 => Self::Summary,
+            4 => Self::Histogram,
+            5 => Self::Native,
+            // Only `Series::new` writes these bits, with one of the values
+            // above. (Were it otherwise, the number is the one field whose
+            // every bit pattern is valid.)
+            _ => Self::Counter,
         }
     }
 }
 
-impl std::fmt::Debug for SeriesValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Counter(c) => f.debug_tuple("Counter").field(c).finish(),
-            Self::Gauge(g) => f.debug_tuple("Gauge").field(g).finish(),
-            Self::Set(s) => f.debug_tuple("Set").field(s).finish(),
-            Self::Summary(s) => f.debug_tuple("Summary").field(s).finish(),
-            Self::Histogram { .. } | Self::NativeHistogram(_) => {
-                let h = self.histogram();
-                f.debug_struct("Histogram")
-                    .field("counts", &h.map(|h| h.counts()))
-                    .field("sum", &h.map(|h| h.sum()))
-                    .field("native", &self.native())
-                    .finish()
-            }
-        }
-    }
+/// A series' value as the store keeps it: 8 bytes, whose live field its
+/// [`Kind`] names (the kind sits in the series' state word, not beside the
+/// value: an enum's tag would cost 8 more bytes a series, one allocator size
+/// class). Read it through [`Series::value`].
+union Cell {
+    /// A counter's or a gauge's value.
+    number: ManuallyDrop<AtomicF64>,
+    set: ManuallyDrop<DistinctSet>,
+    summary: ManuallyDrop<Box<Mutex<Summary>>>,
+    histogram: ManuallyDrop<CellsPtr>,
+    native: ManuallyDrop<Box<NativeSeries>>,
 }
 
 /// One series: a family, a label set, a value.
-#[derive(Debug)]
 pub struct Series {
     pub(super) family: Arc<Family>,
     /// Labels rendered once, `k="v",k2="v2"`, sorted by name and escaped;
     /// kept in place when short (no allocation for `id="123456"`).
     pub(super) labels: InlineStr,
-    pub(super) value: SeriesValue,
-    /// The retired flag ([`RETIRED`], set once) and, in the low 31 bits, a copy of
-    /// the family's TTL in seconds (fixed at creation), so the hot path does not
-    /// chase the family pointer.
+    cell: Cell,
+    /// The retired flag ([`RETIRED`], set once), the value's [`Kind`] (3 bits,
+    /// fixed at creation) and, in the low 28 bits, a copy of the family's TTL
+    /// in seconds (fixed at creation), so the hot path does not chase the
+    /// family pointer.
     pub(super) state: AtomicU32,
     /// Store clock second of the last update (only kept when the TTL is not 0).
     pub(super) last_seen: AtomicU32,
@@ -253,10 +227,79 @@ pub struct Series {
 
 /// The bit of [`Series::state`] set when the series is removed from the store.
 pub(super) const RETIRED: u32 = 1 << 31;
-/// The bits of [`Series::state`] holding the TTL in seconds.
-pub(super) const TTL_MASK: u32 = RETIRED - 1;
+/// Where the value's [`Kind`] sits in [`Series::state`].
+const KIND_SHIFT: u32 = 28;
+/// The bits of [`Series::state`] holding the TTL in seconds (at most
+/// 2^28 - 1 seconds, eight and a half years).
+pub(super) const TTL_MASK: u32 = (1 << KIND_SHIFT) - 1;
+
+impl Drop for Series {
+    fn drop(&mut self) {
+        // SAFETY: `kind()` names the field `Series::new` wrote, which is
+        // dropped here once: the series is being dropped.
+        unsafe {
+            match self.kind() {
+                Kind::Counter | Kind::Gauge => {}
+                Kind::Set => ManuallyDrop::drop(&mut self.cell.set),
+                Kind::Summary => ManuallyDrop::drop(&mut self.cell.summary),
+                Kind::Histogram => ManuallyDrop::drop(&mut self.cell.histogram),
+                Kind::Native => ManuallyDrop::drop(&mut self.cell.native),
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Series {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Series")
+            .field("family", &self.family.name.as_str())
+            .field("labels", &self.labels.as_str())
+            .field("value", &self.value())
+            .field("state", &self.state)
+            .finish()
+    }
+}
 
 impl Series {
+    /// A new series of `family` with zero value, `ttl_secs` (clamped to
+    /// [`TTL_MASK`]) and last seen `now`; `None` for a histogram family with
+    /// more bounds than a series can count (more than
+    /// [`super::MAX_HISTOGRAM_BUCKETS`]).
+    pub(super) fn new(
+        family: Arc<Family>,
+        labels: InlineStr,
+        ttl_secs: u64,
+        now: u64,
+    ) -> Option<Self> {
+        let (kind, cell) = match family.kind() {
+            FamilyKind::Counter => (Kind::Counter, number()),
+            FamilyKind::Gauge => (Kind::Gauge, number()),
+            FamilyKind::Set => (
+                Kind::Set,
+                Cell {
+                    set: ManuallyDrop::new(DistinctSet::default()),
+                },
+            ),
+            FamilyKind::Summary => (
+                Kind::Summary,
+                Cell {
+                    summary: ManuallyDrop::new(Box::new(Mutex::new(Summary::new(
+                        family.summary(),
+                    )))),
+                },
+            ),
+            FamilyKind::Histogram => histogram_cell(family.buckets().len(), family.native())?,
+        };
+        let ttl = u32::try_from(ttl_secs).unwrap_or(TTL_MASK).min(TTL_MASK);
+        Some(Self {
+            family,
+            labels,
+            cell,
+            state: AtomicU32::new(ttl | (kind as u32) << KIND_SHIFT),
+            last_seen: AtomicU32::new(now as u32),
+        })
+    }
+
     /// The family.
     pub fn family(&self) -> &Arc<Family> {
         &self.family
@@ -267,9 +310,31 @@ impl Series {
         &self.labels
     }
 
+    #[inline]
+    fn kind(&self) -> Kind {
+        // Relaxed: the kind bits are written once, before the series is shared.
+        Kind::from_bits((self.state.load(Ordering::Relaxed) >> KIND_SHIFT) & 0b111)
+    }
+
     /// The value.
-    pub fn value(&self) -> &SeriesValue {
-        &self.value
+    #[inline]
+    pub fn value(&self) -> SeriesValue<'_> {
+        // SAFETY: `kind()` names the field `Series::new` wrote; nothing writes
+        // `cell` afterwards (the value is updated through shared references to
+        // its atomics and mutex), and it is dropped only with the series.
+        unsafe {
+            match self.kind() {
+                Kind::Counter => SeriesValue::Counter(&self.cell.number),
+                Kind::Gauge => SeriesValue::Gauge(&self.cell.number),
+                Kind::Set => SeriesValue::Set(&self.cell.set),
+                Kind::Summary => SeriesValue::Summary(&self.cell.summary),
+                Kind::Histogram => SeriesValue::Histogram(self.cell.histogram.view(), None),
+                Kind::Native => {
+                    let n: &NativeSeries = &self.cell.native;
+                    SeriesValue::Histogram(n.cells.view(), Some(&n.native))
+                }
+            }
+        }
     }
 
     /// True once the series was removed from the store; holders must look it up again.
@@ -299,7 +364,7 @@ impl Series {
     /// Add to a counter (the caller checked `d >= 0`), as `w` allows.
     #[inline]
     pub fn counter_add(&self, d: f64, w: Writers) {
-        if let SeriesValue::Counter(c) = &self.value {
+        if let SeriesValue::Counter(c) = self.value() {
             c.add_as(d, w);
         }
     }
@@ -307,7 +372,7 @@ impl Series {
     /// Set or move a gauge.
     #[inline]
     pub fn gauge_update(&self, v: f64, relative: bool, w: Writers) {
-        if let SeriesValue::Gauge(g) = &self.value {
+        if let SeriesValue::Gauge(g) = self.value() {
             if relative {
                 g.add_as(v, w);
             } else {
@@ -319,7 +384,7 @@ impl Series {
     /// Record a set member.
     #[inline]
     pub fn set_insert(&self, member: &[u8]) {
-        if let SeriesValue::Set(s) = &self.value {
+        if let SeriesValue::Set(s) = self.value() {
             s.insert(member);
         }
     }
@@ -327,20 +392,57 @@ impl Series {
     /// Observe `v` with weight `n` at `now` (store clock seconds).
     #[inline]
     pub fn observe(&self, v: f64, n: u64, now: u64, w: Writers) {
-        if let Some(h) = self.value.histogram() {
-            let idx = self.family.buckets().partition_point(|b| *b < v);
-            if let Some(c) = h.counts().get(idx) {
-                atomic::add_u64(c, n, w);
+        match self.value() {
+            SeriesValue::Histogram(h, native) => {
+                let idx = self.family.buckets().partition_point(|b| *b < v);
+                if let Some(c) = h.counts().get(idx) {
+                    atomic::add_u64(c, n, w);
+                }
+                h.add_sum(v * n as f64, w);
+                if let Some(native) = native {
+                    native.observe(v, n, w);
+                }
             }
-            h.add_sum(v * n as f64, w);
-            if let Some(native) = self.value.native() {
-                native.observe(v, n, w);
+            SeriesValue::Summary(s) => {
+                let mut s = s.lock().unwrap_or_else(PoisonError::into_inner);
+                s.observe(self.family.summary(), now, v, n);
             }
-        } else if let SeriesValue::Summary(s) = &self.value {
-            let mut s = s.lock().unwrap_or_else(PoisonError::into_inner);
-            s.observe(self.family.summary(), now, v, n);
+            _ => {}
         }
     }
+}
+
+/// A zero counter or gauge.
+fn number() -> Cell {
+    Cell {
+        number: ManuallyDrop::new(AtomicF64::new(0.0)),
+    }
+}
+
+/// A histogram of `bounds` bounds, all counts and the sum zero, with native
+/// buckets as `native` says (classic only when `None`); `None` when `bounds`
+/// exceeds [`super::MAX_HISTOGRAM_BUCKETS`].
+fn histogram_cell(bounds: usize, native: Option<NativeOptions>) -> Option<(Kind, Cell)> {
+    // `bounds + 2` fits in a `u16` exactly when `bounds <= MAX_HISTOGRAM_BUCKETS`.
+    let len = u16::try_from(bounds.checked_add(2)?).ok()?;
+    let cells = CellsPtr::alloc(len)?;
+    Some(match native {
+        None => (
+            Kind::Histogram,
+            Cell {
+                histogram: ManuallyDrop::new(cells),
+            },
+        ),
+        Some(n) => (
+            Kind::Native,
+            Cell {
+                native: ManuallyDrop::new(Box::new(NativeSeries {
+                    cells,
+                    native: SharedNative::new(n),
+                })),
+            },
+        ),
+    })
 }
 
 /// Scratch space a walk over the store reuses for every series: summary
@@ -366,7 +468,7 @@ impl Series {
     ) {
         let labels = Labels::Rendered(&self.labels);
         let f = &self.family;
-        let value = match &self.value {
+        let value = match self.value() {
             SeriesValue::Counter(c) => Value::Counter(c.load()),
             SeriesValue::Gauge(g) => Value::Gauge(g.load()),
             SeriesValue::Set(set) => Value::Gauge(set.estimate()),
@@ -386,10 +488,7 @@ impl Series {
                     count,
                 }
             }
-            SeriesValue::Histogram { .. } | SeriesValue::NativeHistogram(_) => {
-                let Some(h) = self.value.histogram() else {
-                    return;
-                };
+            SeriesValue::Histogram(h, native) => {
                 cells.cumulative.clear();
                 let mut total = 0u64;
                 for c in h.counts() {
@@ -399,10 +498,7 @@ impl Series {
                 }
                 let sum = h.sum();
                 // After the classic cells: the native count is at least their total.
-                let native = self
-                    .value
-                    .native()
-                    .map(|n| n.read(&mut cells.spans, &mut cells.deltas));
+                let native = native.map(|n| n.read(&mut cells.spans, &mut cells.deltas));
                 Value::Histogram {
                     bounds: f.buckets(),
                     cumulative: &cells.cumulative,
