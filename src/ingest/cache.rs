@@ -6,6 +6,7 @@ use crate::parser::Sample;
 use crate::store::inline::InlineBytes;
 use crate::store::{Series, SeriesArc};
 use crate::sys::prefetch;
+use std::hash::{BuildHasher, Hasher};
 
 /// Why a key resolved to no series.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +23,30 @@ pub(super) enum Miss {
     /// a refused series costs a lookup per sample, not a mapping.
     Refused,
 }
+
+impl Miss {
+    /// The one-byte form an [`Entry`] keeps.
+    fn code(self) -> u8 {
+        match self {
+            Self::Drop => 0,
+            Self::EmptyName => 1,
+            Self::Refused => 2,
+            Self::Conflict(slot) => slot.saturating_add(3),
+        }
+    }
+
+    fn from_code(code: u8) -> Self {
+        match code {
+            0 => Self::Drop,
+            1 => Self::EmptyName,
+            2 => Self::Refused,
+            c => Self::Conflict(c - 3),
+        }
+    }
+}
+
+// A conflict slot (at most `MAX_CONFLICT_NAMES`) fits `Miss::code`'s byte.
+const _: () = assert!(super::stats::MAX_CONFLICT_NAMES + 3 <= u8::MAX as usize);
 
 /// Most refused keys the cache remembers (about 0.5 MB) until series are
 /// removed; later refusals are mapped each time, so a flood of new names past
@@ -62,37 +87,40 @@ impl Resolved {
     }
 }
 
-/// One cached key: 48 bytes, so that a million of them cost about 50 MB (plus
-/// the index, see [`Cache`]). A [`Resolved`] with its key, narrowed.
+/// One cached key: 40 bytes, so that a million of them cost 40 MB (plus the
+/// index, see [`Cache`]). A [`Resolved`] with its key, narrowed: its hash is
+/// not kept (the index holds it, and [`Cache`] computes it again from the key
+/// on the rare occasions it needs it).
 #[derive(Debug)]
 pub(super) struct Entry {
     pub(super) series: Option<SeriesArc>,
-    /// Why there is no series (when `series` is `None`).
-    pub(super) miss: Miss,
     /// The name section, DogStatsD tags and container id, one after the other
     /// (`name_len` and `tags_len` split them); in place when short.
     pub(super) key: InlineBytes,
-    /// The high half of the key's 64-bit hash, which is all the cache uses.
-    pub(super) hash: u32,
     pub(super) name_len: u16,
     pub(super) tags_len: u16,
-    pub(super) tag_errors: u16,
+    pub(super) tag_errors: u8,
     /// The scale, as an index into [`Cache::scales`] (0 is 1).
     pub(super) scale: u8,
-    /// The metric type's code ([`crate::parser::MetricType::code`]).
-    pub(super) code: u8,
-    pub(super) has_tags: bool,
+    /// The metric type's code ([`crate::parser::MetricType::code`], ASCII),
+    /// and [`HAS_TAGS`].
+    flags: u8,
+    /// Why there is no series (when `series` is `None`), as [`Miss::code`].
+    miss: u8,
 }
+
+/// The bit of [`Entry::flags`] saying the key had tags.
+const HAS_TAGS: u8 = 0x80;
 
 impl Entry {
     /// The entry for `s`, or `None` when a length or count does not fit the
-    /// narrow fields (a name or tag section of 64 KiB: such keys are mapped on
-    /// every sample instead).
-    pub(super) fn new(hash: u32, s: &Sample<'_>, r: Resolved, scale: u8) -> Option<Self> {
+    /// narrow fields (a name or tag section of 64 KiB, or more than 255
+    /// malformed tags: such keys are mapped on every sample instead).
+    pub(super) fn new(s: &Sample<'_>, r: Resolved, scale: u8) -> Option<Self> {
         // Checked before the key is copied (and maybe allocated).
         let name_len = u16::try_from(s.name_section.len()).ok()?;
         let tags_len = u16::try_from(s.dog_tags.len()).ok()?;
-        let tag_errors = u16::try_from(r.tag_errors).ok()?;
+        let tag_errors = u8::try_from(r.tag_errors).ok()?;
         let (series, miss) = match r.target {
             // `miss` is not read when there is a series.
             Ok(series) => (Some(series), Miss::Drop),
@@ -100,16 +128,34 @@ impl Entry {
         };
         Some(Self {
             key: InlineBytes::concat(&[s.name_section, s.dog_tags, s.container_id]),
-            hash,
             name_len,
             tags_len,
             tag_errors,
             scale,
-            code: s.metric_type.code(),
-            miss,
+            flags: s.metric_type.code() | if r.has_tags { HAS_TAGS } else { 0 },
+            miss: miss.code(),
             series,
-            has_tags: r.has_tags,
         })
+    }
+
+    /// The metric type's code.
+    #[inline]
+    fn code(&self) -> u8 {
+        self.flags & !HAS_TAGS
+    }
+
+    /// Why there is no series (meaningless when there is one).
+    pub(super) fn miss(&self) -> Miss {
+        Miss::from_code(self.miss)
+    }
+
+    /// The name section, tags and container id.
+    fn parts(&self) -> (&[u8], &[u8], &[u8]) {
+        let (n, d) = (usize::from(self.name_len), usize::from(self.tags_len));
+        let key = self.key.as_bytes();
+        let (name, rest) = key.split_at_checked(n).unwrap_or((key, &[]));
+        let (tags, id) = rest.split_at_checked(d).unwrap_or((rest, &[]));
+        (name, tags, id)
     }
 
     /// True if this entry is `s`'s key.
@@ -117,7 +163,7 @@ impl Entry {
     pub(super) fn matches(&self, s: &Sample<'_>) -> bool {
         let (n, d) = (usize::from(self.name_len), usize::from(self.tags_len));
         let key = self.key.as_bytes();
-        self.code == s.metric_type.code()
+        self.code() == s.metric_type.code()
             && n == s.name_section.len()
             && d == s.dog_tags.len()
             && key.len() == n + d + s.container_id.len()
@@ -174,6 +220,7 @@ pub(super) struct Cache {
     pub(super) entries: Vec<Entry>,
     /// The scales entries name; the first is 1.
     pub(super) scales: Vec<f64>,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Default for Cache {
@@ -182,11 +229,46 @@ impl Default for Cache {
             slots: Vec::new(),
             entries: Vec::new(),
             scales: vec![1.0],
+            hasher: foldhash::fast::RandomState::default(),
         }
     }
 }
 
+/// The high half of a key's hash (the low half of foldhash's output is no
+/// better, and 32 bits are what an index slot keeps).
+fn key_hash(
+    hasher: &foldhash::fast::RandomState,
+    (name, tags, id): (&[u8], &[u8], &[u8]),
+    code: u8,
+) -> u32 {
+    let mut h = hasher.build_hasher();
+    h.write(name);
+    if !tags.is_empty() || !id.is_empty() {
+        h.write_u8(0xFF);
+        h.write(tags);
+        h.write_u8(0xFF);
+        h.write(id);
+    }
+    h.write_u8(code);
+    (h.finish() >> 32) as u32
+}
+
 impl Cache {
+    /// The hash of a sample's key.
+    #[inline]
+    pub(super) fn hash(&self, s: &Sample<'_>) -> u32 {
+        key_hash(
+            &self.hasher,
+            (s.name_section, s.dog_tags, s.container_id),
+            s.metric_type.code(),
+        )
+    }
+
+    /// The hash of an entry's key: its sample's.
+    fn entry_hash(&self, e: &Entry) -> u32 {
+        key_hash(&self.hasher, e.parts(), e.code())
+    }
+
     pub(super) fn len(&self) -> usize {
         self.entries.len()
     }
@@ -238,16 +320,13 @@ impl Cache {
 
     /// The entry at `pos` if it is this sample's.
     #[inline]
-    pub(super) fn at(&self, pos: usize, hash: u32, s: &Sample<'_>) -> Option<&Entry> {
-        self.entries
-            .get(pos)
-            .filter(|e| e.hash == hash && e.matches(s))
+    pub(super) fn at(&self, pos: usize, s: &Sample<'_>) -> Option<&Entry> {
+        self.entries.get(pos).filter(|e| e.matches(s))
     }
 
     #[inline]
     pub(super) fn position(&self, hash: u32, s: &Sample<'_>) -> Option<usize> {
-        self.candidates(hash)
-            .find(|&p| self.at(p, hash, s).is_some())
+        self.candidates(hash).find(|&p| self.at(p, s).is_some())
     }
 
     #[inline]
@@ -259,14 +338,14 @@ impl Cache {
     #[inline]
     pub(super) fn answer<'a>(&self, e: &'a Entry) -> Answer<'a> {
         Answer {
-            target: e.series.as_deref().ok_or(e.miss),
+            target: e.series.as_deref().ok_or(e.miss()),
             scale: self
                 .scales
                 .get(usize::from(e.scale))
                 .copied()
                 .unwrap_or(1.0),
             tag_errors: u32::from(e.tag_errors),
-            has_tags: e.has_tags,
+            has_tags: e.flags & HAS_TAGS != 0,
         }
     }
 
@@ -294,18 +373,33 @@ impl Cache {
         self.scales.truncate(1);
     }
 
-    /// Rebuild the index for the entries, with room to grow (O(n): on growth,
+    /// Rebuild the index for the entries, hashing their keys again (O(n): on
     /// eviction and removal of retired series only).
     pub(super) fn reindex(&mut self) {
+        self.empty_slots();
+        for pos in 0..self.entries.len() {
+            let hash = self.entries.get(pos).map_or(0, |e| self.entry_hash(e));
+            self.place(hash, pos);
+        }
+    }
+
+    /// Empty slots, at least twice as many as entries.
+    fn empty_slots(&mut self) {
         let want = (self.entries.len() * 2 + 2).next_power_of_two().max(16);
         if self.slots.len() < want {
             self.slots = vec![0; want];
         } else {
             self.slots.iter_mut().for_each(|s| *s = 0);
         }
-        for pos in 0..self.entries.len() {
-            let hash = self.entries[pos].hash;
-            self.place(hash, pos);
+    }
+
+    /// A bigger index for the same entries, from the hashes the old one holds
+    /// (O(n), on growth only).
+    fn grow(&mut self) {
+        let old = std::mem::take(&mut self.slots);
+        self.empty_slots();
+        for slot in old.into_iter().filter(|s| *s != 0) {
+            self.place(slot as u32, (slot >> 32) as usize - 1);
         }
     }
 
@@ -324,6 +418,15 @@ impl Cache {
     /// Keep the entries `keep` selects.
     pub(super) fn retain(&mut self, keep: impl FnMut(&Entry) -> bool) {
         self.entries.retain(keep);
+        self.reindex();
+    }
+
+    /// Drop the entries whose key hash has `bit` set: about half, chosen
+    /// independently of when they came.
+    pub(super) fn evict(&mut self, bit: u32) {
+        let hasher = &self.hasher;
+        self.entries
+            .retain(|e| key_hash(hasher, e.parts(), e.code()) & bit == 0);
         self.reindex();
     }
 
@@ -380,7 +483,7 @@ impl Cache {
         let last = self.entries.len() - 1;
         if pos != last {
             // The last entry moves into the hole: point its slot there.
-            let moved = self.entries[last].hash;
+            let moved = self.entries.get(last).map_or(0, |e| self.entry_hash(e));
             if let Some(i) = self.slot_of(moved, last) {
                 self.slots[i] = ((pos as u64 + 1) << 32) | u64::from(moved);
             }
@@ -388,13 +491,13 @@ impl Cache {
         self.entries.swap_remove(pos);
     }
 
-    /// Add an entry (its key must not be present).
-    pub(super) fn insert(&mut self, e: Entry) {
+    /// Add an entry (its key, whose hash is `hash`, must not be present).
+    pub(super) fn insert(&mut self, hash: u32, e: Entry) {
         let pos = self.entries.len();
-        let hash = e.hash;
         self.entries.push(e);
         if self.entries.len() * 2 > self.slots.len() {
-            self.reindex();
+            self.grow();
+            self.place(hash, pos);
         } else {
             self.place(hash, pos);
         }

@@ -19,7 +19,6 @@ use crate::store::{FamilyKind, Refusal, Store};
 use crate::sys::prefetch;
 use cache::{Answer, Cache, Entry, Miss, Resolved, MAX_REFUSED};
 use stats::{EventKind, IngestStats, ListenerKind, LocalStats};
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 /// Default bound on an ingester's cache entries.
@@ -56,7 +55,6 @@ pub struct Ingester {
     cache_cap: usize,
     /// Refused keys in the cache.
     refused: usize,
-    hasher: foldhash::fast::RandomState,
     /// Counters not yet added to the store's stats; see [`Ingester::flush_stats`].
     pub local: LocalStats,
     relay: Option<crate::relay::Relay>,
@@ -92,7 +90,6 @@ impl Ingester {
             cache: Cache::default(),
             cache_cap,
             refused: 0,
-            hasher: foldhash::fast::RandomState::default(),
             local: LocalStats::default(),
             relay: None,
             writers: Writers::Shared,
@@ -185,7 +182,7 @@ impl Ingester {
         if let Some(f) = &mut ring[n.wrapping_add(3) & 3] {
             f.hint = self.cache.hint(f.hash);
             if let Some(e) = f.hint.and_then(|i| self.cache.entries.get(i)) {
-                // A 48-byte entry may straddle two cache lines: ask for both.
+                // A 40-byte entry may straddle two cache lines: ask for both.
                 prefetch(e);
                 prefetch(
                     (e as *const Entry)
@@ -229,7 +226,7 @@ impl Ingester {
     fn finish(&mut self, s: &Sample<'_>, value: f64, hash: u32, hint: Option<usize>) {
         let now = self.store.clock.now();
         let entry = hint
-            .and_then(|i| self.cache.at(i, hash, s))
+            .and_then(|i| self.cache.at(i, s))
             .or_else(|| self.cache.find(hash, s));
         if let Some(e) = entry {
             if !e.series.as_ref().is_some_and(|series| series.is_retired()) {
@@ -287,25 +284,16 @@ impl Ingester {
             // Room was made: refused keys may fit now.
             self.cache.retain(|e| match &e.series {
                 Some(s) => !s.is_retired(),
-                None => e.miss != Miss::Refused,
+                None => e.miss() != Miss::Refused,
             });
             self.refused = 0;
         }
     }
 
-    /// The high half of the key's hash (the low half of foldhash's output is no
-    /// better, and 32 bits leave an entry room for its other fields).
+    /// The hash of a sample's key (see [`Cache::hash`]).
+    #[inline]
     fn hash(&self, s: &Sample<'_>) -> u32 {
-        let mut h = self.hasher.build_hasher();
-        h.write(s.name_section);
-        if !s.dog_tags.is_empty() || !s.container_id.is_empty() {
-            h.write_u8(0xFF);
-            h.write(s.dog_tags);
-            h.write_u8(0xFF);
-            h.write(s.container_id);
-        }
-        h.write_u8(s.metric_type.code());
-        (h.finish() >> 32) as u32
+        self.cache.hash(s)
     }
 
     /// Record one parsed sample.
@@ -382,8 +370,7 @@ impl Ingester {
         if self.cache.len() >= self.cache_cap {
             // Full: drop about half the entries (chosen by hash), so a working set
             // slightly above the bound does not re-map everything at once.
-            let bit = 1u32 << (self.local.cache_flushes % 32);
-            self.cache.retain(|e| e.hash & bit == 0);
+            self.cache.evict(1u32 << (self.local.cache_flushes % 32));
             if self.cache.len() >= self.cache_cap {
                 self.cache.clear();
                 self.refused = 0;
@@ -395,9 +382,9 @@ impl Ingester {
         if let Some(entry) = self
             .cache
             .scale_index(r.scale)
-            .and_then(|scale| Entry::new(hash, s, r, scale))
+            .and_then(|scale| Entry::new(s, r, scale))
         {
-            self.cache.insert(entry);
+            self.cache.insert(hash, entry);
         }
     }
 }
@@ -558,7 +545,7 @@ mod tests {
     #[test]
     fn an_entry_matches_its_own_key_only() {
         let s = sample(b"a.b:1|c|#k:v|c:abc");
-        let Some(e) = Entry::new(0, &s, dropped(), 0) else {
+        let Some(e) = Entry::new(&s, dropped(), 0) else {
             panic!("short key not cached")
         };
         assert!(e.matches(&s));
@@ -614,15 +601,15 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_is_48_bytes() {
-        assert_eq!(std::mem::size_of::<Entry>(), 48);
+    fn an_entry_is_40_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 40);
     }
 
     #[test]
     fn long_keys_are_cached_too_and_huge_ones_are_not() {
         let long = format!("{}:1|c|#{}", "n".repeat(300), "t:v,".repeat(100));
         let s = sample(long.as_bytes());
-        assert!(Entry::new(0, &s, dropped(), 0).is_some_and(|e| e.matches(&s)));
+        assert!(Entry::new(&s, dropped(), 0).is_some_and(|e| e.matches(&s)));
         // Only with `--statsd.max-line-length` raised past 64 KiB.
         let opts = ParseOptions {
             max_line_length: 1 << 20,
@@ -633,7 +620,7 @@ mod tests {
         let Some(Ok(s)) = s else {
             panic!("a 70,000-byte name did not parse")
         };
-        assert!(Entry::new(0, &s, dropped(), 0).is_none());
+        assert!(Entry::new(&s, dropped(), 0).is_none());
         // A key that cannot be cached is still counted on every sample.
         let mut ing = ingester();
         ing.opts = opts;
@@ -689,14 +676,16 @@ mod tests {
             let h = ing.hash(&s);
             assert_eq!(ing.cache.find(h, &s).is_some(), i % 3 != 0, "{i}");
         }
-        ing.cache.retain(|e| e.hash % 2 == 0);
-        for l in &samples {
+        let before = ing.cache.len();
+        ing.cache.evict(1);
+        assert!(ing.cache.len() < before, "eviction dropped nothing");
+        // Kept: the keys not removed above whose hash has the bit clear.
+        for (i, l) in samples.iter().enumerate() {
             let Some(s) = parse(l) else { panic!("parse") };
             let h = ing.hash(&s);
-            if let Some(e) = ing.cache.find(h, &s) {
-                assert_eq!(e.hash, h);
-                assert!(e.matches(&s));
-            }
+            let found = ing.cache.find(h, &s);
+            assert_eq!(found.is_some(), i % 3 != 0 && h & 1 == 0, "{i}");
+            assert!(found.is_none_or(|e| e.matches(&s)));
         }
     }
 
@@ -772,7 +761,6 @@ mod tests {
         fn the_cache_index_agrees_with_a_model(
             ops in proptest::collection::vec((0u8..3, 0u16..300), 1..400),
         ) {
-            let ing = ingester();
             let lines: Vec<Vec<u8>> = (0..300).map(|i| format!("k{i}:1|c").into_bytes()).collect();
             let sample = |i: u16| {
                 parser::parse_line(&lines[usize::from(i)], ParseOptions::default())
@@ -783,12 +771,12 @@ mod tests {
             let mut model = std::collections::BTreeSet::new();
             for (op, k) in ops {
                 let Some(s) = sample(k) else { continue };
-                let h = ing.hash(&s);
+                let h = cache.hash(&s);
                 match op {
                     0 if !model.contains(&k) => {
-                        let r = Resolved { tag_errors: u32::from(k), ..dropped() };
-                        if let Some(e) = Entry::new(h, &s, r, 0) {
-                            cache.insert(e);
+                        let r = Resolved { tag_errors: u32::from(k % 250), ..dropped() };
+                        if let Some(e) = Entry::new(&s, r, 0) {
+                            cache.insert(h, e);
                         }
                         model.insert(k);
                     }
@@ -798,7 +786,7 @@ mod tests {
                     }
                     2 if k % 7 == 0 => {
                         cache.retain(|e| e.tag_errors % 2 == 0);
-                        model.retain(|m| m % 2 == 0);
+                        model.retain(|m| (m % 250) % 2 == 0);
                     }
                     _ => {}
                 }
@@ -806,8 +794,8 @@ mod tests {
             }
             for k in 0..300u16 {
                 let Some(s) = sample(k) else { continue };
-                let found = cache.find(ing.hash(&s), &s).map(|e| e.tag_errors);
-                proptest::prop_assert_eq!(found, model.contains(&k).then_some(k));
+                let found = cache.find(cache.hash(&s), &s).map(|e| u16::from(e.tag_errors));
+                proptest::prop_assert_eq!(found, model.contains(&k).then_some(k % 250));
             }
         }
     }
@@ -830,7 +818,7 @@ mod tests {
             .cache
             .entries
             .iter()
-            .any(|e| e.series.is_none() && e.miss == Miss::Refused));
+            .any(|e| e.series.is_none() && e.miss() == Miss::Refused));
         // Room is made (the kept series is removed): the refused key maps again.
         store.retire_where(|_| true);
         ing.flush_stats();
