@@ -248,10 +248,16 @@ pub struct Args {
     #[arg(long = "explain", value_name = "LINE", num_args = 1..)]
     pub explain: Vec<String>,
 
-    /// Bound on the cache of known series per ingest thread (0: no cache). Past it,
-    /// about half the entries are dropped and re-mapped on their next sample.
-    #[arg(long = "statsd.cache-size", value_name = "N", default_value_t = crate::ingest::DEFAULT_CACHE_ENTRIES)]
-    pub cache_size: usize,
+    /// Bound on the cache of known series per ingest thread (0: no cache; at most
+    /// 16,777,214, about 46 bytes an entry). Past it, about half the entries are
+    /// dropped and re-mapped on their next sample.
+    #[arg(
+        long = "statsd.cache-size",
+        value_name = "N",
+        default_value_t = crate::ingest::DEFAULT_CACHE_ENTRIES as u64,
+        value_parser = clap::value_parser!(u64).range(0..=crate::ingest::MAX_CACHE_ENTRIES as u64)
+    )]
+    pub cache_size: u64,
 
     /// Most series kept (0: no limit). Past it, samples for new series are refused
     /// and counted; existing series keep updating.
@@ -639,7 +645,8 @@ impl Args {
                 "--check-config needs --statsd.mapping-config".to_owned(),
             ));
         }
-        cfg.cache_entries = self.cache_size;
+        // At most `MAX_CACHE_ENTRIES` (the parser's range): fits a `usize`.
+        cfg.cache_entries = usize::try_from(self.cache_size).unwrap_or(usize::MAX);
         cfg.store.max_series = self.max_series;
         cfg.web.max_connections = self.web_max_connections as usize;
         cfg.web.header_timeout = std::time::Duration::from_secs(self.web_header_timeout);

@@ -206,17 +206,20 @@ pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
 /// The known-series cache: an open-addressing index of positions into a dense
 /// vector of entries.
 ///
-/// An index slot is 8 bytes: the entry's position and the 32-bit hash it keeps,
-/// so the index alone names the likely entry without touching it, and the slot a
-/// hash starts probing at (its low bits) is known as soon as the hash is:
-/// [`super::Ingester::ingest_lines`] prefetches the next samples' slots, entries and
-/// series before it needs them. Linear probing, at most half full; the entries
-/// sit packed in a vector that only grows as entries arrive, so at 1,000,000
-/// series the cache costs 48 bytes an entry plus 16 of index.
+/// An index slot is 4 bytes: the entry's position (24 bits) and a tag of 8
+/// more bits of its hash, so the index alone names the likely entry without
+/// touching it (a wrong entry is read once in 256 probes of a full slot), and
+/// the slot a hash starts probing at is known as soon as the hash is:
+/// [`super::Ingester::ingest_lines`] prefetches the next samples' slots,
+/// entries and series before it needs them. Linear probing over a table of
+/// any length (a hash's home is `hash * len >> 32`), between a half and two
+/// thirds full; the entries sit packed in a vector that only grows as entries
+/// arrive, so at 1,000,000 series the cache costs 40 bytes an entry plus 6 to
+/// 8 of index.
 #[derive(Debug)]
 pub(super) struct Cache {
-    /// 0 for an empty slot, else `(position + 1) << 32 | hash`.
-    pub(super) slots: Vec<u64>,
+    /// 0 for an empty slot, else [`slot`]`(hash, position)`.
+    pub(super) slots: Vec<u32>,
     pub(super) entries: Vec<Entry>,
     /// The scales entries name; the first is 1.
     pub(super) scales: Vec<f64>,
@@ -232,6 +235,21 @@ impl Default for Cache {
             hasher: foldhash::fast::RandomState::default(),
         }
     }
+}
+
+/// Most entries a cache holds: a slot names a position in 24 bits.
+pub const MAX_ENTRIES: usize = (1 << 24) - 2;
+
+/// The slot naming the entry at `pos` whose key hash is `hash`.
+#[inline]
+fn slot(hash: u32, pos: usize) -> u32 {
+    ((pos as u32 + 1) << 8) | (hash & 0xFF)
+}
+
+/// The position a slot names (the slot is not empty).
+#[inline]
+fn slot_pos(slot: u32) -> usize {
+    (slot >> 8) as usize - 1
 }
 
 /// The high half of a key's hash (the low half of foldhash's output is no
@@ -273,15 +291,21 @@ impl Cache {
         self.entries.len()
     }
 
-    #[inline]
-    pub(super) fn mask(&self) -> usize {
-        self.slots.len().wrapping_sub(1)
-    }
-
-    /// Where probing for `hash` starts.
+    /// Where probing for `hash` starts: `hash` scaled to the table's length
+    /// (its high bits; the tag is its low byte).
     #[inline]
     pub(super) fn home(&self, hash: u32) -> usize {
-        hash as usize & self.mask()
+        ((u64::from(hash) * self.slots.len() as u64) >> 32) as usize
+    }
+
+    /// The slot after `i`, wrapping.
+    #[inline]
+    fn next(&self, i: usize) -> usize {
+        if i + 1 >= self.slots.len() {
+            0
+        } else {
+            i + 1
+        }
     }
 
     /// Prefetch the slot probing for `hash` starts at.
@@ -290,10 +314,10 @@ impl Cache {
         prefetch(self.slots.as_ptr().wrapping_add(self.home(hash)));
     }
 
-    /// Positions whose slot matches `hash` (probe order), without reading entries.
+    /// Positions whose slot matches `hash`'s tag (probe order), without
+    /// reading entries.
     #[inline]
     pub(super) fn candidates(&self, hash: u32) -> impl Iterator<Item = usize> + '_ {
-        let mask = self.mask();
         let mut i = self.home(hash);
         let mut done = self.slots.is_empty();
         std::iter::from_fn(move || {
@@ -303,9 +327,9 @@ impl Cache {
                     done = true;
                     return None;
                 }
-                i = (i + 1) & mask;
-                if slot as u32 == hash {
-                    return Some((slot >> 32) as usize - 1);
+                i = self.next(i);
+                if slot & 0xFF == hash & 0xFF {
+                    return Some(slot_pos(slot));
                 }
             }
             None
@@ -383,9 +407,9 @@ impl Cache {
         }
     }
 
-    /// Empty slots, at least twice as many as entries.
+    /// Empty slots, twice as many as entries (at least 16).
     fn empty_slots(&mut self) {
-        let want = (self.entries.len() * 2 + 2).next_power_of_two().max(16);
+        let want = (self.entries.len() * 2).max(16);
         if self.slots.len() < want {
             self.slots = vec![0; want];
         } else {
@@ -393,25 +417,21 @@ impl Cache {
         }
     }
 
-    /// A bigger index for the same entries, from the hashes the old one holds
-    /// (O(n), on growth only).
+    /// A bigger index for the same entries, their hashes computed again from
+    /// their keys (O(n), on growth only: the index keeps only 8 bits of each).
     fn grow(&mut self) {
-        let old = std::mem::take(&mut self.slots);
-        self.empty_slots();
-        for slot in old.into_iter().filter(|s| *s != 0) {
-            self.place(slot as u32, (slot >> 32) as usize - 1);
-        }
+        self.slots = Vec::new();
+        self.reindex();
     }
 
     /// Put `pos` into the first free slot from `hash`'s home.
     pub(super) fn place(&mut self, hash: u32, pos: usize) {
-        let mask = self.mask();
         let mut i = self.home(hash);
         while self.slots.get(i).is_some_and(|s| *s != 0) {
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
-        if let Some(slot) = self.slots.get_mut(i) {
-            *slot = ((pos as u64 + 1) << 32) | u64::from(hash);
+        if let Some(s) = self.slots.get_mut(i) {
+            *s = slot(hash, pos);
         }
     }
 
@@ -432,32 +452,36 @@ impl Cache {
 
     /// The slot holding `pos`.
     pub(super) fn slot_of(&self, hash: u32, pos: usize) -> Option<usize> {
-        let mask = self.mask();
         let mut i = self.home(hash);
         loop {
-            let slot = *self.slots.get(i)?;
-            if slot == 0 {
+            let s = *self.slots.get(i)?;
+            if s == 0 {
                 return None;
             }
-            if (slot >> 32) as usize == pos + 1 {
+            if s == slot(hash, pos) {
                 return Some(i);
             }
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
     }
 
     /// Empty slot `i` and shift later slots of its probe run back, so every
     /// entry stays reachable from its home (deletion without tombstones).
     pub(super) fn vacate(&mut self, mut i: usize) {
-        let mask = self.mask();
         let mut j = i;
         loop {
-            j = (j + 1) & mask;
-            let slot = self.slots.get(j).copied().unwrap_or(0);
-            if slot == 0 {
+            j = self.next(j);
+            let s = self.slots.get(j).copied().unwrap_or(0);
+            if s == 0 || j == i {
                 break;
             }
-            let k = self.home(slot as u32);
+            let Some(k) = self
+                .entries
+                .get(slot_pos(s))
+                .map(|e| self.home(self.entry_hash(e)))
+            else {
+                break;
+            };
             // Move it back unless its home lies cyclically in (i, j].
             let stays = if i <= j {
                 i < k && k <= j
@@ -465,7 +489,7 @@ impl Cache {
                 i < k || k <= j
             };
             if !stays {
-                self.slots[i] = slot;
+                self.slots[i] = s;
                 i = j;
             }
         }
@@ -485,7 +509,7 @@ impl Cache {
             // The last entry moves into the hole: point its slot there.
             let moved = self.entries.get(last).map_or(0, |e| self.entry_hash(e));
             if let Some(i) = self.slot_of(moved, last) {
-                self.slots[i] = ((pos as u64 + 1) << 32) | u64::from(moved);
+                self.slots[i] = slot(moved, pos);
             }
         }
         self.entries.swap_remove(pos);
@@ -495,9 +519,9 @@ impl Cache {
     pub(super) fn insert(&mut self, hash: u32, e: Entry) {
         let pos = self.entries.len();
         self.entries.push(e);
-        if self.entries.len() * 2 > self.slots.len() {
+        if self.entries.len() * 3 > self.slots.len() * 2 {
+            // Past two thirds full: twice as many slots as entries again.
             self.grow();
-            self.place(hash, pos);
         } else {
             self.place(hash, pos);
         }

@@ -21,6 +21,8 @@ use cache::{Answer, Cache, Entry, Miss, Resolved, MAX_REFUSED};
 use stats::{EventKind, IngestStats, ListenerKind, LocalStats};
 use std::sync::Arc;
 
+pub use cache::MAX_ENTRIES as MAX_CACHE_ENTRIES;
+
 /// Default bound on an ingester's cache entries.
 pub const DEFAULT_CACHE_ENTRIES: usize = 1 << 20;
 
@@ -67,7 +69,8 @@ pub struct Ingester {
 
 impl Ingester {
     /// An ingester writing into `store`, mapping with the mapper `handle` holds.
-    /// `cache_cap` bounds the series cache (0: no cache, every sample is mapped).
+    /// `cache_cap` bounds the series cache (0: no cache, every sample is mapped;
+    /// at most [`MAX_CACHE_ENTRIES`]).
     pub fn new(
         store: Arc<Store>,
         handle: Arc<MapperHandle>,
@@ -88,7 +91,7 @@ impl Ingester {
             removals,
             opts,
             cache: Cache::default(),
-            cache_cap,
+            cache_cap: cache_cap.min(cache::MAX_ENTRIES),
             refused: 0,
             local: LocalStats::default(),
             relay: None,
