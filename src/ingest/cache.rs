@@ -254,6 +254,7 @@ fn slot_pos(slot: u32) -> usize {
 
 /// The high half of a key's hash (the low half of foldhash's output is no
 /// better, and 32 bits are what an index slot keeps).
+#[inline]
 fn key_hash(
     hasher: &foldhash::fast::RandomState,
     (name, tags, id): (&[u8], &[u8], &[u8]),
