@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// cells follow, then one atomic count per bound, one for `+Inf`, then the
 /// bits of the `f64` sum.
 ///
-/// It owns its cells: only [`CellsPtr::alloc`] makes one (the field is
+/// It owns its cells: only `CellsPtr::alloc` makes one (the field is
 /// private) and its `Drop` frees them. It is neither `Clone` nor `Copy`.
 pub struct CellsPtr(NonNull<AtomicU64>);
 
