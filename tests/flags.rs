@@ -314,6 +314,27 @@ fn cache_size_bounds_the_ingest_cache() {
     assert!(flushes(&small) > 0.0, "an 8-entry cache never flushed");
 }
 
+/// A cache index slot names an entry in 24 bits: past 16,777,214 entries the
+/// flag is refused at start, with the range, rather than clamped silently.
+#[test]
+fn cache_size_past_the_index_bound_is_refused() {
+    for (size, refused) in [("16777214", false), ("16777215", true), ("100000000", true)] {
+        let out = Command::new(common::BIN)
+            .args([&format!("--statsd.cache-size={size}"), "--check-config"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stderr.contains("not in 0..=16777214"),
+            refused,
+            "{size}: {stderr}"
+        );
+        if refused {
+            assert_eq!(out.status.code(), Some(2), "{size}");
+        }
+    }
+}
+
 #[test]
 fn tcp_max_line_length_is_an_alias() {
     let d = Daemon::start(&["--statsd.tcp-max-line-length=32"]);
