@@ -282,14 +282,14 @@ impl Native {
     /// An empty histogram at `schema`, halving past `max_buckets` populated
     /// buckets (0: no limit).
     pub fn new(schema: i8, max_buckets: u32) -> Self {
-        Self {
-            schema: schema.clamp(MIN_SCHEMA, MAX_SCHEMA),
+        Self::from_parts(
+            schema.clamp(MIN_SCHEMA, MAX_SCHEMA),
             max_buckets,
-            count: 0,
-            zero_count: 0,
-            positive: Buckets::default(),
-            negative: Buckets::default(),
-        }
+            0,
+            0,
+            Buckets::default(),
+            Buckets::default(),
+        )
     }
 
     /// Observe `v`, `n` times.
