@@ -150,6 +150,7 @@ impl Entry {
     }
 
     /// The name section, tags and container id.
+    #[inline]
     fn parts(&self) -> (&[u8], &[u8], &[u8]) {
         let (n, d) = (usize::from(self.name_len), usize::from(self.tags_len));
         let key = self.key.as_bytes();
@@ -161,18 +162,16 @@ impl Entry {
     /// True if this entry is `s`'s key.
     #[inline]
     pub(super) fn matches(&self, s: &Sample<'_>) -> bool {
-        let (n, d) = (usize::from(self.name_len), usize::from(self.tags_len));
-        let key = self.key.as_bytes();
+        let (name, tags, id) = self.parts();
         self.code() == s.metric_type.code()
-            && n == s.name_section.len()
-            && d == s.dog_tags.len()
-            && key.len() == n + d + s.container_id.len()
-            && key.split_at_checked(n).is_some_and(|(name, rest)| {
-                same(name, s.name_section)
-                    && rest.split_at_checked(d).is_some_and(|(tags, id)| {
-                        same(tags, s.dog_tags) && same(id, s.container_id)
-                    })
-            })
+            && same(name, s.name_section)
+            && same(tags, s.dog_tags)
+            && same(id, s.container_id)
+    }
+
+    /// The hash of this entry's key: its sample's (see [`Cache::hash`]).
+    fn hash(&self, hasher: &foldhash::fast::RandomState) -> u32 {
+        key_hash(hasher, self.parts(), self.code())
     }
 }
 
@@ -281,11 +280,6 @@ impl Cache {
             (s.name_section, s.dog_tags, s.container_id),
             s.metric_type.code(),
         )
-    }
-
-    /// The hash of an entry's key: its sample's.
-    fn entry_hash(&self, e: &Entry) -> u32 {
-        key_hash(&self.hasher, e.parts(), e.code())
     }
 
     pub(super) fn len(&self) -> usize {
@@ -403,7 +397,7 @@ impl Cache {
     pub(super) fn reindex(&mut self) {
         self.empty_slots();
         for pos in 0..self.entries.len() {
-            let hash = self.entries.get(pos).map_or(0, |e| self.entry_hash(e));
+            let hash = self.entries.get(pos).map_or(0, |e| e.hash(&self.hasher));
             self.place(hash, pos);
         }
     }
@@ -446,8 +440,7 @@ impl Cache {
     /// independently of when they came.
     pub(super) fn evict(&mut self, bit: u32) {
         let hasher = &self.hasher;
-        self.entries
-            .retain(|e| key_hash(hasher, e.parts(), e.code()) & bit == 0);
+        self.entries.retain(|e| e.hash(hasher) & bit == 0);
         self.reindex();
     }
 
@@ -479,7 +472,7 @@ impl Cache {
             let Some(k) = self
                 .entries
                 .get(slot_pos(s))
-                .map(|e| self.home(self.entry_hash(e)))
+                .map(|e| self.home(e.hash(&self.hasher)))
             else {
                 break;
             };
@@ -508,7 +501,7 @@ impl Cache {
         let last = self.entries.len() - 1;
         if pos != last {
             // The last entry moves into the hole: point its slot there.
-            let moved = self.entries.get(last).map_or(0, |e| self.entry_hash(e));
+            let moved = self.entries.get(last).map_or(0, |e| e.hash(&self.hasher));
             if let Some(i) = self.slot_of(moved, last) {
                 self.slots[i] = slot(moved, pos);
             }
