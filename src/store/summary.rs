@@ -136,12 +136,6 @@ impl Sketch {
         }
     }
 
-    fn reset(&mut self, epoch: u64) {
-        self.epoch = epoch;
-        self.exact = Vec::new();
-        self.binned = None;
-    }
-
     fn add(&mut self, v: f64, n: u64, ln_gamma: f64) {
         if let Some(b) = &mut self.binned {
             b.add(v, n, ln_gamma);
@@ -223,7 +217,8 @@ impl Summary {
         };
         let slot = slot.get_or_insert_with(|| Box::new(Sketch::empty(epoch)));
         if slot.epoch != epoch {
-            slot.reset(epoch);
+            // A new window in this slot: it starts empty (and exact) again.
+            **slot = Sketch::empty(epoch);
         }
         slot.add(v, n, gamma_ln());
     }
