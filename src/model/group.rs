@@ -23,7 +23,7 @@ pub struct GroupKey(Vec<(String, String)>);
 
 impl GroupKey {
     /// Build a key from the job and further labels; later duplicates win, as in
-    /// the Pushgateway's URL handling.
+    /// the Pushgateway's URL handling. An empty `instance` is no instance.
     pub fn new(job: &str, labels: Vec<(String, String)>) -> Result<Self, String> {
         if job.is_empty() {
             return Err("job name is required".to_owned());
@@ -36,6 +36,12 @@ impl GroupKey {
             map.insert(k, v);
         }
         map.insert("job".to_owned(), job.to_owned());
+        // Every sample of a group carries `instance=""` when its key has no
+        // instance (`sample_labels`): an empty instance in the path names the
+        // same group, not a second one whose samples would repeat the first's.
+        if map.get("instance").is_some_and(String::is_empty) {
+            map.remove("instance");
+        }
         Ok(Self(map.into_iter().collect()))
     }
 

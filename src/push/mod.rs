@@ -433,6 +433,8 @@ mod tests {
                 Ok("{empty=\"\",job=\"a\"}"),
             ),
             ("/metrics/job/my%20job", Ok("{job=\"my job\"}")),
+            ("/metrics/job/a/instance/", Ok("{job=\"a\"}")),
+            ("/metrics/job/a/instance@base64/=", Ok("{job=\"a\"}")),
             ("/metrics/job/a/x/1/x/2", Ok("{job=\"a\",x=\"2\"}")),
             ("/metrics/job/", Err("job name is required")),
             ("/metrics/job", Err("job name is required")),
@@ -504,6 +506,23 @@ mod tests {
         // The refused pushes left the first one in place.
         assert!(crate::exposition::text::render_to_string(&store)
             .contains("x{instance=\"\",job=\"a\"} 1\n"));
+    }
+
+    /// The fuzz target `push_requests` found it (2026-12-07): a push to
+    /// `/metrics/job/a` then one to `/metrics/job/a/instance/` made two groups
+    /// whose `push_time_seconds{instance="",job="a"}` both stood on the page.
+    #[test]
+    fn an_empty_instance_is_the_group_without_one() {
+        let store = Store::default();
+        assert_eq!(put(&store, "/metrics/job/a", "x 1\n"), PushOutcome::Applied);
+        assert_eq!(
+            put(&store, "/metrics/job/a/instance/", ""),
+            PushOutcome::Applied
+        );
+        assert_eq!(store.pushed().group_count(), 1);
+        let page = crate::exposition::text::render_to_string(&store);
+        let checked = crate::exposition::check::check(page.as_bytes());
+        assert!(checked.is_ok(), "{checked:?}\n{page}");
     }
 
     #[test]
