@@ -400,7 +400,7 @@ mod tests {
                     }
                     Op::Remove(f) => {
                         let name = format!("fam_{f}");
-                        store.retire_where(|s| *s.family().name == *name);
+                        store.retire_where(|s| s.family_name() == name);
                         removed.insert(f);
                     }
                     Op::OtherPage => { render_to_string(&store); }

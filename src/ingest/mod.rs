@@ -478,7 +478,7 @@ fn apply(a: Answer<'_>, local: &mut LocalStats, s: &Sample<'_>, value: f64, now:
         return;
     }
     series.touch(now);
-    series.family().count_sample(w);
+    series.count_sample(w);
     match s.metric_type {
         MetricType::Counter => series.counter_add(value, w),
         MetricType::Gauge => series.gauge_update(value, s.relative, w),

@@ -17,7 +17,7 @@ pub mod json;
 pub mod report;
 
 use crate::mapper::MapperHandle;
-use crate::store::{Family, Store};
+use crate::store::{FamilyHandle, Store};
 use history::History;
 pub use report::Report;
 use std::collections::{HashMap, VecDeque};
@@ -36,7 +36,7 @@ const FOLLOW_READINGS: usize = 11;
 /// A family whose samples are read every second.
 #[derive(Debug)]
 struct Followed {
-    family: Arc<Family>,
+    family: FamilyHandle,
     readings: VecDeque<(Instant, u32)>,
 }
 
@@ -135,7 +135,7 @@ impl Followed {
     /// True once the store no longer has this family (expired or replaced).
     fn family_gone(&self, store: &Store) -> bool {
         store
-            .family_named(&self.family.name)
-            .is_none_or(|f| !Arc::ptr_eq(&f, &self.family))
+            .family_named(self.family.name())
+            .is_none_or(|f| !f.same(&self.family))
     }
 }

@@ -257,12 +257,12 @@ fn top_families(status: &Status) -> (Vec<FamilyReport>, usize) {
     let top = ranks
         .iter()
         .map(|r| {
-            status.follow(&r.family.name);
+            status.follow(r.family.name());
             FamilyReport {
-                name: r.family.name.to_string(),
+                name: r.family.name().to_string(),
                 kind: r.family.kind().label(),
                 series: r.series,
-                samples_per_s: status.samples_per_s(&r.family.name),
+                samples_per_s: status.samples_per_s(r.family.name()),
             }
         })
         .collect();

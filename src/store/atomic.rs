@@ -1,6 +1,6 @@
 //! An `f64` in an `AtomicU64`, and the coarse clock shared by ingest and render.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// An atomically updated `f64`.
 ///
@@ -67,6 +67,22 @@ pub fn add_u64(cell: &AtomicU64, n: u64, w: Writers) {
         }
         Writers::Sole => cell.store(
             cell.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        ),
+    }
+}
+
+/// Add one to a wrapping count with the update `w` allows.
+#[inline]
+pub fn add_u32_wrapping(cell: &AtomicU32, w: Writers) {
+    // Relaxed: an independent counter, read for rates.
+    match w {
+        Writers::Shared => {
+            cell.fetch_add(1, Ordering::Relaxed);
+        }
+        // The only writer: a plain load and store, no locked instruction.
+        Writers::Sole => cell.store(
+            cell.load(Ordering::Relaxed).wrapping_add(1),
             Ordering::Relaxed,
         ),
     }

@@ -3,7 +3,7 @@
 
 use super::inline::InlineStr;
 use super::summary::SummaryOptions;
-use super::FamilyKind;
+use super::{FamilyKind, SeriesArc};
 use crate::model::collect::FamilyHead;
 use crate::model::{Mapping, NativeOptions};
 use hashbrown::HashTable;
@@ -81,7 +81,13 @@ pub(super) fn def_hash(
 /// The store's families by name, and their interned definitions.
 #[derive(Debug, Default)]
 pub(super) struct Families {
+    /// The shared families.
     pub(super) by_name: HashSet<ByName>,
+    /// The own series (see [`super::Series`]), by family name: the
+    /// families that have no [`Family`], and the label-less series of those
+    /// that labelled series joined since. Retired ones are dropped when
+    /// met.
+    pub(super) own: HashTable<SeriesArc>,
     /// Every definition in use (and some no longer in use, until the next prune).
     pub(super) defs: HashTable<Arc<FamilyDef>>,
     /// `defs.len()` after the last prune; the next prune comes when it has doubled.
@@ -92,6 +98,71 @@ pub(super) struct Families {
 pub(super) const MIN_DEFS_BEFORE_PRUNE: usize = 16;
 
 impl Families {
+    /// The family named `name`: its shared part, its own series, or both.
+    pub(super) fn get(
+        &self,
+        hasher: &foldhash::fast::RandomState,
+        name: &str,
+    ) -> Option<FamilyHandle> {
+        let shared = self.by_name.get(name).map(|ByName(f)| Arc::clone(f));
+        let own = self.own_series(hasher, name).cloned();
+        Some(FamilyHandle(match (shared, own) {
+            (Some(f), Some(s)) => Parts::Joined(f, s),
+            (Some(f), None) => Parts::Shared(f),
+            (None, Some(s)) => Parts::Own(s),
+            (None, None) => return None,
+        }))
+    }
+
+    /// The kind of the family named `name`, if there is one.
+    pub(super) fn kind_of(
+        &self,
+        hasher: &foldhash::fast::RandomState,
+        name: &str,
+    ) -> Option<FamilyKind> {
+        match self.by_name.get(name) {
+            Some(ByName(f)) => Some(f.kind()),
+            None => self.own_series(hasher, name).map(|s| s.family_kind()),
+        }
+    }
+
+    /// The live own series of the family `name`.
+    pub(super) fn own_series(
+        &self,
+        hasher: &foldhash::fast::RandomState,
+        name: &str,
+    ) -> Option<&SeriesArc> {
+        self.own
+            .find(hasher.hash_one(name), |s| s.family_name() == name)
+            .filter(|s| !s.is_retired())
+    }
+
+    /// Add an own series (the caller made sure none of its name is live).
+    pub(super) fn insert_own(&mut self, hasher: &foldhash::fast::RandomState, series: SeriesArc) {
+        let name = series.family_name();
+        if let Ok(e) = self
+            .own
+            .find_entry(hasher.hash_one(name), |s| s.family_name() == name)
+        {
+            e.remove();
+        }
+        self.own
+            .insert_unique(hasher.hash_one(series.family_name()), series, |s| {
+                hasher.hash_one(s.family_name())
+            });
+    }
+
+    /// Forget the family `name`: its shared part and its own series.
+    pub(super) fn remove(&mut self, hasher: &foldhash::fast::RandomState, name: &str) {
+        self.by_name.remove(name);
+        if let Ok(e) = self
+            .own
+            .find_entry(hasher.hash_one(name), |s| s.family_name() == name)
+        {
+            e.remove();
+        }
+    }
+
     /// The definition of `m` read as `kind`: an equal one already in use, or a
     /// new one.
     pub(super) fn intern(
@@ -126,6 +197,79 @@ impl Families {
             def_hash(hasher, d.kind, &d.help, d.ttl_secs, d.buckets.len())
         });
         def
+    }
+}
+
+/// A family as the store's readers hold it: its shared [`Family`], its own
+/// series (see [`super::Series`]), or both (a label-less series that was
+/// its family's only one, joined by labelled ones). At least one is there.
+#[derive(Clone, Debug)]
+pub struct FamilyHandle(Parts);
+
+#[derive(Clone, Debug)]
+enum Parts {
+    Shared(Arc<Family>),
+    Own(SeriesArc),
+    /// A shared family and the own series it joined.
+    Joined(Arc<Family>, SeriesArc),
+}
+
+impl FamilyHandle {
+    /// The handle of the family `series` belongs to, as far as it knows
+    /// (an own series does not know the shared family that may have joined
+    /// it: see [`super::Store::family_named`]).
+    pub fn of(series: &SeriesArc) -> Self {
+        Self(match series.shared_family() {
+            Some(f) => Parts::Shared(Arc::clone(f)),
+            None => Parts::Own(SeriesArc::clone(series)),
+        })
+    }
+
+    /// The handle of the family an own series and a series of the shared
+    /// family that joined it belong to (`shared` must be the latter).
+    pub(super) fn joined(shared: &SeriesArc, own: &SeriesArc) -> Self {
+        match shared.shared_family() {
+            Some(f) => Self(Parts::Joined(Arc::clone(f), SeriesArc::clone(own))),
+            None => Self::of(own),
+        }
+    }
+
+    /// The family's name.
+    pub fn name(&self) -> &str {
+        match &self.0 {
+            Parts::Shared(f) | Parts::Joined(f, _) => &f.name,
+            Parts::Own(s) => s.family_name(),
+        }
+    }
+
+    /// What the family aggregates.
+    pub fn kind(&self) -> FamilyKind {
+        match &self.0 {
+            Parts::Shared(f) | Parts::Joined(f, _) => f.kind(),
+            Parts::Own(s) => s.family_kind(),
+        }
+    }
+
+    /// Samples recorded so far, modulo 2^32: two readings a second or more
+    /// apart give a rate (`wrapping_sub`).
+    pub fn samples(&self) -> u32 {
+        match &self.0 {
+            Parts::Shared(f) => f.samples(),
+            Parts::Own(s) => s.own_samples(),
+            Parts::Joined(f, s) => f.samples().wrapping_add(s.own_samples()),
+        }
+    }
+
+    /// Whether both handles hold the same parts.
+    pub fn same(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Parts::Shared(a), Parts::Shared(b)) => Arc::ptr_eq(a, b),
+            (Parts::Own(a), Parts::Own(b)) => SeriesArc::ptr_eq(a, b),
+            (Parts::Joined(a, s), Parts::Joined(b, t)) => {
+                Arc::ptr_eq(a, b) && SeriesArc::ptr_eq(s, t)
+            }
+            _ => false,
+        }
     }
 }
 
@@ -211,16 +355,6 @@ impl Family {
     /// Count one sample, as `w` allows (see [`super::atomic::Writers`]).
     #[inline]
     pub fn count_sample(&self, w: super::atomic::Writers) {
-        match w {
-            // Relaxed: an independent counter, read for rates.
-            super::atomic::Writers::Shared => {
-                self.samples.fetch_add(1, Ordering::Relaxed);
-            }
-            // The only writer: a plain load and store, no locked instruction.
-            super::atomic::Writers::Sole => self.samples.store(
-                self.samples.load(Ordering::Relaxed).wrapping_add(1),
-                Ordering::Relaxed,
-            ),
-        }
+        super::atomic::add_u32_wrapping(&self.samples, w);
     }
 }

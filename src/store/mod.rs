@@ -37,13 +37,13 @@ use crate::model::Mapping;
 pub use crate::model::MAX_HISTOGRAM_BUCKETS;
 use crate::vocab::MetricKind;
 use atomic::Clock;
-pub use family::Family;
 use family::{ByName, Families};
+pub use family::{Family, FamilyHandle};
 use hashbrown::HashTable;
 use inline::InlineStr;
+use series::Owner;
 use series::RETIRED;
 pub use series::{Cells, CellsPtr, HistogramView, Series, SeriesValue};
-use std::collections::HashSet;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -151,6 +151,14 @@ impl Default for StoreOptions {
 pub type SeriesArc = triomphe::Arc<Series>;
 
 type Shard = RwLock<HashTable<SeriesArc>>;
+
+/// What [`Store::get_or_create`] found for a new key.
+enum Resolved {
+    /// The series of an own family with another definition, which stands.
+    Existing(SeriesArc),
+    /// Make the series, owned so.
+    New(Owner),
+}
 
 /// All series, plus the self-metrics and the clock.
 #[derive(Debug)]
@@ -277,9 +285,9 @@ impl Store {
     }
 
     /// The family of this name, if the store has one.
-    pub fn family_named(&self, name: &str) -> Option<Arc<Family>> {
+    pub fn family_named(&self, name: &str) -> Option<FamilyHandle> {
         let families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
-        families.by_name.get(name).map(|ByName(f)| Arc::clone(f))
+        families.get(&self.hasher, name)
     }
 
     /// The most series the store takes (`--statsd.max-series`); `None`: no limit.
@@ -301,11 +309,11 @@ impl Store {
             .shards
             .get((hash & self.mask) as usize)
             .ok_or(Refusal::Limit)?;
-        let eq = |s: &SeriesArc| *s.family.name == *m.name && s.labels == labels;
+        let eq = |s: &SeriesArc| s.family_name() == m.name && s.labels() == labels.as_str();
         {
             let map = shard.read().unwrap_or_else(PoisonError::into_inner);
             match map.find(hash, eq) {
-                Some(s) if s.family.same_definition(kind, m) => return Ok(SeriesArc::clone(s)),
+                Some(s) if s.same_definition(kind, m) => return Ok(SeriesArc::clone(s)),
                 Some(_) => {}
                 // Refuse before creating anything, the family included: a flood of
                 // new names past the limit must not grow memory.
@@ -313,7 +321,14 @@ impl Store {
                 None => {}
             }
         }
-        let family = self.family(m, kind)?;
+        // Held until the series is in its shard: an own series is its
+        // family, so it must be in place before another thread looks for
+        // the family.
+        let mut families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
+        let owner = match self.owner(&mut families, m, kind, labels.is_empty())? {
+            Resolved::New(owner) => owner,
+            Resolved::Existing(s) => return Ok(s),
+        };
         // Held until the series is in its shard (see `Pushed::hold`).
         let pushed = self.pushed.hold();
         if pushed.has_series(&m.name, &labels) {
@@ -321,26 +336,42 @@ impl Store {
         }
         let mut map = shard.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(s) = map.find(hash, eq) {
-            if Arc::ptr_eq(&s.family, &family) {
-                return Ok(SeriesArc::clone(s));
-            }
-            return Err(Refusal::Conflict);
+            // Created before this thread took the family lock: the family
+            // `owner` names holds it, or it is a conflict.
+            let same = match &owner {
+                Owner::Shared(f) => s.shared_family().is_some_and(|g| Arc::ptr_eq(f, g)),
+                Owner::Own(def, _) => s.own_def().is_some_and(|d| Arc::ptr_eq(d, def)),
+            };
+            return if same {
+                Ok(SeriesArc::clone(s))
+            } else {
+                Err(Refusal::Conflict)
+            };
         }
         if self.total_series() >= self.max_series {
             return Err(Refusal::Limit);
         }
-        let ttl_secs = family.ttl_secs();
+        let own = matches!(owner, Owner::Own(..));
+        let text = if own {
+            InlineStr::from(m.name.as_str())
+        } else {
+            labels
+        };
         // `None`: more bounds than a series can count (the mapping file
         // refuses them; only a hand-built `Mapping` gets here).
-        let series = Series::new(family, labels, ttl_secs, self.clock.now())
+        let series = Series::new(owner, text, self.clock.now())
             .map(SeriesArc::new)
             .ok_or(Refusal::Conflict)?;
         let hasher = &self.hasher;
         map.insert_unique(hash, SeriesArc::clone(&series), |s| {
-            hasher.hash_one((&*s.family.name, s.labels.as_str()))
+            hasher.hash_one((s.family_name(), s.labels()))
         });
         drop(map);
         drop(pushed);
+        if own {
+            families.insert_own(hasher, SeriesArc::clone(&series));
+        }
+        drop(families);
         // Relaxed: counts for self-metrics and the (approximate) series limit.
         self.total_series.fetch_add(1, Ordering::Relaxed);
         self.series_by_kind[kind.index()].fetch_add(1, Ordering::Relaxed);
@@ -351,37 +382,70 @@ impl Store {
         Ok(series)
     }
 
-    fn family(&self, m: &Mapping, kind: FamilyKind) -> Result<Arc<Family>, Refusal> {
+    /// Whom a new series of `m` (label-less when `bare`) belongs to: its
+    /// family, found or made, or the series itself when it would hold its
+    /// own family (label-less, no TTL, no family yet). A found own series
+    /// that labelled series now join gets a shared family with its
+    /// definition. The caller holds `families` until the series is in
+    /// place.
+    fn owner(
+        &self,
+        families: &mut Families,
+        m: &Mapping,
+        kind: FamilyKind,
+        bare: bool,
+    ) -> Result<Resolved, Refusal> {
         // Relaxed: the generation only orders families against reloads, and the
         // family map's mutex orders everything else.
-        let generation = self.mapping_generation.load(Ordering::Relaxed);
-        let mut families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
+        let generation = family::generation32(self.mapping_generation.load(Ordering::Relaxed));
         if let Some(ByName(f)) = families.by_name.get(m.name.as_str()) {
             if f.same_definition(kind, m) {
-                f.generation
-                    .fetch_max(family::generation32(generation), Ordering::Relaxed);
-                return Ok(Arc::clone(f));
+                f.generation.fetch_max(generation, Ordering::Relaxed);
+                return Ok(Resolved::New(Owner::Shared(Arc::clone(f))));
             }
-            if f.generation.load(Ordering::Relaxed) >= family::generation32(generation) {
+            if f.generation.load(Ordering::Relaxed) >= generation {
                 // Same mapping, another type (or a second rule naming the family
                 // differently): the first definition stands.
                 return if f.kind() == kind {
-                    Ok(Arc::clone(f))
+                    Ok(Resolved::New(Owner::Shared(Arc::clone(f))))
                 } else {
                     Err(Refusal::Conflict)
                 };
             }
             // A reload changed this family's definition: its old series go, the
             // new definition takes over.
-            let old = Arc::clone(f);
-            families.by_name.remove(m.name.as_str());
-            self.retire_where(|s| Arc::ptr_eq(&s.family, &old));
+            self.replace(families, &m.name);
+        } else if let Some(s) = families.own_series(&self.hasher, &m.name) {
+            let same = s.same_definition(kind, m);
+            if same {
+                s.raise_own_generation(generation);
+            }
+            if same || (s.own_generation() >= generation.min(series::TTL_MASK)) {
+                if s.family_kind() != kind {
+                    return Err(Refusal::Conflict);
+                }
+                if bare {
+                    // Its own key: the first definition stands.
+                    return Ok(Resolved::Existing(SeriesArc::clone(s)));
+                }
+                let family = Arc::new(Family {
+                    name: InlineStr::from(m.name.as_str()),
+                    def: s.own_def().map(Arc::clone).ok_or(Refusal::Conflict)?,
+                    generation: AtomicU32::new(s.own_generation()),
+                    samples: AtomicU32::new(0),
+                });
+                families.by_name.insert(ByName(Arc::clone(&family)));
+                return Ok(Resolved::New(Owner::Shared(family)));
+            }
+            self.replace(families, &m.name);
         }
         if m.name.starts_with(SELF_PREFIX)
-            || collides(&families.by_name, &m.name, kind)
+            || collides(families, &self.hasher, &m.name, kind)
             || (self.openmetrics_names
                 && (crate::vocab::openmetrics_clash(&m.name, kind.metric_kind(), |n| {
-                    families.by_name.get(n).map(|f| f.0.kind().metric_kind())
+                    families
+                        .kind_of(&self.hasher, n)
+                        .map(FamilyKind::metric_kind)
                 }) || self.pushed.openmetrics_clash(&m.name, kind.metric_kind())))
             || self.pushed.clashes(&m.name, kind.metric_kind())
         {
@@ -392,20 +456,29 @@ impl Store {
             self.has_ttl.store(true, Ordering::Relaxed);
         }
         let def = families.intern(&self.hasher, kind, m);
+        if bare && m.ttl_secs == 0 {
+            return Ok(Resolved::New(Owner::Own(def, generation)));
+        }
         let family = Arc::new(Family {
             name: InlineStr::from(m.name.as_str()),
             def,
-            generation: AtomicU32::new(family::generation32(generation)),
+            generation: AtomicU32::new(generation),
             samples: AtomicU32::new(0),
         });
         families.by_name.insert(ByName(Arc::clone(&family)));
-        Ok(family)
+        Ok(Resolved::New(Owner::Shared(family)))
+    }
+
+    /// Remove the family `name` and its series (a reload redefined it).
+    fn replace(&self, families: &mut Families, name: &str) {
+        families.remove(&self.hasher, name);
+        self.retire_where(|s| s.family_name() == name);
     }
 
     /// Start a new mapping generation (after a reload): families whose definition
     /// the new mapping changes are replaced the first time a sample resolves to them.
     pub fn set_mapping_generation(&self, generation: u64) {
-        // Relaxed: see `family`.
+        // Relaxed: see `owner`.
         self.mapping_generation
             .fetch_max(generation, Ordering::Relaxed);
     }
@@ -428,7 +501,7 @@ impl Store {
                     // Relaxed: see `is_retired`; the Release below publishes it.
                     s.state.fetch_or(RETIRED, Ordering::Relaxed);
                     self.total_series.fetch_sub(1, Ordering::Relaxed);
-                    self.series_by_kind[s.family.kind().index()].fetch_sub(1, Ordering::Relaxed);
+                    self.series_by_kind[s.family_kind().index()].fetch_sub(1, Ordering::Relaxed);
                     removed += 1;
                     false
                 } else {
@@ -446,17 +519,11 @@ impl Store {
     /// Remove series not updated within their TTL (as of `now`, store clock
     /// seconds); returns how many. Cheap when no family has a TTL.
     pub fn expire(&self, now: u64) -> usize {
-        // Relaxed: see `family`.
+        // Relaxed: see `owner`.
         if !self.has_ttl.load(Ordering::Relaxed) {
             return 0;
         }
-        let removed = self.retire_where(|s| {
-            let ttl = s.ttl_secs();
-            // Relaxed: see `touch`.
-            ttl != 0
-                && now.saturating_sub(u64::from(s.last_seen.load(Ordering::Relaxed)))
-                    >= u64::from(ttl)
-        });
+        let removed = self.retire_where(|s| s.expired(now));
         if removed > 0 {
             let mut families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
             // A family whose last series expired goes too (its type is free again).
@@ -466,7 +533,7 @@ impl Store {
                 .flat_map(|sh| {
                     let map = sh.read().unwrap_or_else(PoisonError::into_inner);
                     map.iter()
-                        .map(|s| Arc::as_ptr(&s.family))
+                        .filter_map(|s| s.shared_family().map(Arc::as_ptr))
                         .collect::<Vec<_>>()
                 })
                 .collect();
@@ -480,32 +547,30 @@ impl Store {
 
 /// Whether a new family `name` of `kind` would render a series name that another
 /// family already renders (`x_sum` of summary `x` against a counter `x_sum`).
-// `ByName` hashes and compares the family name only, which never changes;
-// the atomics inside a family play no part in the key.
-#[allow(clippy::mutable_key_type)]
-fn collides(families: &HashSet<ByName>, name: &str, kind: FamilyKind) -> bool {
+fn collides(
+    families: &Families,
+    hasher: &foldhash::fast::RandomState,
+    name: &str,
+    kind: FamilyKind,
+) -> bool {
     if kind.has_suffixes() {
         let mut probe = String::with_capacity(name.len() + 7);
         for suffix in crate::vocab::SUFFIXES {
             probe.clear();
             probe.push_str(name);
             probe.push_str(suffix);
-            if families.contains(probe.as_str()) {
+            if families.kind_of(hasher, &probe).is_some() {
                 return true;
             }
         }
     }
-    for suffix in crate::vocab::SUFFIXES {
-        if let Some(base) = name.strip_suffix(suffix) {
-            if families
-                .get(base)
-                .is_some_and(|f| f.0.kind().has_suffixes())
-            {
-                return true;
-            }
-        }
-    }
-    false
+    crate::vocab::SUFFIXES.iter().any(|suffix| {
+        name.strip_suffix(suffix).is_some_and(|base| {
+            families
+                .kind_of(hasher, base)
+                .is_some_and(FamilyKind::has_suffixes)
+        })
+    })
 }
 
 #[cfg(test)]
@@ -547,7 +612,7 @@ mod tests {
             let mut naive: std::collections::HashMap<String, usize> = Default::default();
             store.with_sorted(|list| {
                 for s in list.iter().filter(|s| !s.is_retired()) {
-                    *naive.entry(s.family().name.to_string()).or_default() += 1;
+                    *naive.entry(s.family_name().to_string()).or_default() += 1;
                 }
             });
             let mut want: Vec<(String, usize)> = naive.into_iter().collect();
@@ -556,7 +621,7 @@ mod tests {
             want.truncate(k);
             let (top, seen) = store.top_families(k);
             let got: Vec<(String, usize)> =
-                top.iter().map(|r| (r.family.name.to_string(), r.series)).collect();
+                top.iter().map(|r| (r.family.name().to_string(), r.series)).collect();
             proptest::prop_assert_eq!(got, want);
             proptest::prop_assert_eq!(seen, families);
         }
@@ -570,9 +635,9 @@ mod tests {
             .get_or_create(&mapping("x", &[]), FamilyKind::Counter)
             .unwrap();
         for w in [Writers::Shared, Writers::Sole, Writers::Sole] {
-            s.family().count_sample(w);
+            s.count_sample(w);
         }
-        assert_eq!(s.family().samples(), 3);
+        assert_eq!(store.family_named("x").map(|f| f.samples()), Some(3));
     }
 
     #[test]
@@ -708,7 +773,7 @@ mod tests {
         let names = |s: &Store| {
             s.with_sorted(|v| {
                 v.iter()
-                    .map(|s| s.family().name.to_string())
+                    .map(|s| s.family_name().to_string())
                     .collect::<Vec<_>>()
             })
         };
@@ -942,16 +1007,16 @@ mod tests {
         };
         let a = get("a", FamilyKind::Counter, &|_| {});
         let b = get("b", FamilyKind::Counter, &|_| {});
-        assert!(Arc::ptr_eq(&a.family().def, &b.family().def));
-        assert!(!Arc::ptr_eq(a.family(), b.family()));
+        assert!(std::ptr::eq(a.def(), b.def()));
+        assert!(!a.same_family(&b));
         let g = get("g", FamilyKind::Gauge, &|_| {});
-        assert!(!Arc::ptr_eq(&a.family().def, &g.family().def));
+        assert!(!std::ptr::eq(a.def(), g.def()));
         let h = get("h", FamilyKind::Counter, &|m| m.help = Arc::from("Other."));
-        assert!(!Arc::ptr_eq(&a.family().def, &h.family().def));
-        assert_eq!(h.family().help(), "Other.");
+        assert!(!std::ptr::eq(a.def(), h.def()));
+        assert_eq!(&*h.def().help, "Other.");
         let t = get("t", FamilyKind::Counter, &|m| m.ttl_secs = 60);
-        assert!(!Arc::ptr_eq(&a.family().def, &t.family().def));
-        assert_eq!(t.family().ttl_secs(), 60);
+        assert!(!std::ptr::eq(a.def(), t.def()));
+        assert_eq!(t.def().ttl_secs, 60);
         // Equal bounds share a definition, the sign of a zero notwithstanding.
         let neg = get("neg", FamilyKind::Histogram, &|m| {
             m.buckets = Arc::from(&[-0.0, 1.0][..])
@@ -959,13 +1024,13 @@ mod tests {
         let pos = get("pos", FamilyKind::Histogram, &|m| {
             m.buckets = Arc::from(&[0.0, 1.0][..])
         });
-        assert!(Arc::ptr_eq(&neg.family().def, &pos.family().def));
+        assert!(std::ptr::eq(neg.def(), pos.def()));
         let other = get("other", FamilyKind::Histogram, &|m| {
             m.buckets = Arc::from(&[0.0, 2.0][..])
         });
-        assert!(!Arc::ptr_eq(&pos.family().def, &other.family().def));
-        assert_eq!(other.family().buckets(), [0.0, 2.0]);
-        assert_eq!(other.family().kind(), FamilyKind::Histogram);
+        assert!(!std::ptr::eq(pos.def(), other.def()));
+        assert_eq!(*other.def().buckets, [0.0, 2.0]);
+        assert_eq!(other.family_kind(), FamilyKind::Histogram);
         assert_eq!(def_count(&store), 6);
     }
 
@@ -999,7 +1064,7 @@ mod tests {
         let again = store
             .get_or_create(&mapping("keep2", &[]), FamilyKind::Counter)
             .unwrap();
-        assert!(Arc::ptr_eq(&keep.family().def, &again.family().def));
+        assert!(std::ptr::eq(keep.def(), again.def()));
     }
 
     /// A series removed before any scrape saw it does not join the render order
@@ -1067,3 +1132,5 @@ mod size_guard {
         assert!(std::mem::size_of::<super::Family>() <= 40);
     }
 }
+#[cfg(test)]
+mod own_tests;

@@ -359,7 +359,7 @@ impl Store {
         let families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
         let mut inner = self.pushed.lock();
         let checked = self
-            .check_push(&families.by_name, &inner, key, &new, replace)
+            .check_push(&families, &inner, key, &new, replace)
             .and_then(|()| self.pushed.check_series(&inner, key, &new, replace));
         let new = match checked {
             Ok(()) => new,
@@ -395,12 +395,9 @@ impl Store {
     }
 
     /// The checks a push must pass before anything is applied.
-    // `ByName` hashes and compares the family name only, which never changes;
-    // the atomics inside a family play no part in the key.
-    #[allow(clippy::mutable_key_type)]
     fn check_push(
         &self,
-        families: &HashSet<super::ByName>,
+        families: &super::Families,
         inner: &Inner,
         key: &GroupKey,
         new: &[Converted],
@@ -420,7 +417,11 @@ impl Store {
             (n > 0).then_some(kind)
         };
         for (f, series) in new {
-            let statsd = |n: &str| families.get(n).map(|sf| sf.0.kind().metric_kind());
+            let statsd = |n: &str| {
+                families
+                    .kind_of(&self.hasher, n)
+                    .map(super::FamilyKind::metric_kind)
+            };
             if clashes(&f.name, f.kind, statsd) {
                 return Err(format!(
                     "metric {} of type {} clashes with a StatsD metric of another type or name",
@@ -446,7 +447,7 @@ impl Store {
                     f.name, f.kind
                 ));
             }
-            if families.contains(&*f.name) {
+            if families.kind_of(&self.hasher, &f.name).is_some() {
                 let dup = match series {
                     Some(series) => series
                         .iter()
@@ -499,7 +500,7 @@ impl Store {
             return false;
         };
         let map = shard.read().unwrap_or_else(PoisonError::into_inner);
-        map.find(hash, |s| &*s.family.name == name && &*s.labels == labels)
+        map.find(hash, |s| s.family_name() == name && s.labels() == labels)
             .is_some()
     }
 

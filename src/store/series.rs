@@ -1,9 +1,20 @@
 //! Series: a family, rendered labels and a value updated in place (atomic
 //! counters and gauges, histogram cells, set registers, a summary behind a
 //! small mutex), and how one is handed to an encoder.
+//!
+//! **Own families.** A label-less series whose family has no other series
+//! when it is created, and no TTL, holds its family itself: the family's
+//! definition instead of a [`Family`], the family's name where labels would
+//! be, and the family's mapping generation and sample count in words an
+//! own series has no other use for. At a family per series (an unmapped
+//! StatsD client's every name) that is a 64-byte family chunk and a
+//! family-index slot less a series. Labelled series that join such a family
+//! later share a [`Family`] with the same definition; the own series stays
+//! as it is, and readers group series by name and definition, not by
+//! [`Family`] (see [`Series::same_family`]).
 
 use super::atomic::{self, AtomicF64, Writers};
-use super::family::Family;
+use super::family::{Family, FamilyDef};
 use super::inline::InlineStr;
 use super::native::{SharedNative, ZERO_THRESHOLD};
 use super::set::DistinctSet;
@@ -209,35 +220,63 @@ union Cell {
     native: ManuallyDrop<Box<NativeSeries>>,
 }
 
+/// A series' family: shared with the family's other series, or, for an own
+/// series (see the module's note), only the family's definition. The
+/// [`OWN`] bit of the series' state word names the live field.
+union Link {
+    shared: ManuallyDrop<Arc<Family>>,
+    own: ManuallyDrop<Arc<FamilyDef>>,
+}
+
+/// Whom a new series belongs to (see [`Series::new`]).
+pub(super) enum Owner {
+    /// A family shared by its series.
+    Shared(Arc<Family>),
+    /// The series holds its family (no TTL, no labels): this definition, at
+    /// this mapping generation.
+    Own(Arc<FamilyDef>, u32),
+}
+
 /// One series: a family, a label set, a value.
 pub struct Series {
-    pub(super) family: Arc<Family>,
+    link: Link,
     /// Labels rendered once, `k="v",k2="v2"`, sorted by name and escaped;
-    /// kept in place when short (no allocation for `id="123456"`).
-    pub(super) labels: InlineStr,
+    /// kept in place when short (no allocation for `id="123456"`). An own
+    /// series has no labels, and keeps its family's name here.
+    text: InlineStr,
     cell: Cell,
-    /// The retired flag ([`RETIRED`], set once), the value's [`Kind`] (3 bits,
-    /// fixed at creation) and, in the low 28 bits, a copy of the family's TTL
-    /// in seconds (fixed at creation), so the hot path does not chase the
-    /// family pointer.
+    /// The retired flag ([`RETIRED`], set once), the [`OWN`] flag and the
+    /// value's [`Kind`] (3 bits), both fixed at creation, and in the low 27
+    /// bits a copy of the family's TTL in seconds (fixed at creation), so the
+    /// hot path does not chase the family pointer. An own series has no TTL:
+    /// its low bits hold its family's mapping generation instead.
     pub(super) state: AtomicU32,
-    /// Store clock second of the last update (only kept when the TTL is not 0).
-    pub(super) last_seen: AtomicU32,
+    /// Store clock second of the last update (only kept when the TTL is not
+    /// 0). An own series keeps its family's sample count here instead.
+    last_seen: AtomicU32,
 }
 
 /// The bit of [`Series::state`] set when the series is removed from the store.
 pub(super) const RETIRED: u32 = 1 << 31;
 /// Where the value's [`Kind`] sits in [`Series::state`].
 const KIND_SHIFT: u32 = 28;
+/// The bit of [`Series::state`] set when the series holds its own family.
+const OWN: u32 = 1 << 27;
 /// The bits of [`Series::state`] holding the TTL in seconds (at most
-/// 2^28 - 1 seconds, eight and a half years).
-pub(super) const TTL_MASK: u32 = (1 << KIND_SHIFT) - 1;
+/// 2^27 - 1 seconds, four years and three months), or an own series' family
+/// generation (saturating there: 134 million reloads).
+pub(super) const TTL_MASK: u32 = OWN - 1;
 
 impl Drop for Series {
     fn drop(&mut self) {
-        // SAFETY: `kind()` names the field `Series::new` wrote, which is
-        // dropped here once: the series is being dropped.
+        // SAFETY: `is_own()` and `kind()` name the fields `Series::new`
+        // wrote, each dropped here once: the series is being dropped.
         unsafe {
+            if self.is_own() {
+                ManuallyDrop::drop(&mut self.link.own);
+            } else {
+                ManuallyDrop::drop(&mut self.link.shared);
+            }
             match self.kind() {
                 Kind::Counter | Kind::Gauge => {}
                 Kind::Set => ManuallyDrop::drop(&mut self.cell.set),
@@ -252,8 +291,8 @@ impl Drop for Series {
 impl std::fmt::Debug for Series {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Series")
-            .field("family", &self.family.name.as_str())
-            .field("labels", &self.labels.as_str())
+            .field("family", &self.family_name())
+            .field("labels", &self.labels())
             .field("value", &self.value())
             .field("state", &self.state)
             .finish()
@@ -261,17 +300,17 @@ impl std::fmt::Debug for Series {
 }
 
 impl Series {
-    /// A new series of `family` with zero value, `ttl_secs` (clamped to
-    /// [`TTL_MASK`]) and last seen `now`; `None` for a histogram family with
-    /// more bounds than a series can count (more than
+    /// A new series of `owner`'s family with zero value, last seen `now`,
+    /// and `text` for its labels (for an own series: its family's name); the
+    /// family's TTL is copied, clamped to [`TTL_MASK`]. `None` for a
+    /// histogram family with more bounds than a series can count (more than
     /// [`super::MAX_HISTOGRAM_BUCKETS`]).
-    pub(super) fn new(
-        family: Arc<Family>,
-        labels: InlineStr,
-        ttl_secs: u64,
-        now: u64,
-    ) -> Option<Self> {
-        let (kind, cell) = match family.kind() {
+    pub(super) fn new(owner: Owner, text: InlineStr, now: u64) -> Option<Self> {
+        let def: &FamilyDef = match &owner {
+            Owner::Shared(f) => &f.def,
+            Owner::Own(def, _) => def,
+        };
+        let (kind, cell) = match def.kind {
             FamilyKind::Counter => (Kind::Counter, number()),
             FamilyKind::Gauge => (Kind::Gauge, number()),
             FamilyKind::Set => (
@@ -283,31 +322,169 @@ impl Series {
             FamilyKind::Summary => (
                 Kind::Summary,
                 Cell {
-                    summary: ManuallyDrop::new(Box::new(Mutex::new(Summary::new(
-                        family.summary(),
-                    )))),
+                    summary: ManuallyDrop::new(Box::new(Mutex::new(Summary::new(&def.summary)))),
                 },
             ),
-            FamilyKind::Histogram => histogram_cell(family.buckets().len(), family.native())?,
+            FamilyKind::Histogram => histogram_cell(def.buckets.len(), def.native)?,
         };
-        let ttl = u32::try_from(ttl_secs).unwrap_or(TTL_MASK).min(TTL_MASK);
+        let ttl = u32::try_from(def.ttl_secs)
+            .unwrap_or(TTL_MASK)
+            .min(TTL_MASK);
+        let (link, low, last_seen) = match owner {
+            Owner::Shared(f) => (
+                Link {
+                    shared: ManuallyDrop::new(f),
+                },
+                ttl,
+                now as u32,
+            ),
+            // The store makes own series only in families without a TTL.
+            Owner::Own(def, generation) => (
+                Link {
+                    own: ManuallyDrop::new(def),
+                },
+                OWN | generation.min(TTL_MASK),
+                0,
+            ),
+        };
         Some(Self {
-            family,
-            labels,
+            link,
+            text,
             cell,
-            state: AtomicU32::new(ttl | (kind as u32) << KIND_SHIFT),
-            last_seen: AtomicU32::new(now as u32),
+            state: AtomicU32::new(low | (kind as u32) << KIND_SHIFT),
+            last_seen: AtomicU32::new(last_seen),
         })
     }
 
-    /// The family.
-    pub fn family(&self) -> &Arc<Family> {
-        &self.family
+    /// Whether the series holds its own family (see the module's note).
+    #[inline]
+    pub fn is_own(&self) -> bool {
+        // Relaxed: the bit is written once, before the series is shared.
+        self.state.load(Ordering::Relaxed) & OWN != 0
+    }
+
+    /// The family this series shares with others; `None` for an own series.
+    #[inline]
+    pub fn shared_family(&self) -> Option<&Arc<Family>> {
+        // SAFETY: `is_own()` names the field `Series::new` wrote; nothing
+        // writes `link` afterwards, and it is dropped only with the series.
+        (!self.is_own()).then(|| unsafe { &*self.link.shared })
+    }
+
+    /// The family's definition (type, HELP, buckets, summary options, TTL).
+    #[inline]
+    pub(super) fn def(&self) -> &FamilyDef {
+        // SAFETY: as in `shared_family`.
+        unsafe {
+            if self.is_own() {
+                &self.link.own
+            } else {
+                &self.link.shared.def
+            }
+        }
+    }
+
+    /// The definition as the shared handle an own series keeps; `None` for
+    /// a series of a shared family.
+    pub(super) fn own_def(&self) -> Option<&Arc<FamilyDef>> {
+        // SAFETY: as in `shared_family`.
+        self.is_own().then(|| unsafe { &*self.link.own })
+    }
+
+    /// The family's name.
+    #[inline]
+    pub fn family_name(&self) -> &str {
+        match self.shared_family() {
+            Some(f) => &f.name,
+            None => &self.text,
+        }
     }
 
     /// The rendered label pairs (empty when the series has no labels).
+    #[inline]
     pub fn labels(&self) -> &str {
-        &self.labels
+        if self.is_own() {
+            ""
+        } else {
+            &self.text
+        }
+    }
+
+    /// Where the series' text (labels, or an own series' family name) sits,
+    /// for a prefetch.
+    #[inline]
+    pub(super) fn text_ptr(&self) -> *const u8 {
+        self.text.as_ptr()
+    }
+
+    /// What the family aggregates.
+    #[inline]
+    pub fn family_kind(&self) -> FamilyKind {
+        self.def().kind
+    }
+
+    /// The family as every output sees it.
+    #[inline]
+    pub fn head(&self) -> FamilyHead<'_> {
+        let def = self.def();
+        FamilyHead {
+            name: self.family_name(),
+            kind: def.kind.metric_kind(),
+            help: &def.help,
+        }
+    }
+
+    /// Whether `other` is of the same family: the same name and the same
+    /// (interned) definition. An own series and the shared family that
+    /// labelled series joined it in are one family; a family a reload
+    /// replaced and its successor are two.
+    #[inline]
+    pub fn same_family(&self, other: &Series) -> bool {
+        std::ptr::eq(self.def(), other.def()) && self.family_name() == other.family_name()
+    }
+
+    /// Whether `m` read as `kind` defines this series' family.
+    pub(super) fn same_definition(&self, kind: FamilyKind, m: &crate::model::Mapping) -> bool {
+        self.def().matches(kind, m)
+    }
+
+    /// Count one sample of the family, as `w` allows (see [`Writers`]).
+    #[inline]
+    pub fn count_sample(&self, w: Writers) {
+        match self.shared_family() {
+            Some(f) => f.count_sample(w),
+            None => atomic::add_u32_wrapping(&self.last_seen, w),
+        }
+    }
+
+    /// An own series' count of its family's samples, modulo 2^32 (0 for a
+    /// series of a shared family, whose family counts them).
+    pub(super) fn own_samples(&self) -> u32 {
+        if self.is_own() {
+            // Relaxed: an independent counter, read for rates.
+            self.last_seen.load(Ordering::Relaxed)
+        } else {
+            0
+        }
+    }
+
+    /// An own series' family generation (see [`Family`]'s).
+    pub(super) fn own_generation(&self) -> u32 {
+        // Relaxed: only read and raised under the store's family lock.
+        self.state.load(Ordering::Relaxed) & TTL_MASK
+    }
+
+    /// Raise an own series' family generation to `generation` (saturating
+    /// at [`TTL_MASK`]); the caller holds the store's family lock.
+    pub(super) fn raise_own_generation(&self, generation: u32) {
+        let g = generation.min(TTL_MASK);
+        // Relaxed: the generation is only read under the family lock; the
+        // update keeps the other bits (a concurrent retirement's included).
+        let _ = self
+            .state
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                (s & TTL_MASK < g).then_some((s & !TTL_MASK) | g)
+            });
     }
 
     #[inline]
@@ -348,8 +525,24 @@ impl Series {
     /// Seconds without an update after which the series is removed; 0 = never.
     #[inline]
     pub(super) fn ttl_secs(&self) -> u32 {
-        // Relaxed: the TTL bits are written once, before the series is shared.
-        self.state.load(Ordering::Relaxed) & TTL_MASK
+        // Relaxed: the TTL and own bits are written once, before the series
+        // is shared.
+        let state = self.state.load(Ordering::Relaxed);
+        if state & OWN != 0 {
+            0
+        } else {
+            state & TTL_MASK
+        }
+    }
+
+    /// Whether the series has a TTL and went without an update for that
+    /// long as of `now` (store clock seconds).
+    pub(super) fn expired(&self, now: u64) -> bool {
+        let ttl = self.ttl_secs();
+        // Relaxed: see `touch`.
+        ttl != 0
+            && now.saturating_sub(u64::from(self.last_seen.load(Ordering::Relaxed)))
+                >= u64::from(ttl)
     }
 
     /// Note an update at `now` (store clock seconds), for TTL expiry.
@@ -394,7 +587,7 @@ impl Series {
     pub fn observe(&self, v: f64, n: u64, now: u64, w: Writers) {
         match self.value() {
             SeriesValue::Histogram(h, native) => {
-                let idx = self.family.buckets().partition_point(|b| *b < v);
+                let idx = self.def().buckets.partition_point(|b| *b < v);
                 if let Some(c) = h.counts().get(idx) {
                     atomic::add_u64(c, n, w);
                 }
@@ -405,7 +598,7 @@ impl Series {
             }
             SeriesValue::Summary(s) => {
                 let mut s = s.lock().unwrap_or_else(PoisonError::into_inner);
-                s.observe(self.family.summary(), now, v, n);
+                s.observe(&self.def().summary, now, v, n);
             }
             _ => {}
         }
@@ -466,19 +659,19 @@ impl Series {
         cells: &mut Cells,
         enc: &mut impl Encoder,
     ) {
-        let labels = Labels::Rendered(&self.labels);
-        let f = &self.family;
+        let labels = Labels::Rendered(self.labels());
+        let f = self.def();
         let value = match self.value() {
             SeriesValue::Counter(c) => Value::Counter(c.load()),
             SeriesValue::Gauge(g) => Value::Gauge(g.load()),
             SeriesValue::Set(set) => Value::Gauge(set.estimate()),
             SeriesValue::Summary(m) => {
-                let qs = &f.summary().quantiles;
+                let qs = &f.summary.quantiles;
                 cells.estimates.clear();
                 cells.estimates.resize(qs.len(), 0.0);
                 let (sum, count) = {
                     let sm = m.lock().unwrap_or_else(PoisonError::into_inner);
-                    sm.quantiles(f.summary(), now, qs, &mut cells.estimates);
+                    sm.quantiles(&f.summary, now, qs, &mut cells.estimates);
                     (sm.sum(), sm.count())
                 };
                 Value::Summary {
@@ -500,7 +693,7 @@ impl Series {
                 // After the classic cells: the native count is at least their total.
                 let native = native.map(|n| n.read(&mut cells.spans, &mut cells.deltas));
                 Value::Histogram {
-                    bounds: f.buckets(),
+                    bounds: &f.buckets,
                     cumulative: &cells.cumulative,
                     sum,
                     native: native.map(|(schema, count, zero_count)| NativeValue {

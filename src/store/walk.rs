@@ -12,10 +12,10 @@
 //! a walk keeps its old series on that page and shows the new ones on the next.
 
 use super::pushed::PushedView;
-use super::{Cells, Family, SeriesArc, Store};
+use super::{Cells, FamilyHandle, SeriesArc, Store};
 use crate::model::collect::{Encoder, FamilyHead, SelfFamily};
 use std::cmp::Ordering as CmpOrdering;
-use std::sync::{Arc, MutexGuard, PoisonError};
+use std::sync::{MutexGuard, PoisonError};
 
 /// The render order, shared by every walk.
 #[derive(Debug, Default)]
@@ -48,16 +48,15 @@ fn prefetch_ahead(series: &[SeriesArc], i: usize) {
         crate::sys::prefetch(p.wrapping_add(64));
     }
     if let Some(next) = series.get(i + LABELS_AHEAD) {
-        crate::sys::prefetch(next.labels().as_ptr());
+        crate::sys::prefetch(next.text_ptr());
     }
 }
 
 /// Page order: family name, then labels.
 pub(super) fn cmp_series(a: &SeriesArc, b: &SeriesArc) -> CmpOrdering {
-    a.family
-        .name
-        .cmp(&b.family.name)
-        .then_with(|| a.labels.cmp(&b.labels))
+    a.family_name()
+        .cmp(b.family_name())
+        .then_with(|| a.labels().cmp(b.labels()))
 }
 
 /// The self-metric and pushed families, each sorted by name, waiting for their
@@ -125,8 +124,9 @@ pub struct Walk {
     generation: u64,
     /// The series encoded last, to find the place again in a changed list.
     last: Option<SeriesArc>,
-    /// The StatsD family whose series are being encoded.
-    current: Option<Arc<Family>>,
+    /// The first series of the StatsD family being encoded (which holds
+    /// the family: see [`super::Series::same_family`]).
+    current: Option<SeriesArc>,
     /// The pushed family of the same name, encoded when `current` ends.
     attached: Option<usize>,
     /// Every StatsD series is done; only the small sources may be left.
@@ -263,21 +263,20 @@ impl Store {
             if s.is_retired() {
                 continue;
             }
-            let f = s.family();
             let h = match (&walk.current, head) {
-                (Some(c), Some(h)) if Arc::ptr_eq(c, f) => h,
-                (Some(c), None) if Arc::ptr_eq(c, f) => *head.insert(f.head()),
+                (Some(c), Some(h)) if c.same_family(s) => h,
+                (Some(c), None) if c.same_family(s) => *head.insert(s.head()),
                 // Replaced by a reload while this page was being sent: its
                 // new series are on the next page (a family appears once).
-                (Some(c), _) if c.name == f.name => continue,
+                (Some(c), _) if c.family_name() == s.family_name() => continue,
                 _ => {
                     if let Some(i) = walk.attached.take() {
                         walk.small.encode_attached(i, enc);
                     }
-                    walk.attached = walk.small.before(Some(&f.name), enc);
-                    let h = f.head();
+                    walk.attached = walk.small.before(Some(s.family_name()), enc);
+                    let h = s.head();
                     enc.family(h);
-                    walk.current = Some(Arc::clone(f));
+                    walk.current = Some(SeriesArc::clone(s));
                     *head.insert(h)
                 }
             };
@@ -291,7 +290,7 @@ impl Store {
 #[derive(Clone, Debug)]
 pub struct FamilyRank {
     /// The family.
-    pub family: Arc<super::Family>,
+    pub family: FamilyHandle,
     /// Its series in the store when counted.
     pub series: usize,
 }
@@ -315,7 +314,7 @@ impl Ord for FamilyRank {
     fn cmp(&self, other: &Self) -> CmpOrdering {
         self.series
             .cmp(&other.series)
-            .then_with(|| other.family.name.cmp(&self.family.name))
+            .then_with(|| other.family.name().cmp(self.family.name()))
     }
 }
 
@@ -329,23 +328,26 @@ impl Store {
         use std::collections::BinaryHeap;
         let mut heap: BinaryHeap<Reverse<FamilyRank>> = BinaryHeap::with_capacity(k + 1);
         let mut families = 0;
-        let mut offer = |family: &Arc<super::Family>, series: usize| {
+        // A run is named by its first series and by its first of a shared
+        // family, if any (an own series joined by labelled ones: one family).
+        let mut offer = |first: &SeriesArc, shared: Option<&SeriesArc>, series: usize| {
             families += 1;
             let beats_min = heap.peek().is_none_or(|Reverse(min)| {
-                (series, &*min.family.name) > (min.series, &*family.name)
+                (series, min.family.name()) > (min.series, first.family_name())
             });
             if heap.len() < k || beats_min {
-                heap.push(Reverse(FamilyRank {
-                    family: Arc::clone(family),
-                    series,
-                }));
+                let family = match shared {
+                    Some(s) if first.is_own() => FamilyHandle::joined(s, first),
+                    _ => FamilyHandle::of(first),
+                };
+                heap.push(Reverse(FamilyRank { family, series }));
                 if heap.len() > k {
                     heap.pop();
                 }
             }
         };
         self.with_sorted(|list| {
-            let mut run: Option<(&Arc<super::Family>, usize)> = None;
+            let mut run: Option<(&SeriesArc, Option<&SeriesArc>, usize)> = None;
             for (i, s) in list.iter().enumerate() {
                 if let Some(next) = list.get(i + SERIES_AHEAD) {
                     crate::sys::prefetch(next.as_ptr().cast::<u8>());
@@ -354,17 +356,22 @@ impl Store {
                     continue;
                 }
                 match &mut run {
-                    Some((f, n)) if Arc::ptr_eq(f, &s.family) => *n += 1,
-                    _ => {
-                        if let Some((f, n)) = run.take() {
-                            offer(f, n);
+                    Some((first, shared, n)) if first.same_family(s) => {
+                        *n += 1;
+                        if shared.is_none() && !s.is_own() {
+                            *shared = Some(s);
                         }
-                        run = Some((&s.family, 1));
+                    }
+                    _ => {
+                        if let Some((first, shared, n)) = run.take() {
+                            offer(first, shared, n);
+                        }
+                        run = Some((s, None, 1));
                     }
                 }
             }
-            if let Some((f, n)) = run {
-                offer(f, n);
+            if let Some((first, shared, n)) = run {
+                offer(first, shared, n);
             }
         });
         let mut out: Vec<FamilyRank> = heap.into_iter().map(|Reverse(r)| r).collect();
