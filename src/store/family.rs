@@ -81,13 +81,9 @@ pub(super) fn def_hash(
 /// The store's families by name, and their interned definitions.
 #[derive(Debug, Default)]
 pub(super) struct Families {
-    /// The shared families.
+    /// The shared families. (An own family is found as its series, in the
+    /// store's series index: see [`super::Store::own_series`].)
     pub(super) by_name: HashSet<ByName>,
-    /// The own series (see [`super::Series`]), by family name: the
-    /// families that have no [`Family`], and the label-less series of those
-    /// that labelled series joined since. Retired ones are dropped when
-    /// met.
-    pub(super) own: HashTable<SeriesArc>,
     /// Every definition in use (and some no longer in use, until the next prune).
     pub(super) defs: HashTable<Arc<FamilyDef>>,
     /// `defs.len()` after the last prune; the next prune comes when it has doubled.
@@ -98,71 +94,6 @@ pub(super) struct Families {
 pub(super) const MIN_DEFS_BEFORE_PRUNE: usize = 16;
 
 impl Families {
-    /// The family named `name`: its shared part, its own series, or both.
-    pub(super) fn get(
-        &self,
-        hasher: &foldhash::fast::RandomState,
-        name: &str,
-    ) -> Option<FamilyHandle> {
-        let shared = self.by_name.get(name).map(|ByName(f)| Arc::clone(f));
-        let own = self.own_series(hasher, name).cloned();
-        Some(FamilyHandle(match (shared, own) {
-            (Some(f), Some(s)) => Parts::Joined(f, s),
-            (Some(f), None) => Parts::Shared(f),
-            (None, Some(s)) => Parts::Own(s),
-            (None, None) => return None,
-        }))
-    }
-
-    /// The kind of the family named `name`, if there is one.
-    pub(super) fn kind_of(
-        &self,
-        hasher: &foldhash::fast::RandomState,
-        name: &str,
-    ) -> Option<FamilyKind> {
-        match self.by_name.get(name) {
-            Some(ByName(f)) => Some(f.kind()),
-            None => self.own_series(hasher, name).map(|s| s.family_kind()),
-        }
-    }
-
-    /// The live own series of the family `name`.
-    pub(super) fn own_series(
-        &self,
-        hasher: &foldhash::fast::RandomState,
-        name: &str,
-    ) -> Option<&SeriesArc> {
-        self.own
-            .find(hasher.hash_one(name), |s| s.family_name() == name)
-            .filter(|s| !s.is_retired())
-    }
-
-    /// Add an own series (the caller made sure none of its name is live).
-    pub(super) fn insert_own(&mut self, hasher: &foldhash::fast::RandomState, series: SeriesArc) {
-        let name = series.family_name();
-        if let Ok(e) = self
-            .own
-            .find_entry(hasher.hash_one(name), |s| s.family_name() == name)
-        {
-            e.remove();
-        }
-        self.own
-            .insert_unique(hasher.hash_one(series.family_name()), series, |s| {
-                hasher.hash_one(s.family_name())
-            });
-    }
-
-    /// Forget the family `name`: its shared part and its own series.
-    pub(super) fn remove(&mut self, hasher: &foldhash::fast::RandomState, name: &str) {
-        self.by_name.remove(name);
-        if let Ok(e) = self
-            .own
-            .find_entry(hasher.hash_one(name), |s| s.family_name() == name)
-        {
-            e.remove();
-        }
-    }
-
     /// The definition of `m` read as `kind`: an equal one already in use, or a
     /// new one.
     pub(super) fn intern(
@@ -232,6 +163,17 @@ impl FamilyHandle {
             Some(f) => Self(Parts::Joined(Arc::clone(f), SeriesArc::clone(own))),
             None => Self::of(own),
         }
+    }
+
+    /// The handle of a family's shared part, its own series, or both;
+    /// `None` when neither is there.
+    pub(super) fn from_parts(shared: Option<Arc<Family>>, own: Option<SeriesArc>) -> Option<Self> {
+        Some(Self(match (shared, own) {
+            (Some(f), Some(s)) => Parts::Joined(f, s),
+            (Some(f), None) => Parts::Shared(f),
+            (None, Some(s)) => Parts::Own(s),
+            (None, None) => return None,
+        }))
     }
 
     /// The family's name.

@@ -287,7 +287,28 @@ impl Store {
     /// The family of this name, if the store has one.
     pub fn family_named(&self, name: &str) -> Option<FamilyHandle> {
         let families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
-        families.get(&self.hasher, name)
+        let shared = families.by_name.get(name).map(|ByName(f)| Arc::clone(f));
+        FamilyHandle::from_parts(shared, self.own_series(name))
+    }
+
+    /// The own series of the family `name` (see [`Series`]): its label-less
+    /// series, found in the series index, if it holds its family. Asked
+    /// under the family lock, which every creation of a series holds.
+    fn own_series(&self, name: &str) -> Option<SeriesArc> {
+        let hash = self.hasher.hash_one((name, ""));
+        let shard = self.shards.get((hash & self.mask) as usize)?;
+        let map = shard.read().unwrap_or_else(PoisonError::into_inner);
+        map.find(hash, |s| s.is_own() && s.family_name() == name)
+            .cloned()
+    }
+
+    /// The kind of the family `name`, shared or own, if there is one
+    /// (`families` is the locked family map).
+    fn kind_of(&self, families: &Families, name: &str) -> Option<FamilyKind> {
+        match families.by_name.get(name) {
+            Some(ByName(f)) => Some(f.kind()),
+            None => self.own_series(name).map(|s| s.family_kind()),
+        }
     }
 
     /// The most series the store takes (`--statsd.max-series`); `None`: no limit.
@@ -368,9 +389,6 @@ impl Store {
         });
         drop(map);
         drop(pushed);
-        if own {
-            families.insert_own(hasher, SeriesArc::clone(&series));
-        }
         drop(families);
         // Relaxed: counts for self-metrics and the (approximate) series limit.
         self.total_series.fetch_add(1, Ordering::Relaxed);
@@ -415,7 +433,7 @@ impl Store {
             // A reload changed this family's definition: its old series go, the
             // new definition takes over.
             self.replace(families, &m.name);
-        } else if let Some(s) = families.own_series(&self.hasher, &m.name) {
+        } else if let Some(s) = self.own_series(&m.name) {
             let same = s.same_definition(kind, m);
             if same {
                 s.raise_own_generation(generation);
@@ -426,7 +444,7 @@ impl Store {
                 }
                 if bare {
                     // Its own key: the first definition stands.
-                    return Ok(Resolved::Existing(SeriesArc::clone(s)));
+                    return Ok(Resolved::Existing(s));
                 }
                 let family = Arc::new(Family {
                     name: InlineStr::from(m.name.as_str()),
@@ -440,12 +458,10 @@ impl Store {
             self.replace(families, &m.name);
         }
         if m.name.starts_with(SELF_PREFIX)
-            || collides(families, &self.hasher, &m.name, kind)
+            || collides(&m.name, kind, |n| self.kind_of(families, n))
             || (self.openmetrics_names
                 && (crate::vocab::openmetrics_clash(&m.name, kind.metric_kind(), |n| {
-                    families
-                        .kind_of(&self.hasher, n)
-                        .map(FamilyKind::metric_kind)
+                    self.kind_of(families, n).map(FamilyKind::metric_kind)
                 }) || self.pushed.openmetrics_clash(&m.name, kind.metric_kind())))
             || self.pushed.clashes(&m.name, kind.metric_kind())
         {
@@ -471,7 +487,7 @@ impl Store {
 
     /// Remove the family `name` and its series (a reload redefined it).
     fn replace(&self, families: &mut Families, name: &str) {
-        families.remove(&self.hasher, name);
+        families.by_name.remove(name);
         self.retire_where(|s| s.family_name() == name);
     }
 
@@ -547,29 +563,21 @@ impl Store {
 
 /// Whether a new family `name` of `kind` would render a series name that another
 /// family already renders (`x_sum` of summary `x` against a counter `x_sum`).
-fn collides(
-    families: &Families,
-    hasher: &foldhash::fast::RandomState,
-    name: &str,
-    kind: FamilyKind,
-) -> bool {
+fn collides(name: &str, kind: FamilyKind, kind_of: impl Fn(&str) -> Option<FamilyKind>) -> bool {
     if kind.has_suffixes() {
         let mut probe = String::with_capacity(name.len() + 7);
         for suffix in crate::vocab::SUFFIXES {
             probe.clear();
             probe.push_str(name);
             probe.push_str(suffix);
-            if families.kind_of(hasher, &probe).is_some() {
+            if kind_of(&probe).is_some() {
                 return true;
             }
         }
     }
     crate::vocab::SUFFIXES.iter().any(|suffix| {
-        name.strip_suffix(suffix).is_some_and(|base| {
-            families
-                .kind_of(hasher, base)
-                .is_some_and(FamilyKind::has_suffixes)
-        })
+        name.strip_suffix(suffix)
+            .is_some_and(|base| kind_of(base).is_some_and(FamilyKind::has_suffixes))
     })
 }
 

@@ -418,8 +418,7 @@ impl Store {
         };
         for (f, series) in new {
             let statsd = |n: &str| {
-                families
-                    .kind_of(&self.hasher, n)
+                self.kind_of(families, n)
                     .map(super::FamilyKind::metric_kind)
             };
             if clashes(&f.name, f.kind, statsd) {
@@ -447,7 +446,7 @@ impl Store {
                     f.name, f.kind
                 ));
             }
-            if families.kind_of(&self.hasher, &f.name).is_some() {
+            if self.kind_of(families, &f.name).is_some() {
                 let dup = match series {
                     Some(series) => series
                         .iter()
