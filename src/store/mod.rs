@@ -43,7 +43,7 @@ use hashbrown::HashTable;
 use inline::InlineStr;
 use series::Owner;
 use series::RETIRED;
-pub use series::{Cells, CellsPtr, HistogramView, Series, SeriesValue};
+pub use series::{Cells, CellsPtr, FamilyMatch, HistogramView, Series, SeriesValue};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};

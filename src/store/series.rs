@@ -228,6 +228,18 @@ union Link {
     own: ManuallyDrop<Arc<FamilyDef>>,
 }
 
+/// How two series' families stand to each other (see
+/// [`Series::family_match`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FamilyMatch {
+    /// One family.
+    Same,
+    /// Two families of one name: one a reload replaced, and its successor.
+    SameName,
+    /// Two families.
+    Other,
+}
+
 /// Whom a new series belongs to (see [`Series::new`]).
 pub(super) enum Owner {
     /// A family shared by its series.
@@ -440,10 +452,26 @@ impl Series {
     /// replaced and its successor are two.
     #[inline]
     pub fn same_family(&self, other: &Series) -> bool {
-        match (self.shared_family(), other.shared_family()) {
+        self.family_match(other) == FamilyMatch::Same
+    }
+
+    /// How `other`'s family stands to this one's: [`Series::same_family`],
+    /// or only the same name (a family a reload replaced, and its
+    /// successor), or neither; the name compared once.
+    #[inline]
+    pub fn family_match(&self, other: &Series) -> FamilyMatch {
+        if let (Some(a), Some(b)) = (self.shared_family(), other.shared_family()) {
             // The common case, without comparing names.
-            (Some(a), Some(b)) if Arc::ptr_eq(a, b) => true,
-            _ => std::ptr::eq(self.def(), other.def()) && self.family_name() == other.family_name(),
+            if Arc::ptr_eq(a, b) {
+                return FamilyMatch::Same;
+            }
+        }
+        if self.family_name() != other.family_name() {
+            FamilyMatch::Other
+        } else if std::ptr::eq(self.def(), other.def()) {
+            FamilyMatch::Same
+        } else {
+            FamilyMatch::SameName
         }
     }
 

@@ -12,7 +12,7 @@
 //! a walk keeps its old series on that page and shows the new ones on the next.
 
 use super::pushed::PushedView;
-use super::{Cells, FamilyHandle, SeriesArc, Store};
+use super::{Cells, FamilyHandle, FamilyMatch, SeriesArc, Store};
 use crate::model::collect::{Encoder, FamilyHead, SelfFamily};
 use std::cmp::Ordering as CmpOrdering;
 use std::sync::{MutexGuard, PoisonError};
@@ -263,12 +263,13 @@ impl Store {
             if s.is_retired() {
                 continue;
             }
-            let h = match (&walk.current, head) {
-                (Some(c), Some(h)) if c.same_family(s) => h,
-                (Some(c), None) if c.same_family(s) => *head.insert(s.head()),
+            let seen = walk.current.as_ref().map(|c| c.family_match(s));
+            let h = match (seen, head) {
+                (Some(FamilyMatch::Same), Some(h)) => h,
+                (Some(FamilyMatch::Same), None) => *head.insert(s.head()),
                 // Replaced by a reload while this page was being sent: its
                 // new series are on the next page (a family appears once).
-                (Some(c), _) if c.family_name() == s.family_name() => continue,
+                (Some(FamilyMatch::SameName), _) => continue,
                 _ => {
                     if let Some(i) = walk.attached.take() {
                         walk.small.encode_attached(i, enc);
