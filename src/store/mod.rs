@@ -330,10 +330,9 @@ impl Store {
             .shards
             .get((hash & self.mask) as usize)
             .ok_or(Refusal::Limit)?;
-        let eq = |s: &SeriesArc| s.family_name() == m.name && s.labels() == labels.as_str();
         {
             let map = shard.read().unwrap_or_else(PoisonError::into_inner);
-            match map.find(hash, eq) {
+            match map.find(hash, |s| is_key(s, &m.name, &labels)) {
                 Some(s) if s.same_definition(kind, m) => return Ok(SeriesArc::clone(s)),
                 Some(_) => {}
                 // Refuse before creating anything, the family included: a flood of
@@ -350,15 +349,37 @@ impl Store {
             Resolved::New(owner) => owner,
             Resolved::Existing(s) => return Ok(s),
         };
+        let series = self.insert(shard, hash, &m.name, labels, owner)?;
+        drop(families);
+        // Relaxed: counts for self-metrics and the (approximate) series limit.
+        self.total_series.fetch_add(1, Ordering::Relaxed);
+        self.series_by_kind[kind.index()].fetch_add(1, Ordering::Relaxed);
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(SeriesArc::clone(&series));
+        Ok(series)
+    }
+
+    /// Make the series `name{labels}` of `owner`'s family and put it in its
+    /// shard (whose key hash is `hash`); the caller holds the family lock.
+    /// A series of that key made before the caller took the lock is
+    /// returned instead when it is of `owner`'s family, else refused.
+    fn insert(
+        &self,
+        shard: &Shard,
+        hash: u64,
+        name: &str,
+        labels: InlineStr,
+        owner: Owner,
+    ) -> Result<SeriesArc, Refusal> {
         // Held until the series is in its shard (see `Pushed::hold`).
         let pushed = self.pushed.hold();
-        if pushed.has_series(&m.name, &labels) {
+        if pushed.has_series(name, &labels) {
             return Err(Refusal::Conflict);
         }
         let mut map = shard.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(s) = map.find(hash, eq) {
-            // Created before this thread took the family lock: the family
-            // `owner` names holds it, or it is a conflict.
+        if let Some(s) = map.find(hash, |s| is_key(s, name, &labels)) {
             let same = match &owner {
                 Owner::Shared(f) => s.shared_family().is_some_and(|g| Arc::ptr_eq(f, g)),
                 Owner::Own(def, _) => s.own_def().is_some_and(|d| Arc::ptr_eq(d, def)),
@@ -372,11 +393,9 @@ impl Store {
         if self.total_series() >= self.max_series {
             return Err(Refusal::Limit);
         }
-        let own = matches!(owner, Owner::Own(..));
-        let text = if own {
-            InlineStr::from(m.name.as_str())
-        } else {
-            labels
+        let text = match owner {
+            Owner::Own(..) => InlineStr::from(name),
+            Owner::Shared(_) => labels,
         };
         // `None`: more bounds than a series can count (the mapping file
         // refuses them; only a hand-built `Mapping` gets here).
@@ -387,16 +406,6 @@ impl Store {
         map.insert_unique(hash, SeriesArc::clone(&series), |s| {
             hasher.hash_one((s.family_name(), s.labels()))
         });
-        drop(map);
-        drop(pushed);
-        drop(families);
-        // Relaxed: counts for self-metrics and the (approximate) series limit.
-        self.total_series.fetch_add(1, Ordering::Relaxed);
-        self.series_by_kind[kind.index()].fetch_add(1, Ordering::Relaxed);
-        self.pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(SeriesArc::clone(&series));
         Ok(series)
     }
 
@@ -559,6 +568,11 @@ impl Store {
         }
         removed
     }
+}
+
+/// Whether `s` is the series `name{labels}`.
+fn is_key(s: &SeriesArc, name: &str, labels: &str) -> bool {
+    s.family_name() == name && s.labels() == labels
 }
 
 /// Whether a new family `name` of `kind` would render a series name that another

@@ -499,8 +499,7 @@ impl Store {
             return false;
         };
         let map = shard.read().unwrap_or_else(PoisonError::into_inner);
-        map.find(hash, |s| s.family_name() == name && s.labels() == labels)
-            .is_some()
+        map.find(hash, |s| super::is_key(s, name, labels)).is_some()
     }
 
     /// Remove a group; true if it existed.
