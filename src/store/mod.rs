@@ -160,6 +160,14 @@ enum Resolved {
     New(Owner),
 }
 
+/// What [`Store::insert`] did.
+enum Placed {
+    /// Made the series.
+    New(SeriesArc),
+    /// Found the key's series there already.
+    Found(SeriesArc),
+}
+
 /// All series, plus the self-metrics and the clock.
 #[derive(Debug)]
 pub struct Store {
@@ -349,7 +357,10 @@ impl Store {
             Resolved::New(owner) => owner,
             Resolved::Existing(s) => return Ok(s),
         };
-        let series = self.insert(shard, hash, &m.name, labels, owner)?;
+        let series = match self.insert(shard, hash, &m.name, labels, owner)? {
+            Placed::New(series) => series,
+            Placed::Found(series) => return Ok(series),
+        };
         drop(families);
         // Relaxed: counts for self-metrics and the (approximate) series limit.
         self.total_series.fetch_add(1, Ordering::Relaxed);
@@ -363,8 +374,9 @@ impl Store {
 
     /// Make the series `name{labels}` of `owner`'s family and put it in its
     /// shard (whose key hash is `hash`); the caller holds the family lock.
-    /// A series of that key made before the caller took the lock is
-    /// returned instead when it is of `owner`'s family, else refused.
+    /// A series of that key that is there already (made before the caller
+    /// took the lock, or under another rule's definition, which stands) is
+    /// found instead when it is of `owner`'s family, else refused.
     fn insert(
         &self,
         shard: &Shard,
@@ -372,7 +384,7 @@ impl Store {
         name: &str,
         labels: InlineStr,
         owner: Owner,
-    ) -> Result<SeriesArc, Refusal> {
+    ) -> Result<Placed, Refusal> {
         // Held until the series is in its shard (see `Pushed::hold`).
         let pushed = self.pushed.hold();
         if pushed.has_series(name, &labels) {
@@ -385,7 +397,7 @@ impl Store {
                 Owner::Own(def, _) => s.own_def().is_some_and(|d| Arc::ptr_eq(d, def)),
             };
             return if same {
-                Ok(SeriesArc::clone(s))
+                Ok(Placed::Found(SeriesArc::clone(s)))
             } else {
                 Err(Refusal::Conflict)
             };
@@ -406,7 +418,7 @@ impl Store {
         map.insert_unique(hash, SeriesArc::clone(&series), |s| {
             hasher.hash_one((s.family_name(), s.labels()))
         });
-        Ok(series)
+        Ok(Placed::New(series))
     }
 
     /// Whom a new series of `m` (label-less when `bare`) belongs to: its

@@ -152,3 +152,18 @@ fn an_own_family_and_the_labelled_series_that_joined_it_are_one_block_on_the_pag
     assert_eq!(block, ["x 1", "x{k=\"a\"} 3", "x{k=\"v\"} 2"], "{page}");
     assert!(page.contains("# TYPE w gauge\nw 1\n"), "{page}");
 }
+
+/// A second rule's mapping of an existing key finds the series (the first
+/// definition stands) and counts nothing: the series is once in the store's
+/// count and once on the page.
+#[test]
+fn a_second_rule_for_an_existing_key_finds_it_once() {
+    let store = Store::default();
+    let first = counter(&store, "x", &[("k", "v")]).unwrap();
+    let mut m = mapping("x", &[("k", "v")]);
+    m.help = Arc::from("A second rule's help.");
+    let again = store.get_or_create(&m, FamilyKind::Counter).unwrap();
+    assert!(SeriesArc::ptr_eq(&first, &again));
+    assert_eq!(store.total_series(), 1);
+    store.with_sorted(|list| assert_eq!(list.len(), 1));
+}
