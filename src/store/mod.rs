@@ -392,11 +392,7 @@ impl Store {
         }
         let mut map = shard.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(s) = map.find(hash, |s| is_key(s, name, &labels)) {
-            let same = match &owner {
-                Owner::Shared(f) => s.shared_family().is_some_and(|g| Arc::ptr_eq(f, g)),
-                Owner::Own(def, _) => s.own_def().is_some_and(|d| Arc::ptr_eq(d, def)),
-            };
-            return if same {
+            return if s.belongs_to(&owner) {
                 Ok(Placed::Found(SeriesArc::clone(s)))
             } else {
                 Err(Refusal::Conflict)

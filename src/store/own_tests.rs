@@ -167,3 +167,17 @@ fn a_second_rule_for_an_existing_key_finds_it_once() {
     assert_eq!(store.total_series(), 1);
     store.with_sorted(|list| assert_eq!(list.len(), 1));
 }
+
+/// The same for the own series of a joined family.
+#[test]
+fn a_second_rule_for_the_own_series_of_a_joined_family_finds_it() {
+    let store = Store::default();
+    let own = counter(&store, "x", &[]).unwrap();
+    counter(&store, "x", &[("k", "v")]).unwrap();
+    let mut m = mapping("x", &[]);
+    m.help = Arc::from("A second rule's help.");
+    let again = store.get_or_create(&m, FamilyKind::Counter).unwrap();
+    assert!(SeriesArc::ptr_eq(&own, &again));
+    assert_eq!(store.total_series(), 2);
+    store.with_sorted(|list| assert_eq!(list.len(), 2));
+}

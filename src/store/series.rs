@@ -475,6 +475,18 @@ impl Series {
         }
     }
 
+    /// Whether this series is of the family `owner` names: that shared
+    /// family, or (an own series joined by it) its definition; or, for an
+    /// own owner, its definition.
+    pub(super) fn belongs_to(&self, owner: &Owner) -> bool {
+        match (owner, self.shared_family(), self.own_def()) {
+            (Owner::Shared(f), Some(g), _) => Arc::ptr_eq(f, g),
+            (Owner::Shared(f), None, Some(d)) => Arc::ptr_eq(&f.def, d),
+            (Owner::Own(def, _), None, Some(d)) => Arc::ptr_eq(def, d),
+            _ => false,
+        }
+    }
+
     /// Whether `m` read as `kind` defines this series' family.
     pub(super) fn same_definition(&self, kind: FamilyKind, m: &crate::model::Mapping) -> bool {
         self.def().matches(kind, m)
