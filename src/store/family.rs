@@ -146,25 +146,6 @@ enum Parts {
 }
 
 impl FamilyHandle {
-    /// The handle of the family `series` belongs to, as far as it knows
-    /// (an own series does not know the shared family that may have joined
-    /// it: see [`super::Store::family_named`]).
-    pub fn of(series: &SeriesArc) -> Self {
-        Self(match series.shared_family() {
-            Some(f) => Parts::Shared(Arc::clone(f)),
-            None => Parts::Own(SeriesArc::clone(series)),
-        })
-    }
-
-    /// The handle of the family an own series and a series of the shared
-    /// family that joined it belong to (`shared` must be the latter).
-    pub(super) fn joined(shared: &SeriesArc, own: &SeriesArc) -> Self {
-        match shared.shared_family() {
-            Some(f) => Self(Parts::Joined(Arc::clone(f), SeriesArc::clone(own))),
-            None => Self::of(own),
-        }
-    }
-
     /// The handle of a family's shared part, its own series, or both;
     /// `None` when neither is there.
     pub(super) fn from_parts(shared: Option<Arc<Family>>, own: Option<SeriesArc>) -> Option<Self> {

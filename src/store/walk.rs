@@ -337,11 +337,11 @@ impl Store {
                 (series, min.family.name()) > (min.series, first.family_name())
             });
             if heap.len() < k || beats_min {
-                let family = match shared {
-                    Some(s) if first.is_own() => FamilyHandle::joined(s, first),
-                    _ => FamilyHandle::of(first),
-                };
-                heap.push(Reverse(FamilyRank { family, series }));
+                let shared = shared.or(Some(first)).and_then(|s| s.shared_family());
+                let own = first.is_own().then(|| SeriesArc::clone(first));
+                if let Some(family) = FamilyHandle::from_parts(shared.cloned(), own) {
+                    heap.push(Reverse(FamilyRank { family, series }));
+                }
                 if heap.len() > k {
                     heap.pop();
                 }
