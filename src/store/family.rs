@@ -94,6 +94,19 @@ pub(super) struct Families {
 pub(super) const MIN_DEFS_BEFORE_PRUNE: usize = 16;
 
 impl Families {
+    /// A new shared family `name` of definition `def`, last resolved in
+    /// mapping generation `generation`, in the set.
+    pub(super) fn add(&mut self, name: &str, def: Arc<FamilyDef>, generation: u32) -> Arc<Family> {
+        let family = Arc::new(Family {
+            name: InlineStr::from(name),
+            def,
+            generation: AtomicU32::new(generation),
+            samples: AtomicU32::new(0),
+        });
+        self.by_name.insert(ByName(Arc::clone(&family)));
+        family
+    }
+
     /// The definition of `m` read as `kind`: an equal one already in use, or a
     /// new one.
     pub(super) fn intern(

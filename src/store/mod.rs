@@ -45,7 +45,7 @@ use series::Owner;
 use series::RETIRED;
 pub use series::{Cells, CellsPtr, FamilyMatch, HistogramView, Series, SeriesValue};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 pub use walk::{FamilyRank, Walk};
 
@@ -463,13 +463,8 @@ impl Store {
                     // Its own key: the first definition stands.
                     return Ok(Resolved::Existing(s));
                 }
-                let family = Arc::new(Family {
-                    name: InlineStr::from(m.name.as_str()),
-                    def: s.own_def().map(Arc::clone).ok_or(Refusal::Conflict)?,
-                    generation: AtomicU32::new(s.own_generation()),
-                    samples: AtomicU32::new(0),
-                });
-                families.by_name.insert(ByName(Arc::clone(&family)));
+                let def = s.own_def().map(Arc::clone).ok_or(Refusal::Conflict)?;
+                let family = families.add(&m.name, def, s.own_generation());
                 return Ok(Resolved::New(Owner::Shared(family)));
             }
             self.replace(families, &m.name);
@@ -492,14 +487,9 @@ impl Store {
         if bare && m.ttl_secs == 0 {
             return Ok(Resolved::New(Owner::Own(def, generation)));
         }
-        let family = Arc::new(Family {
-            name: InlineStr::from(m.name.as_str()),
-            def,
-            generation: AtomicU32::new(generation),
-            samples: AtomicU32::new(0),
-        });
-        families.by_name.insert(ByName(Arc::clone(&family)));
-        Ok(Resolved::New(Owner::Shared(family)))
+        Ok(Resolved::New(Owner::Shared(
+            families.add(&m.name, def, generation),
+        )))
     }
 
     /// Remove the family `name` and its series (a reload redefined it).
