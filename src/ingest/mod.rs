@@ -19,12 +19,16 @@ use crate::store::{FamilyKind, Refusal, Store};
 use crate::sys::prefetch;
 use cache::{Answer, Cache, Entry, Miss, Resolved, MAX_REFUSED};
 use stats::{EventKind, IngestStats, ListenerKind, LocalStats};
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 pub use cache::MAX_ENTRIES as MAX_CACHE_ENTRIES;
 
 /// Default bound on an ingester's cache entries.
 pub const DEFAULT_CACHE_ENTRIES: usize = 1 << 20;
+
+/// Samples parsed before their cache lookups start (see [`Ingester::ingest_lines`]).
+const BATCH: usize = 32;
 
 /// A sample between its cache lookup and its update (see [`Ingester::ingest_lines`]).
 struct InFlight<'a> {
@@ -33,6 +37,49 @@ struct InFlight<'a> {
     hash: u32,
     /// Where the index says its entry is (checked before use).
     hint: Option<usize>,
+}
+
+/// Up to [`BATCH`] started samples, filled in order.
+///
+/// Its places start uninitialised: an array of `Option`s was filled by 32
+/// copies of a 160-byte `None` for every datagram.
+struct Batch<'a> {
+    items: [MaybeUninit<InFlight<'a>>; BATCH],
+    /// How many of `items`, from the first, hold a sample.
+    len: usize,
+}
+
+// `drain` forgets samples without dropping them.
+const _: () = assert!(!std::mem::needs_drop::<InFlight<'static>>());
+
+impl<'a> Batch<'a> {
+    fn new() -> Self {
+        Self {
+            items: [const { MaybeUninit::uninit() }; BATCH],
+            len: 0,
+        }
+    }
+
+    /// Add `f` (ignored when full); true when the batch is full.
+    #[inline(always)]
+    fn push(&mut self, f: InFlight<'a>) -> bool {
+        if let Some(place) = self.items.get_mut(self.len) {
+            place.write(f);
+            self.len += 1;
+        }
+        self.len == BATCH
+    }
+
+    /// The samples in order; the batch is empty afterwards.
+    #[inline(always)]
+    fn drain(&mut self) -> &mut [InFlight<'a>] {
+        let len = std::mem::take(&mut self.len).min(BATCH);
+        // SAFETY: `push` wrote the first `len` places (and `len` never exceeds
+        // `BATCH`); `MaybeUninit<T>` has `T`'s layout, so they form a valid
+        // `[InFlight]`. The slice borrows `self`, so no `push` overwrites them
+        // while it lives, and `InFlight` needs no drop.
+        unsafe { std::slice::from_raw_parts_mut(self.items.as_mut_ptr().cast(), len) }
+    }
 }
 
 fn event_kind(t: MetricType) -> EventKind {
@@ -129,13 +176,18 @@ impl Ingester {
 
     /// Ingest `\n`-separated lines.
     ///
-    /// Software-pipelined over four samples, so that the cache misses of a large
-    /// working set overlap the parsing instead of stalling it: when a sample is
-    /// parsed, its index slot is prefetched; one sample later the slot is read and
-    /// the entry prefetched; one later the entry is read and the series
-    /// prefetched; one later the sample is applied. A stage only prefetches, and
-    /// the last one checks the entry again, so a cache change made by an earlier
-    /// sample (a new entry, an eviction) costs a lookup, never a wrong update.
+    /// In batches of up to 32 samples, so that the cache misses of a large
+    /// working set overlap each other instead of stalling one sample at a time:
+    /// parsing a sample prefetches its index slot; once the batch is parsed, a
+    /// pass reads every slot and prefetches the entry it names, a pass reads
+    /// every entry and prefetches its series, and a last pass applies the
+    /// samples in order. Each pass finds the memory the one before asked for a
+    /// whole batch earlier. A pass only prefetches, and the last checks the
+    /// entry again, so a cache change made by an earlier sample of the batch (a
+    /// new entry, an eviction) costs a lookup, never a wrong update. Against the
+    /// four-sample ring it replaces: 1,009 → 986 instructions a counter line,
+    /// 1,672 → 1,649 a tagged one (`examples/ingest_rounds.rs` under
+    /// cachegrind), and no ring bookkeeping between the stages.
     pub fn ingest_lines(&mut self, buf: &[u8]) {
         if self.relay.is_some() {
             // The relay forwards whole valid lines: keep the line-at-a-time path.
@@ -144,45 +196,34 @@ impl Ingester {
             }
             return;
         }
-        let mut ring: [Option<InFlight<'_>>; 4] = [None, None, None, None];
-        let mut n = 0usize;
+        let mut batch = Batch::new();
         for line in parser::lines(buf) {
             self.local.lines += 1;
             for sample in parser::parse_line(line, self.opts) {
                 match sample {
-                    Ok(s) => {
-                        self.local.samples += 1;
-                        if let Some(f) = self.start(s) {
-                            self.step(&mut ring, n);
-                            ring[n & 3] = Some(f);
-                            n = n.wrapping_add(1);
-                        }
-                    }
+                    Ok(s) => self.take(s, &mut batch),
                     Err(e) => self.local.sample_error(e),
                 }
             }
         }
-        for _ in 0..3 {
-            self.step(&mut ring, n);
-            n = n.wrapping_add(1);
+        self.run_batch(batch.drain());
+    }
+
+    /// Count a parsed sample and add it to `batch`, running the batch when full.
+    #[inline(always)]
+    fn take<'a>(&mut self, s: Sample<'a>, batch: &mut Batch<'a>) {
+        self.local.samples += 1;
+        if let Some(f) = self.start(s) {
+            if batch.push(f) {
+                self.run_batch(batch.drain());
+            }
         }
     }
 
-    /// Advance the pipeline before sample `n` enters it: apply `n - 3`, prefetch
-    /// the series of `n - 2`, read the slot of `n - 1` and prefetch its entry.
+    /// The passes of [`Ingester::ingest_lines`] over one parsed batch.
     #[inline(always)]
-    fn step(&mut self, ring: &mut [Option<InFlight<'_>>; 4], n: usize) {
-        let done = &mut ring[n.wrapping_add(1) & 3];
-        // Applied where it lies: moving it out first was a 152-byte copy whose
-        // reads stalled on its own stores.
-        if let Some(f) = done {
-            self.finish(&f.s, f.value, f.hash, f.hint);
-        }
-        *done = None;
-        if let Some(f) = &ring[n.wrapping_add(2) & 3] {
-            self.prefetch_series(f);
-        }
-        if let Some(f) = &mut ring[n.wrapping_add(3) & 3] {
+    fn run_batch(&mut self, batch: &mut [InFlight<'_>]) {
+        for f in batch.iter_mut() {
             f.hint = self.cache.hint(f.hash);
             if let Some(e) = f.hint.and_then(|i| self.cache.entries.get(i)) {
                 // A 40-byte entry may straddle two cache lines: ask for both.
@@ -193,6 +234,12 @@ impl Ingester {
                         .wrapping_add(size_of::<Entry>() - 1),
                 );
             }
+        }
+        for f in batch.iter() {
+            self.prefetch_series(f);
+        }
+        for f in batch.iter() {
+            self.finish(&f.s, f.value, f.hash, f.hint);
         }
     }
 
