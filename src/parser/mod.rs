@@ -19,6 +19,11 @@
 //! Every rejection is a [`ParseError`] with a stable reason string; one bad line or
 //! sample never affects its neighbours.
 //!
+//! Most lines are plain, `name:value|type` with no tags, rate or second sample:
+//! [`start_line`] recognises one from the same vector pass that finds a line's
+//! delimiters and builds its sample directly; every other line goes the
+//! general way ([`Rest::samples`]), which is also the shortcut's oracle.
+//!
 //! May import: vocab.
 
 pub mod tags;
@@ -289,12 +294,167 @@ fn find_newline(buf: &[u8]) -> Option<usize> {
 /// or a single `Err` when the whole line is rejected.
 #[inline(always)]
 pub fn parse_line(line: &[u8], opts: ParseOptions) -> LineSamples<'_> {
-    match split_line(line, opts) {
-        Ok(state) => state,
-        Err(e) => LineSamples {
-            head: None,
-            mode: Mode::Failed(Some(e)),
+    match start_line(line, opts) {
+        // Kept as its parts: a whole sample in `Mode` would make every line's
+        // iterator larger (a tagged line cost 95 instructions more).
+        LineStart::Plain(s) => LineSamples {
+            head: Some(Head {
+                name_section: s.name_section,
+                name_head: s.name_head,
+                name_tail: &[],
+                style: NameTagStyle::None,
+                name_tags: &[],
+                dogstatsd: opts.dogstatsd,
+            }),
+            mode: Mode::Ready(Some((s.metric_type, s.value, s.relative))),
         },
+        LineStart::Other(rest) => rest.samples(),
+    }
+}
+
+/// How a line starts, after one pass over its bytes: see [`start_line`].
+#[derive(Clone, Debug)]
+pub enum LineStart<'a> {
+    /// A plain line's one sample.
+    Plain(Sample<'a>),
+    /// Any other line, for [`Rest::samples`].
+    Other(Rest<'a>),
+}
+
+/// A line for the general path, with what the first pass found in it.
+#[derive(Clone, Debug)]
+pub struct Rest<'a> {
+    line: &'a [u8],
+    opts: ParseOptions,
+    scan: Result<Option<Scan>, ParseError>,
+}
+
+impl<'a> Rest<'a> {
+    /// The line's samples and errors, as [`parse_line`] yields them.
+    #[inline(always)]
+    pub fn samples(self) -> LineSamples<'a> {
+        match self.scan {
+            Ok(scan) => general_line(self.line, self.opts, scan),
+            Err(e) => failed(e),
+        }
+    }
+}
+
+/// Start parsing `line`: a plain line (`name:value|type`, the most common
+/// kind) is parsed whole into its sample; any other is handed on with its
+/// delimiters. The ingest loop's entry: the plain sample needs no iterator
+/// around it (`parse_line` is this plus one).
+#[inline(always)]
+pub fn start_line(line: &[u8], opts: ParseOptions) -> LineStart<'_> {
+    let rest = |scan| LineStart::Other(Rest { line, opts, scan });
+    if line.len() > opts.max_line_length {
+        return rest(Err(ParseError::LineTooLong));
+    }
+    match shape(line) {
+        Shape::Plain { colon, pipe } => match plain_sample(line, colon, pipe) {
+            Some(s) => LineStart::Plain(s),
+            None => rest(Ok(scan(line))),
+        },
+        Shape::Other(scan) => rest(Ok(scan)),
+    }
+}
+
+/// The iterator of a line rejected whole.
+fn failed<'a>(e: ParseError) -> LineSamples<'a> {
+    LineSamples {
+        head: None,
+        mode: Mode::Failed(Some(e)),
+    }
+}
+
+/// The general path over a line `scan` was made of.
+#[inline(always)]
+fn general_line(line: &[u8], opts: ParseOptions, scan: Option<Scan>) -> LineSamples<'_> {
+    match split_line(line, opts, scan) {
+        Ok(state) => state,
+        Err(e) => failed(e),
+    }
+}
+
+/// What one pass over a line's bytes found.
+enum Shape {
+    /// A plain line, `name:value|type`: where its `:` and `|` are.
+    Plain { colon: usize, pipe: usize },
+    /// Any other line, with its delimiters (`None`: no `:`).
+    Other(Option<Scan>),
+}
+
+/// Classify `line` in one pass: a line of at most 64 bytes is classified by
+/// the vector code once, for the plain test and, failing it, the scan.
+#[inline(always)]
+fn shape(line: &[u8]) -> Shape {
+    #[cfg(target_arch = "x86_64")]
+    if line.len() <= simd::LIMIT {
+        let m = simd::masks(line);
+        return match simd::plain(&m, line.len()) {
+            Some((colon, pipe)) => Shape::Plain { colon, pipe },
+            None => Shape::Other(simd::scan_masks(&m, line.len())),
+        };
+    }
+    Shape::Other(scan(line))
+}
+
+/// The sample of a plain line whose `:` and `|` are at `colon` and `pipe`,
+/// or `None` when the general path would refuse it (an empty name, a bad
+/// value or type), so that path says why.
+///
+/// Most StatsD lines are plain. Their sample is built straight from the two
+/// delimiters, without the general path's name splitting, sample iteration
+/// and component loop. The load harness's counter lines, datagram to series,
+/// went from 1,009 to 758 instructions a line with it (`examples/ingest_rounds.rs`
+/// under cachegrind; BENCHMARKS.md). The general path is its oracle
+/// ([`plain_agrees`], a property test and the fuzz target).
+#[inline(always)]
+fn plain_sample(line: &[u8], colon: usize, pipe: usize) -> Option<Sample<'_>> {
+    let name = line.get(..colon).filter(|n| !n.is_empty())?;
+    let raw = line.get(colon + 1..pipe)?;
+    let metric_type = MetricType::from_bytes(line.get(pipe + 1..)?)?;
+    let value = match metric_type {
+        MetricType::Set if raw.is_empty() => return None,
+        MetricType::Set => Value::Member(raw),
+        t => match parse_number(raw)? {
+            v if v.is_finite() || t == MetricType::Gauge => Value::Number(v),
+            _ => return None,
+        },
+    };
+    Some(Sample {
+        name_section: name,
+        name_head: name,
+        name_tail: &[],
+        name_tag_style: NameTagStyle::None,
+        name_tags: &[],
+        dog_tags: &[],
+        container_id: &[],
+        metric_type,
+        value,
+        relative: matches!(raw.first(), Some(b'+' | b'-')),
+        sample_rate: 1.0,
+    })
+}
+
+/// True when the plain-line shortcut, where it takes `line`, gives what the
+/// general path gives (for the property test and the fuzz target).
+#[doc(hidden)]
+pub fn plain_agrees(line: &[u8], opts: ParseOptions) -> bool {
+    if line.len() > opts.max_line_length {
+        return true;
+    }
+    match shape(line) {
+        Shape::Plain { colon, pipe } => match plain_sample(line, colon, pipe) {
+            // Compared as printed, so that a NaN equals itself (and the
+            // printed `f64` tells every other value apart).
+            Some(s) => {
+                let general: Vec<_> = general_line(line, opts, scan(line)).collect();
+                format!("{general:?}") == format!("{:?}", [Ok::<_, ParseError>(s)])
+            }
+            None => true,
+        },
+        Shape::Other(_) => true,
     }
 }
 
@@ -314,6 +474,9 @@ struct Head<'a> {
 #[derive(Clone, Debug)]
 enum Mode<'a> {
     Failed(Option<ParseError>),
+    /// A plain line's sample, parsed whole (its type, value and sign, the
+    /// name being the head's); `None` once yielded.
+    Ready(Option<(MetricType, Value<'a>, bool)>),
     /// One sample, already split into its value and `type|components`; `None`
     /// once yielded.
     Single(Option<(&'a [u8], &'a [u8])>),
@@ -337,10 +500,11 @@ pub struct LineSamples<'a> {
 }
 
 #[inline(always)]
-fn split_line(line: &[u8], opts: ParseOptions) -> Result<LineSamples<'_>, ParseError> {
-    if line.len() > opts.max_line_length {
-        return Err(ParseError::LineTooLong);
-    }
+fn split_line(
+    line: &[u8],
+    opts: ParseOptions,
+    scan: Option<Scan>,
+) -> Result<LineSamples<'_>, ParseError> {
     let Scan {
         colon,
         tag_chars,
@@ -349,7 +513,7 @@ fn split_line(line: &[u8], opts: ParseOptions) -> Result<LineSamples<'_>, ParseE
         colon_in_value,
         more_colons,
         dog,
-    } = scan(line).ok_or(ParseError::MalformedLine)?;
+    } = scan.ok_or(ParseError::MalformedLine)?;
     if colon == 0 {
         return Err(ParseError::MalformedLine);
     }
@@ -521,7 +685,7 @@ mod simd {
 
     /// One bit per byte for each class the grammar needs.
     #[derive(Default)]
-    struct Masks {
+    pub(super) struct Masks {
         colon: u64,
         pipe: u64,
         hash: u64,
@@ -603,9 +767,9 @@ mod simd {
         super::find(b, hay)
     }
 
-    /// See [`super::scan`]; `line` is at most 64 bytes.
-    #[inline]
-    pub(super) fn scan(line: &[u8]) -> Option<Scan> {
+    /// The byte classes of `line` (at most 64 bytes), one bit per byte.
+    #[inline(always)]
+    pub(super) fn masks(line: &[u8]) -> Masks {
         debug_assert!(line.len() <= LIMIT);
         let mut m = Masks::default();
         let n = line.len();
@@ -630,6 +794,38 @@ mod simd {
                 }
             }
         }
+        m
+    }
+
+    /// True when `m` has exactly one bit set.
+    #[inline(always)]
+    fn one_bit(m: u64) -> bool {
+        m != 0 && m & (m - 1) == 0
+    }
+
+    /// The positions of the `:` and the `|` of a plain line of `n` bytes
+    /// whose classes are `m`: one `:`, one `|` after it, and no tag character
+    /// (`#`, `,`, `[`, `]`) or unusual byte anywhere. `None` for any other line.
+    #[inline(always)]
+    pub(super) fn plain(m: &Masks, n: usize) -> Option<(usize, usize)> {
+        // Only the line's own bytes (a short line was padded with zeros).
+        let own = u64::MAX >> (64 - n.max(1));
+        if (m.tag | m.unusual) & own != 0 || !one_bit(m.colon) || !one_bit(m.pipe) {
+            return None;
+        }
+        let (colon, pipe) = (m.colon.trailing_zeros(), m.pipe.trailing_zeros());
+        (colon < pipe).then_some((colon as usize, pipe as usize))
+    }
+
+    /// See [`super::scan`]; `line` is at most 64 bytes.
+    #[inline]
+    pub(super) fn scan(line: &[u8]) -> Option<Scan> {
+        scan_masks(&masks(line), line.len())
+    }
+
+    /// [`scan`] of a line of `n` bytes whose classes are `m`.
+    #[inline(always)]
+    pub(super) fn scan_masks(m: &Masks, n: usize) -> Option<Scan> {
         if m.colon == 0 {
             return None;
         }
@@ -746,6 +942,23 @@ impl<'a> Iterator for LineSamples<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         let (value, rest) = match &mut self.mode {
             Mode::Failed(e) => return e.take().map(Err),
+            Mode::Ready(parts) => {
+                let (metric_type, value, relative) = parts.take()?;
+                let head = self.head?;
+                return Some(Ok(Sample {
+                    name_section: head.name_section,
+                    name_head: head.name_head,
+                    name_tail: &[],
+                    name_tag_style: NameTagStyle::None,
+                    name_tags: &[],
+                    dog_tags: &[],
+                    container_id: &[],
+                    metric_type,
+                    value,
+                    relative,
+                    sample_rate: 1.0,
+                }));
+            }
             Mode::Single(split) => split.take()?,
             Mode::Samples { rest } => {
                 let sample = next_field(rest, b':')?;

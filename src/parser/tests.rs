@@ -662,3 +662,99 @@ proptest! {
         prop_assert_eq!(super::find_newline(&buf), memchr::memchr(b'\n', &buf));
     }
 }
+
+/// Which lines the plain-line shortcut takes: `(line, taken)`. A line it
+/// declines goes the general way, which says why it is refused if it is.
+#[test]
+fn the_plain_shortcut_takes_plain_lines_only() {
+    let long_name = "n".repeat(60);
+    let at_limit = format!("{long_name}:1|c"); // 64 bytes
+    let past_limit = format!("{long_name}x:1|c"); // 65 bytes
+    let table: &[(&str, bool)] = &[
+        ("a:1|c", true),
+        ("a.b_c-d:-2.5|g", true),
+        ("a:+3|g", true),
+        ("a:12|ms", true),
+        ("a:1|h", true),
+        ("a:1|d", true),
+        ("a:member|s", true),
+        ("a:NaN|g", true),
+        ("a:NaN|c", false),
+        ("a:|s", false),
+        ("a:|c", false),
+        ("a:1|x", false),
+        ("a:1|", false),
+        (":1|c", false),
+        ("a:1|c|@0.5", false),
+        ("a:1|c|#k:v", false),
+        ("a:1:2|ms", false),
+        ("a:1|c:2|c", false),
+        ("a,k=v:1|c", false),
+        ("a#k=v:1|c", false),
+        ("a[k=v]:1|c", false),
+        ("a|b:1", false),
+        ("é:1|c", false),
+        ("a\t:1|c", false),
+        (&at_limit, true),
+        (&past_limit, false),
+    ];
+    for (line, taken) in table {
+        let got = matches!(
+            super::start_line(line.as_bytes(), ParseOptions::default()),
+            super::LineStart::Plain(_)
+        );
+        assert_eq!(got, *taken, "{line:?}");
+        assert!(super::plain_agrees(
+            line.as_bytes(),
+            ParseOptions::default()
+        ));
+    }
+}
+
+/// Lines of the plain shape, and near misses: a name, `:`, a value, `|`, a
+/// type, with a stray byte now and then.
+fn plain_ish() -> impl Strategy<Value = Vec<u8>> {
+    let value = prop_oneof![
+        Just("1".to_string()),
+        Just("-0.25".to_string()),
+        Just("+7".to_string()),
+        Just("1e3".to_string()),
+        Just("NaN".to_string()),
+        Just("inf".to_string()),
+        Just("".to_string()),
+        Just("x".to_string()),
+        "[0-9]{1,18}(\\.[0-9]{0,4})?",
+    ];
+    let kind = prop_oneof![
+        Just("c"),
+        Just("g"),
+        Just("ms"),
+        Just("h"),
+        Just("d"),
+        Just("s"),
+        Just("x"),
+        Just(""),
+        Just("c|@0.1")
+    ];
+    let stray = prop_oneof![
+        8 => Just(Vec::new()),
+        1 => any::<u8>().prop_map(|b| vec![b]),
+    ];
+    ("[a-z0-9._]{0,70}", value, kind, stray, 0usize..80).prop_map(|(name, v, k, stray, at)| {
+        let mut line = format!("{name}:{v}|{k}").into_bytes();
+        line.splice(at.min(line.len())..at.min(line.len()), stray);
+        line
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(20000))]
+
+    /// Where the plain-line shortcut takes a line, it yields what the general
+    /// path yields for it.
+    #[test]
+    fn plain_lines_match_the_general_path(line in plain_ish(), o in options()) {
+        prop_assume!(!line.contains(&b'\n') && !line.is_empty());
+        prop_assert!(super::plain_agrees(&line, o), "line {:?}", String::from_utf8_lossy(&line));
+    }
+}
