@@ -1089,6 +1089,12 @@ fn parse_sample<'a>(
 /// literal that overflows to infinity is refused, as Go returns a range error.
 #[inline]
 pub fn parse_number(b: &[u8]) -> Option<f64> {
+    // One digit, as nearly every counter increment (`1|c`) is: a compare and
+    // a conversion instead of the decimal loop (counter lines, datagram to
+    // series: 758 → 731 instructions, `examples/ingest_rounds.rs`).
+    if let [d @ b'0'..=b'9'] = b {
+        return Some(f64::from(d - b'0'));
+    }
     // Fast path: the common `1|c` and `12.5|ms`.
     if let Some(v) = simple_decimal(b) {
         return Some(v);

@@ -758,3 +758,17 @@ proptest! {
         prop_assert!(super::plain_agrees(&line, o), "line {:?}", String::from_utf8_lossy(&line));
     }
 }
+
+/// The one-digit shortcut gives the standard parser's value for every digit.
+#[test]
+fn one_digit_values_match_std() {
+    for d in b'0'..=b'9' {
+        let want: f64 = (d as char).to_string().parse().unwrap_or(f64::NAN);
+        assert_eq!(
+            super::parse_number(&[d]).map(f64::to_bits),
+            Some(want.to_bits()),
+            "{}",
+            d as char
+        );
+    }
+}
