@@ -762,11 +762,12 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The pipelined path (lookups one sample ahead, hints that the previous
-        /// sample's cache changes can invalidate) gives exactly the line-by-line
-        /// result, with a cache small enough to be flushed mid-datagram, over
-        /// lines of one or several samples, bad samples between good ones, sample
-        /// rates and relative gauges.
+        /// The batched path (lookups a batch of up to 32 samples ahead, hints
+        /// that earlier samples' cache changes can invalidate, plain lines taken
+        /// without the line iterator) gives exactly the line-by-line result, with
+        /// a cache small enough to be flushed mid-batch, over lines of one or
+        /// several samples, bad samples between good ones, sample rates and
+        /// relative gauges.
         #[test]
         fn pipelined_ingest_equals_line_by_line(
             lines in proptest::collection::vec(
