@@ -422,7 +422,19 @@ fn plain_sample(line: &[u8], colon: usize, pipe: usize) -> Option<Sample<'_>> {
             _ => return None,
         },
     };
-    Some(Sample {
+    let relative = matches!(raw.first(), Some(b'+' | b'-'));
+    Some(plain_parts(name, metric_type, value, relative))
+}
+
+/// The sample of a plain line: `name` without tags, rate 1.
+#[inline(always)]
+fn plain_parts<'a>(
+    name: &'a [u8],
+    metric_type: MetricType,
+    value: Value<'a>,
+    relative: bool,
+) -> Sample<'a> {
+    Sample {
         name_section: name,
         name_head: name,
         name_tail: &[],
@@ -432,9 +444,9 @@ fn plain_sample(line: &[u8], colon: usize, pipe: usize) -> Option<Sample<'_>> {
         container_id: &[],
         metric_type,
         value,
-        relative: matches!(raw.first(), Some(b'+' | b'-')),
+        relative,
         sample_rate: 1.0,
-    })
+    }
 }
 
 /// True when the plain-line shortcut, where it takes `line`, gives what the
@@ -945,19 +957,12 @@ impl<'a> Iterator for LineSamples<'a> {
             Mode::Ready(parts) => {
                 let (metric_type, value, relative) = parts.take()?;
                 let head = self.head?;
-                return Some(Ok(Sample {
-                    name_section: head.name_section,
-                    name_head: head.name_head,
-                    name_tail: &[],
-                    name_tag_style: NameTagStyle::None,
-                    name_tags: &[],
-                    dog_tags: &[],
-                    container_id: &[],
+                return Some(Ok(plain_parts(
+                    head.name_section,
                     metric_type,
                     value,
                     relative,
-                    sample_rate: 1.0,
-                }));
+                )));
             }
             Mode::Single(split) => split.take()?,
             Mode::Samples { rest } => {
