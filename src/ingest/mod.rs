@@ -60,9 +60,11 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// Add `f` (ignored when full); true when the batch is full.
+    /// Add `f`; true when the batch is full. The caller drains a full batch
+    /// before the next push (a push into a full one would lose the sample).
     #[inline(always)]
     fn push(&mut self, f: InFlight<'a>) -> bool {
+        debug_assert!(self.len < BATCH, "push into a full batch");
         if let Some(place) = self.items.get_mut(self.len) {
             place.write(f);
             self.len += 1;
