@@ -24,6 +24,47 @@ fn is_series_label(kind: MetricKind, family: &str, sample: &str, label: &str) ->
         || (kind == MetricKind::Summary && label == "quantile" && sample == family))
 }
 
+/// Whether a sample, its labels merged with the grouping labels, fits its
+/// family as a scrape reads it (the same rule as
+/// [`crate::exposition::check`]): a histogram writes only `_bucket` (with
+/// `le`), `_sum` and `_count` (without); a summary its quantiles (with
+/// `quantile`), `_sum` and `_count` (without); no label twice. The text
+/// parser checks what it can see line by line; this also covers protobuf
+/// bodies and grouping labels.
+fn fits(
+    kind: MetricKind,
+    family: &str,
+    sample: &str,
+    labels: &[(&str, &str)],
+    group: &[(&str, &str)],
+) -> Result<(), String> {
+    if let Some(w) = labels.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(format!("{sample} has the label {} twice", w[0].0));
+    }
+    let suffix = sample.strip_prefix(family).unwrap_or(sample);
+    let (label, needed) = match (kind, suffix) {
+        (MetricKind::Histogram, "_bucket") => ("le", true),
+        (MetricKind::Histogram, "_sum" | "_count") => ("le", false),
+        (MetricKind::Histogram, _) => {
+            return Err(format!(
+                "{sample} is not a sample of histogram {family} (its samples are \
+                 {family}_bucket, {family}_sum and {family}_count)"
+            ))
+        }
+        (MetricKind::Summary, "") => ("quantile", true),
+        (MetricKind::Summary, _) => ("quantile", false),
+        _ => return Ok(()),
+    };
+    match (needed, labels.iter().any(|(k, _)| *k == label)) {
+        (true, false) => Err(format!("{sample} needs a {label} label")),
+        (false, true) if group.iter().any(|(k, _)| *k == label) => Err(format!(
+            "{sample} must not have a {label} label, and the grouping key gives it one"
+        )),
+        (false, true) => Err(format!("{sample} must not have a {label} label")),
+        _ => Ok(()),
+    }
+}
+
 /// Turn parsed families into the group's families: grouping labels override
 /// the pushed ones, `instance=""` is added when absent, labels sorted and
 /// rendered. Also returns, per family, the rendered label sets of its series
@@ -64,6 +105,7 @@ pub fn convert(key: &GroupKey, parsed: &[ParsedFamily<'_>]) -> Result<Vec<Conver
                 labels.push(("instance", ""));
             }
             labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            fits(kind, name, &s.name, &labels, &group_labels)?;
             if let Some(series) = &mut series {
                 series.push(render_label_pairs(
                     labels

@@ -525,6 +525,64 @@ mod tests {
         assert!(checked.is_ok(), "{checked:?}\n{page}");
     }
 
+    /// The fuzz target `push_requests` found the first case (2026-12-08 CI):
+    /// `h 2` in a histogram family was accepted and put a sample on the page
+    /// that no scraper reads as part of a histogram. Each case is refused with
+    /// its reason, and the page stays valid.
+    #[test]
+    fn samples_that_do_not_fit_their_family_are_refused() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "/metrics/job/a",
+                "# TYPE h histogram\nh 2\n",
+                "not a sample of histogram h",
+            ),
+            (
+                "/metrics/job/a",
+                "# TYPE h histogram\nh_sum{le=\"1\"} 2\n",
+                "h_sum must not have a le label",
+            ),
+            (
+                "/metrics/job/a",
+                "# TYPE s summary\ns_count{quantile=\"0.5\"} 2\n",
+                "s_count must not have a quantile label",
+            ),
+            (
+                "/metrics/job/a/le/1",
+                "# TYPE h histogram\nh_sum 2\nh_count 1\n",
+                "h_sum must not have a le label, and the grouping key gives it one",
+            ),
+            (
+                "/metrics/job/a/quantile/0.5",
+                "# TYPE s summary\ns_sum 2\ns_count 1\n",
+                "s_sum must not have a quantile label",
+            ),
+        ];
+        for (path, body, want) in cases {
+            let store = Store::default();
+            match put(&store, path, body) {
+                PushOutcome::Invalid(e) => assert!(e.contains(want), "{body:?}: {e}"),
+                other => panic!("{body:?}: {other:?}"),
+            }
+            let page = crate::exposition::text::render_to_string(&store);
+            let checked = crate::exposition::check::check(page.as_bytes());
+            assert!(checked.is_ok(), "{body:?}: {checked:?}\n{page}");
+        }
+    }
+
+    /// A grouping label `le` is an ordinary label on a counter's series.
+    #[test]
+    fn a_le_grouping_label_is_fine_on_a_counter() {
+        let store = Store::default();
+        let pushed = put(&store, "/metrics/job/a/le/1", "# TYPE c counter\nc 2\n");
+        assert_eq!(pushed, PushOutcome::Applied);
+        let page = crate::exposition::text::render_to_string(&store);
+        assert!(
+            page.contains("c{instance=\"\",job=\"a\",le=\"1\"} 2\n"),
+            "{page}"
+        );
+    }
+
     #[test]
     fn gzip_bodies_are_read_and_bounded() {
         let store = Store::default();

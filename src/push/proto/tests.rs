@@ -257,3 +257,53 @@ fn a_timestamp_is_carried_for_the_push_check_to_refuse() {
     let got = parse(&body).unwrap_or_default();
     assert_eq!(got[0].samples[0].timestamp, Some(5));
 }
+
+/// A metric's own `le` or `quantile` label would stand beside the one the
+/// reader adds: the push refuses it rather than put the label twice on the page.
+#[test]
+fn a_metric_labelled_le_or_quantile_is_refused_by_the_push() {
+    let histogram = delimited(&[family(
+        "h",
+        4,
+        vec![Metric {
+            label: labels(&[("le", "1")]),
+            histogram: Some(Histogram {
+                sample_count: 1,
+                sample_sum: 1.0,
+                bucket: vec![Bucket {
+                    cumulative_count: 1,
+                    upper_bound: 1.0,
+                }],
+                ..Histogram::default()
+            }),
+            ..Metric::default()
+        }],
+    )]);
+    let summary = delimited(&[family(
+        "s",
+        2,
+        vec![Metric {
+            label: labels(&[("quantile", "0.5")]),
+            summary: Some(Summary {
+                sample_count: 1,
+                sample_sum: 1.0,
+                quantile: vec![],
+            }),
+            ..Metric::default()
+        }],
+    )]);
+    let key = crate::model::group::GroupKey::new("j", Vec::new());
+    let Ok(key) = key else { panic!("{key:?}") };
+    let cases: &[(&[u8], &str)] = &[
+        (&histogram, "h_bucket has the label le twice"),
+        (&summary, "s_sum must not have a quantile label"),
+    ];
+    for (body, want) in cases {
+        let parsed = parse(body).unwrap_or_default();
+        assert!(!parsed.is_empty(), "{want}: the reader took it");
+        match crate::push::convert::convert(&key, &parsed) {
+            Ok(_) => panic!("{want}: converted"),
+            Err(e) => assert!(e.contains(want), "{want}: {e}"),
+        }
+    }
+}
