@@ -128,7 +128,11 @@ fn family(msg: &[u8]) -> Result<ParsedFamily<'_>, String> {
     while let Some((n, f)) = r.next()? {
         match (n, f) {
             (1, Field::Bytes(b)) => name = text(b)?,
-            (2, Field::Bytes(b)) => help = Some(Cow::Borrowed(text(b)?)),
+            // Leading blanks dropped, as a text body's `# HELP` line drops
+            // them: the page and the persistence file carry HELP as text.
+            (2, Field::Bytes(b)) => {
+                help = Some(Cow::Borrowed(text(b)?.trim_start_matches([' ', '\t'])));
+            }
             (3, Field::Varint(t)) => kind = kind_of(t)?,
             (4, Field::Bytes(b)) => metrics.push(b),
             _ => {}

@@ -307,3 +307,27 @@ fn a_metric_labelled_le_or_quantile_is_refused_by_the_push() {
         }
     }
 }
+
+/// The fuzz target `push_protobuf` found it (2026-12-08): a HELP text with a
+/// leading space went onto the page and into the persistence file as text,
+/// where the space reads as the separator, so a restart changed it.
+#[test]
+fn a_help_text_loses_its_leading_blanks_as_in_the_text_format() {
+    let mut fam = family(
+        "g",
+        1,
+        vec![Metric {
+            gauge: Some(Single { value: 1.0 }),
+            ..Metric::default()
+        }],
+    );
+    fam.help = " \t the help".into();
+    let bytes = delimited(&[fam]);
+    let got = parse(&bytes).unwrap_or_default();
+    let text = body::parse("# HELP g  \t the help\n# TYPE g gauge\ng 1\n").unwrap_or_default();
+    assert_eq!(
+        got.first().map(|f| f.help.clone()),
+        Some(Some("the help".into()))
+    );
+    assert_eq!(got.first().map(|f| &f.help), text.first().map(|f| &f.help));
+}
