@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-30}"; shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(parse_datagram load_mapping pipeline load_web_config parse_text_format push_requests)
+[ ${#targets[@]} -gt 0 ] || targets=(parse_datagram load_mapping pipeline load_web_config parse_text_format push_requests push_protobuf)
 export RUSTC_BOOTSTRAP=1
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
