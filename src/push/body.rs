@@ -2,7 +2,9 @@
 //!
 //! It borrows names, HELP text and raw label values from the input and allocates
 //! only the vectors it returns (label values with escapes are unescaped into owned
-//! strings). It is as strict as the Go parser the Pushgateway uses: a sample must
+//! strings). It is as strict as the Go parser the Pushgateway uses (and the push
+//! is stricter where that parser drops what it cannot place: see
+//! `convert::fits`): a sample must
 //! belong to the family its `# TYPE` declared, a family must not be split, one
 //! HELP and one TYPE per family, `le` and `quantile` must be numbers, and every
 //! problem is an error with its line number. What that parser leaves to the

@@ -24,42 +24,58 @@ fn is_series_label(kind: MetricKind, family: &str, sample: &str, label: &str) ->
         || (kind == MetricKind::Summary && label == "quantile" && sample == family))
 }
 
+/// The label a sample of this kind carries besides its series' labels: a
+/// histogram bucket's `le`, a summary quantile's `quantile`.
+fn bound_label(kind: MetricKind) -> Option<&'static str> {
+    match kind {
+        MetricKind::Histogram => Some("le"),
+        MetricKind::Summary => Some("quantile"),
+        _ => None,
+    }
+}
+
 /// Whether a sample, its labels merged with the grouping labels, fits its
 /// family as a scrape reads it (the same rule as
 /// [`crate::exposition::check`]): a histogram writes only `_bucket` (with
 /// `le`), `_sum` and `_count` (without); a summary its quantiles (with
-/// `quantile`), `_sum` and `_count` (without); no label twice. The text
-/// parser checks what it can see line by line; this also covers protobuf
-/// bodies and grouping labels.
+/// `quantile`), `_sum` and `_count` (without); other kinds the family name
+/// only; no label twice. The text parser checks what it can see line by
+/// line; this also covers protobuf bodies. Go's text parser instead drops an
+/// `le` on `_sum`/`_count` and ignores a bare histogram sample: such bodies
+/// are refused here rather than stored other than they were written.
 fn fits(
     kind: MetricKind,
     family: &str,
     sample: &str,
     labels: &[(&str, &str)],
-    group: &[(&str, &str)],
 ) -> Result<(), String> {
     if let Some(w) = labels.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err(format!("{sample} has the label {} twice", w[0].0));
     }
     let suffix = sample.strip_prefix(family).unwrap_or(sample);
-    let (label, needed) = match (kind, suffix) {
-        (MetricKind::Histogram, "_bucket") => ("le", true),
-        (MetricKind::Histogram, "_sum" | "_count") => ("le", false),
-        (MetricKind::Histogram, _) => {
+    let needed = match (kind, suffix) {
+        (MetricKind::Histogram, "_bucket") | (MetricKind::Summary, "") => true,
+        (MetricKind::Histogram | MetricKind::Summary, "_sum" | "_count") => false,
+        (MetricKind::Counter | MetricKind::Gauge | MetricKind::Untyped, "") => return Ok(()),
+        _ => {
+            let names = match kind {
+                MetricKind::Histogram => {
+                    format!("{family}_bucket, {family}_sum and {family}_count")
+                }
+                MetricKind::Summary => format!("{family}, {family}_sum and {family}_count"),
+                _ => family.to_owned(),
+            };
             return Err(format!(
-                "{sample} is not a sample of histogram {family} (its samples are \
-                 {family}_bucket, {family}_sum and {family}_count)"
-            ))
+                "{sample} is not a sample of {} {family} (its samples are {names})",
+                kind.type_word()
+            ));
         }
-        (MetricKind::Summary, "") => ("quantile", true),
-        (MetricKind::Summary, _) => ("quantile", false),
-        _ => return Ok(()),
+    };
+    let Some(label) = bound_label(kind) else {
+        return Ok(());
     };
     match (needed, labels.iter().any(|(k, _)| *k == label)) {
         (true, false) => Err(format!("{sample} needs a {label} label")),
-        (false, true) if group.iter().any(|(k, _)| *k == label) => Err(format!(
-            "{sample} must not have a {label} label, and the grouping key gives it one"
-        )),
         (false, true) => Err(format!("{sample} must not have a {label} label")),
         _ => Ok(()),
     }
@@ -80,6 +96,14 @@ pub fn convert(key: &GroupKey, parsed: &[ParsedFamily<'_>]) -> Result<Vec<Conver
             ));
         }
         let kind = pf.kind;
+        // The grouping labels replace the body's: a grouping `le` would make
+        // every bucket the same bucket (or, with one bucket, silently another).
+        if let Some(label) = bound_label(kind).filter(|l| key.get(l).is_some()) {
+            return Err(format!(
+                "{} {name} cannot be pushed under a grouping key with a {label} label",
+                kind.type_word()
+            ));
+        }
         if pf.samples.iter().any(|s| s.timestamp.is_some()) {
             return Err(format!(
                 "pushed metrics must not have timestamps ({name} has one)"
@@ -105,7 +129,7 @@ pub fn convert(key: &GroupKey, parsed: &[ParsedFamily<'_>]) -> Result<Vec<Conver
                 labels.push(("instance", ""));
             }
             labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            fits(kind, name, &s.name, &labels, &group_labels)?;
+            fits(kind, name, &s.name, &labels)?;
             if let Some(series) = &mut series {
                 series.push(render_label_pairs(
                     labels

@@ -550,12 +550,18 @@ mod tests {
             (
                 "/metrics/job/a/le/1",
                 "# TYPE h histogram\nh_sum 2\nh_count 1\n",
-                "h_sum must not have a le label, and the grouping key gives it one",
+                "histogram h cannot be pushed under a grouping key with a le label",
+            ),
+            // The grouping `le` would have replaced the bucket's own.
+            (
+                "/metrics/job/a/le/1",
+                "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 3\n",
+                "histogram h cannot be pushed under a grouping key with a le label",
             ),
             (
                 "/metrics/job/a/quantile/0.5",
-                "# TYPE s summary\ns_sum 2\ns_count 1\n",
-                "s_sum must not have a quantile label",
+                "# TYPE s summary\ns{quantile=\"0.9\"} 2\n",
+                "summary s cannot be pushed under a grouping key with a quantile label",
             ),
         ];
         for (path, body, want) in cases {
@@ -567,6 +573,7 @@ mod tests {
             let page = crate::exposition::text::render_to_string(&store);
             let checked = crate::exposition::check::check(page.as_bytes());
             assert!(checked.is_ok(), "{body:?}: {checked:?}\n{page}");
+            assert!(!page.contains("# TYPE h ") && !page.contains("# TYPE s "), "{page}");
         }
     }
 
