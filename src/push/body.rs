@@ -45,6 +45,20 @@ pub struct ParsedSample<'a> {
     pub timestamp: Option<i64>,
 }
 
+/// Whether a push may use `name` as a label name: a valid one, and not one of
+/// the names Prometheus reserves (`__` and up). Both body formats use it.
+pub(super) fn valid_pushed_label(name: &str) -> bool {
+    valid_label(name) && !name.starts_with("__")
+}
+
+/// A HELP text as a `# HELP` line carries it, which is how the page and the
+/// persistence file write it: blanks before it are the line's separator and a
+/// carriage return at its end the line's end. Both body formats use it, so a
+/// HELP reads the same from either and survives a restart.
+pub(super) fn help_as_text(help: &str) -> &str {
+    help.trim_start_matches([' ', '\t']).trim_end_matches('\r')
+}
+
 /// Go's `ParseFloat` accepts these spellings of the special values.
 fn parse_value(s: &str) -> Option<f64> {
     match s {
@@ -97,7 +111,7 @@ fn labels(s: &str) -> Result<(Labels<'_>, &str), String> {
         }
         let eq = rest.find('=').ok_or("a label without =")?;
         let name = rest[..eq].trim();
-        if !valid_label(name) || name.starts_with("__") {
+        if !valid_pushed_label(name) {
             return Err(format!("invalid label name {name:?}"));
         }
         let repeated = match &mut names {
@@ -184,7 +198,7 @@ impl<'a> Parser<'a> {
             if !valid_name(name) {
                 return Err(format!("invalid metric name {name:?} in HELP"));
             }
-            let text = unescape(text.trim_start_matches([' ', '\t']), false)?;
+            let text = unescape(help_as_text(text), false)?;
             if self.helps.insert(name, text).is_some() {
                 return Err(format!("second HELP line for {name}"));
             }

@@ -573,7 +573,10 @@ mod tests {
             let page = crate::exposition::text::render_to_string(&store);
             let checked = crate::exposition::check::check(page.as_bytes());
             assert!(checked.is_ok(), "{body:?}: {checked:?}\n{page}");
-            assert!(!page.contains("# TYPE h ") && !page.contains("# TYPE s "), "{page}");
+            assert!(
+                !page.contains("# TYPE h ") && !page.contains("# TYPE s "),
+                "{page}"
+            );
         }
     }
 

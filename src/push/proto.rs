@@ -11,8 +11,8 @@
 //! is refused (promstatsd keeps pushed histograms classic); the native fields
 //! of one that has classic buckets too are skipped.
 
-use super::body::{ParsedFamily, ParsedSample};
-use crate::vocab::{valid_label, valid_name, write_float, MetricKind};
+use super::body::{help_as_text, valid_pushed_label, ParsedFamily, ParsedSample};
+use crate::vocab::{valid_name, write_float, MetricKind};
 use std::borrow::Cow;
 
 /// One field as read: its number and value.
@@ -128,11 +128,7 @@ fn family(msg: &[u8]) -> Result<ParsedFamily<'_>, String> {
     while let Some((n, f)) = r.next()? {
         match (n, f) {
             (1, Field::Bytes(b)) => name = text(b)?,
-            // Leading blanks dropped, as a text body's `# HELP` line drops
-            // them: the page and the persistence file carry HELP as text.
-            (2, Field::Bytes(b)) => {
-                help = Some(Cow::Borrowed(text(b)?.trim_start_matches([' ', '\t'])));
-            }
+            (2, Field::Bytes(b)) => help = Some(Cow::Borrowed(help_as_text(text(b)?))),
             (3, Field::Varint(t)) => kind = kind_of(t)?,
             (4, Field::Bytes(b)) => metrics.push(b),
             _ => {}
@@ -214,7 +210,7 @@ fn label_pair(b: &[u8]) -> Result<(&str, Cow<'_, str>), String> {
             _ => {}
         }
     }
-    if !valid_label(name) {
+    if !valid_pushed_label(name) {
         return Err(format!("invalid label name {name:?}"));
     }
     Ok((name, Cow::Borrowed(value)))
