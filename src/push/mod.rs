@@ -653,6 +653,20 @@ mod tests {
     }
 
     #[test]
+    fn a_group_the_rules_refuse_is_skipped_on_restore() {
+        let store = Store::default();
+        let text = "# promstatsd push persistence v1\n\
+                    #@group /job/a 1 0\nx 1\n\
+                    #@group /job/b 2 0\n# TYPE h histogram\nh_sum{le=\"1\"} 2\n\
+                    #@group /job/c 3 0\ny 1\n";
+        assert_eq!(restore(&store, text), Ok(2));
+        let page = crate::exposition::text::render_to_string(&store);
+        assert!(page.contains("x{instance=\"\",job=\"a\"} 1\n"), "{page}");
+        assert!(page.contains("y{instance=\"\",job=\"c\"} 1\n"), "{page}");
+        assert!(!page.contains("job=\"b\""), "{page}");
+    }
+
+    #[test]
     fn damaged_files_are_refused_with_a_line() {
         let store = Store::default();
         let cases: &[(&str, &str)] = &[

@@ -67,7 +67,9 @@ pub fn serialize(store: &Store) -> Vec<u8> {
 }
 
 /// Restore groups from the persistence format; returns how many were loaded.
-/// Stops at the first bad group (the error names its line).
+/// Stops at the first damaged group (the error names its line). A group that
+/// reads well but that the push rules refuse (a file written by a version
+/// with looser rules) is skipped with a warning, and the others load.
 pub fn restore(store: &Store, text: &str) -> Result<usize, String> {
     let body = text
         .strip_prefix(FILE_HEADER)
@@ -102,8 +104,17 @@ pub fn restore(store: &Store, text: &str) -> Result<usize, String> {
         let families = body::parse(&group_text)
             .map_err(|e| format!("group starting at line {head_line}: {e}"))?;
         if !families.is_empty() || push > 0.0 {
-            apply_parsed(store, &key, &families, true, push)
-                .map_err(|e| at(format!("group {key}: {e}")))?;
+            if let Err(e) = apply_parsed(store, &key, &families, true, push) {
+                tracing::warn!(
+                    line = head_line,
+                    group = %key,
+                    error = %e,
+                    "push persistence: group skipped, the push rules refuse it"
+                );
+                // The refusal stamped a failure time, which made the group.
+                store.delete_group(&key);
+                continue;
+            }
         }
         if fail > 0.0 {
             store.set_push_failure_time(&key, fail);
