@@ -16,7 +16,11 @@ use std::time::{Duration, Instant};
 
 fn main() -> ExitCode {
     let n: usize = match std::env::args().nth(1).map_or(Ok(1_000_000), |a| a.parse()) {
-        Ok(n) => n,
+        Ok(n) if n > 0 => n,
+        Ok(_) => {
+            eprintln!("usage: ramp [NAMES]: at least one name");
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("usage: ramp [NAMES]: {e}");
             return ExitCode::from(2);
