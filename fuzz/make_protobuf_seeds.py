@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Write seeds/push_protobuf/: delimited protobuf push bodies of each metric
 type, encoded by hand from metrics.proto's field numbers (no protobuf package
-needed). The first byte of each seed is the fuzz target's method byte."""
+needed), plain and gzipped. The first byte of each seed is the fuzz target's
+control byte (bit 0 POST, bits 1-2 the second group, bit 3 gzip). Inputs that
+once crashed the target sit beside them (help_leading_space)."""
+import gzip
 import os
 import struct
 
@@ -66,6 +69,8 @@ seeds = {
 here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeds", "push_protobuf")
 os.makedirs(here, exist_ok=True)
 for name, body in seeds.items():
-    for method, tag in ((b"\x00", "put"), (b"\x01", "post")):
+    for control, tag in ((b"\x00", "put"), (b"\x01", "post"), (b"\x04", "put_le_group")):
         with open(os.path.join(here, f"{name}_{tag}"), "wb") as f:
-            f.write(method + body)
+            f.write(control + body)
+    with open(os.path.join(here, f"{name}_put_gzip"), "wb") as f:
+        f.write(b"\x08" + gzip.compress(body, mtime=0))
