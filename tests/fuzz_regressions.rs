@@ -1,11 +1,13 @@
 //! Inputs the fuzzers (`fuzz/`) found crashing, replayed forever. Each test names
 //! the bug it caught; the input is the exact one the fuzzer wrote.
 
-use promstatsd::exposition::{check::check, text::render_to_string};
 use promstatsd::mapper::{MapOutcome, Mapper, MapperDefaults};
 use promstatsd::parser::MetricType;
 use promstatsd::push::{self, PushMethod, PushOptions, PushOutcome};
 use promstatsd::store::Store;
+
+#[path = "../fuzz/fuzz_targets/push_checks.rs"]
+mod push_checks;
 
 const PROTOBUF: &str =
     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
@@ -40,18 +42,9 @@ fn push_and_check(
             ..push::PushRequest::new(method, &key, body)
         };
         outcomes.push(push::handle(&store, &opts, req));
-        let page = render_to_string(&store);
-        if let Err(e) = check(page.as_bytes()) {
-            panic!("invalid page after {path}: {e}\n{page}");
-        }
+        push_checks::page_is_valid(&store, path);
     }
-    let saved = push::serialize(&store);
-    let restored = Store::default();
-    push::restore(&restored, std::str::from_utf8(&saved).unwrap()).unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&push::serialize(&restored)),
-        String::from_utf8_lossy(&saved)
-    );
+    push_checks::state_round_trips(&store);
     outcomes
 }
 

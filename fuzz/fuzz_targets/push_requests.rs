@@ -7,9 +7,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use promstatsd::exposition::{check::check, text::render_to_string};
 use promstatsd::push::{self, PushMethod, PushOptions};
 use promstatsd::store::Store;
+
+#[path = "push_checks.rs"]
+mod push_checks;
 
 fuzz_target!(|data: &[u8]| {
     let store = Store::default();
@@ -46,16 +48,7 @@ fuzz_target!(|data: &[u8]| {
             body,
         };
         push::handle(&store, &opts, req);
-        let page = render_to_string(&store);
-        if let Err(e) = check(page.as_bytes()) {
-            panic!("invalid page after {method:?} {path:?} {body:?}: {e}\n{page}");
-        }
+        push_checks::page_is_valid(&store, &format!("{method:?} {path:?} {body:?}"));
     }
-    let saved = push::serialize(&store);
-    let restored = Store::default();
-    let text = std::str::from_utf8(&saved).expect("the state file is UTF-8");
-    if let Err(e) = push::restore(&restored, text) {
-        panic!("state does not load back: {e}\n{text}");
-    }
-    assert_eq!(push::serialize(&restored), saved);
+    push_checks::state_round_trips(&store);
 });
