@@ -39,6 +39,19 @@ fn family(name: &str, t: i32, metric: Vec<Metric>) -> MetricFamily {
     }
 }
 
+/// A family of one gauge of value 1 with the label pairs `pairs`.
+fn one_gauge(name: &str, pairs: &[(&str, &str)]) -> MetricFamily {
+    family(
+        name,
+        1,
+        vec![Metric {
+            label: labels(pairs),
+            gauge: Some(Single { value: 1.0 }),
+            ..Metric::default()
+        }],
+    )
+}
+
 /// What a parse says, comparable across the two parsers (label values as
 /// numbers where they are `le` or `quantile`).
 /// `(type, sample name, sorted labels, value)`.
@@ -200,33 +213,10 @@ fn bad_bodies_are_refused_with_a_reason() {
             ..Metric::default()
         }],
     )]);
-    let bad_name = delimited(&[family(
-        "1x",
-        1,
-        vec![Metric {
-            gauge: Some(Single { value: 1.0 }),
-            ..Metric::default()
-        }],
-    )]);
-    let bad_label = delimited(&[family(
-        "g",
-        1,
-        vec![Metric {
-            label: labels(&[("a-b", "1")]),
-            gauge: Some(Single { value: 1.0 }),
-            ..Metric::default()
-        }],
-    )]);
+    let bad_name = delimited(&[one_gauge("1x", &[])]);
+    let bad_label = delimited(&[one_gauge("g", &[("a-b", "1")])]);
     // Restoring the persistence file (text) would refuse it.
-    let reserved_label = delimited(&[family(
-        "g",
-        1,
-        vec![Metric {
-            label: labels(&[("__x", "1")]),
-            gauge: Some(Single { value: 1.0 }),
-            ..Metric::default()
-        }],
-    )]);
+    let reserved_label = delimited(&[one_gauge("g", &[("__x", "1")])]);
     let gauge_histogram = delimited(&[family("gh", 5, vec![])]);
     let mut truncated = twice.clone();
     truncated.truncate(5);
@@ -325,14 +315,7 @@ fn a_metric_labelled_le_or_quantile_is_refused_by_the_push() {
 /// found the same of a carriage return at its end.
 #[test]
 fn a_help_text_reads_as_the_text_format_carries_it() {
-    let mut fam = family(
-        "g",
-        1,
-        vec![Metric {
-            gauge: Some(Single { value: 1.0 }),
-            ..Metric::default()
-        }],
-    );
+    let mut fam = one_gauge("g", &[]);
     fam.help = " \t the help\r".into();
     let bytes = delimited(&[fam]);
     let got = parse(&bytes).unwrap_or_default();
