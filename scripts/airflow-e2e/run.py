@@ -95,13 +95,20 @@ class Processes:
             except ProcessLookupError:
                 pass
             p.wait()
+        # A killed group's orphaned children stay in it as zombies until init
+        # reaps them: give that a few seconds before calling a group left.
         left = []
+        deadline = time.time() + 10
         for name, p in self.procs:
-            try:
-                os.killpg(p.pid, 0)
-                left.append(name)
-            except ProcessLookupError:
-                pass
+            while True:
+                try:
+                    os.killpg(p.pid, 0)
+                except ProcessLookupError:
+                    break
+                if time.time() > deadline:
+                    left.append(name)
+                    break
+                time.sleep(0.1)
         return left
 
 
